@@ -1,0 +1,154 @@
+//! Content-addressed blob files: `<tier>/sha256/ab/<hex>`, temp files in `<tier>/tmp/<id>`.
+//!
+//! This module knows nothing of keys, buckets or tenants. It streams bodies to temp files while
+//! hashing them on blocking threads, places temp files at their content address (durably), and
+//! opens blobs for reading. It never decides *whether* a blob may be unlinked: that is the
+//! collector's job, under the blob row's lock (the GC invariant, see `meta`).
+
+mod write;
+
+pub use write::{BodyError, WriteError, Written};
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A storage tier: a directory tree on its own volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    Hot,
+    Cold,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Cold => "cold",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s {
+            "hot" => Some(Tier::Hot),
+            "cold" => Some(Tier::Cold),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes per message handed from the reactor to the hashing threads: large enough to amortise
+/// the hand-off, small enough to keep memory per request bounded (see `write`).
+pub const CHUNK: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    hot: PathBuf,
+    cold: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (and creates) the tier directories.
+    pub fn open(hot: &Path, cold: &Path) -> io::Result<BlobStore> {
+        for root in [hot, cold] {
+            std::fs::create_dir_all(root.join("tmp"))?;
+            std::fs::create_dir_all(root.join("sha256"))?;
+        }
+        Ok(BlobStore {
+            hot: hot.to_path_buf(),
+            cold: cold.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self, tier: Tier) -> &Path {
+        match tier {
+            Tier::Hot => &self.hot,
+            Tier::Cold => &self.cold,
+        }
+    }
+
+    /// Temp file of an upload; `id` is the object row id (a UUID), so the orphan sweep can match
+    /// temp files to WRITING rows.
+    pub fn temp_path(&self, tier: Tier, id: &str) -> PathBuf {
+        self.root(tier).join("tmp").join(id)
+    }
+
+    pub fn blob_path(&self, tier: Tier, hash: &str) -> PathBuf {
+        debug_assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        self.root(tier).join("sha256").join(&hash[..2]).join(hash)
+    }
+
+    /// Moves a fully written, fsynced temp file to its content address, or drops it when an
+    /// identical blob is already there (dedup). Idempotent: a retry after the temp file is gone
+    /// succeeds when the final file exists. Callers hold the blob row lock (write path, step 3).
+    pub async fn place(&self, tier: Tier, id: &str, hash: &str, size: u64) -> io::Result<()> {
+        let temp = self.temp_path(tier, id);
+        let fin = self.blob_path(tier, hash);
+        tokio::task::spawn_blocking(move || place_blocking(&temp, &fin, size))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    pub async fn remove_temp(&self, tier: Tier, id: &str) -> io::Result<()> {
+        ignore_not_found(tokio::fs::remove_file(self.temp_path(tier, id)).await)
+    }
+
+    /// Unlinks a blob file. Only the collector calls this, holding the blob row lock.
+    pub async fn unlink(&self, tier: Tier, hash: &str) -> io::Result<()> {
+        ignore_not_found(tokio::fs::remove_file(self.blob_path(tier, hash)).await)
+    }
+
+    pub async fn open_read(&self, tier: Tier, hash: &str) -> io::Result<tokio::fs::File> {
+        tokio::fs::File::open(self.blob_path(tier, hash)).await
+    }
+
+    /// Temp files whose modification time is older than `older_than` (for the orphan sweep).
+    pub fn stale_temp_files(
+        &self,
+        tier: Tier,
+        older_than: std::time::SystemTime,
+        limit: usize,
+    ) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.root(tier).join("tmp"))? {
+            if out.len() >= limit {
+                break;
+            }
+            let entry = entry?;
+            let modified = entry.metadata()?.modified()?;
+            if modified < older_than
+                && let Some(name) = entry.file_name().to_str()
+            {
+                out.push(name.to_owned());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn ignore_not_found(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+fn place_blocking(temp: &Path, fin: &Path, size: u64) -> io::Result<()> {
+    match std::fs::metadata(fin) {
+        // Same content address and same size: the bytes are already durable; drop ours.
+        Ok(m) if m.len() == size => return ignore_not_found(std::fs::remove_file(temp)),
+        Ok(_) | Err(_) => {}
+    }
+    let dir = fin
+        .parent()
+        .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        // A new fan-out directory must itself be durable in `sha256/`.
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    std::fs::rename(temp, fin)?;
+    // The rename is durable only once the directory entry is.
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,169 @@
+//! The hashing pipeline of the write path (step 2).
+//!
+//! The async side only batches body chunks into ~1 MiB messages. Two blocking threads do the
+//! work: one writes the temp file and computes SHA-256 (the content address), the other computes
+//! MD5 (the ETag). They run in parallel because MD5 alone is the PUT bottleneck (~0.6 GB/s/core).
+//! Channels are bounded, so a request holds at most ~`2 × DEPTH × CHUNK` bytes whatever its size.
+
+use super::{BlobStore, CHUNK, Tier};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use std::io::{self, Write};
+use tokio::sync::mpsc;
+
+/// Messages in flight per hashing thread.
+const DEPTH: usize = 4;
+
+/// Why a request body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The signed `x-amz-content-sha256` did not match the bytes received.
+    #[error("x-amz-content-sha256 does not match the body")]
+    Sha256Mismatch,
+    /// An aws-chunked chunk signature did not verify.
+    #[error("chunk signature does not match")]
+    SignatureMismatch,
+    /// Malformed or truncated body framing.
+    #[error("incomplete or malformed body: {0}")]
+    Incomplete(String),
+    /// The body is larger than allowed.
+    #[error("body exceeds {0} bytes")]
+    TooLarge(u64),
+    /// Reading the body from the client failed.
+    #[error("client body: {0}")]
+    Client(String),
+}
+
+/// A fully written, fsynced temp file and its digests.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub md5: [u8; 16],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("blob store i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl BlobStore {
+    /// Streams `body` into `<tier>/tmp/<id>`, hashing it off the reactor, and fsyncs the file.
+    /// On any error the temp file is removed before returning.
+    pub async fn write_temp<S>(
+        &self,
+        tier: Tier,
+        id: &str,
+        body: S,
+        max_size: u64,
+    ) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, BodyError>> + Send,
+    {
+        let path = self.temp_path(tier, id);
+        let file = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || std::fs::File::create_new(path)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let result = pump(file, body, max_size).await;
+        if result.is_err() {
+            let _ = self.remove_temp(tier, id).await;
+        }
+        result
+    }
+}
+
+type Batch = Vec<Bytes>;
+
+async fn pump<S>(file: std::fs::File, body: S, max_size: u64) -> Result<Written, WriteError>
+where
+    S: Stream<Item = Result<Bytes, BodyError>> + Send,
+{
+    let (file_tx, file_rx) = mpsc::channel::<Batch>(DEPTH);
+    let (md5_tx, md5_rx) = mpsc::channel::<Batch>(DEPTH);
+    let writer = tokio::task::spawn_blocking(move || write_and_sha256(file, file_rx));
+    let md5er = tokio::task::spawn_blocking(move || md5_all(md5_rx));
+
+    let fed = feed(body, max_size, &file_tx, &md5_tx).await;
+    // Closing the channels ends both threads; join them even on error so no thread outlives
+    // the request and the file is closed before the caller removes it.
+    drop(file_tx);
+    drop(md5_tx);
+    let written = writer.await.map_err(io::Error::other)?;
+    let md5 = md5er.await.map_err(io::Error::other)?;
+    // A failed writer (e.g. ENOSPC) explains a failed feed, so report it first.
+    let sha256 = written?;
+    let size = fed?;
+    Ok(Written { size, sha256, md5 })
+}
+
+/// Batches the body into ~CHUNK messages for both threads. Returns the byte count.
+async fn feed<S>(
+    body: S,
+    max_size: u64,
+    file_tx: &mpsc::Sender<Batch>,
+    md5_tx: &mpsc::Sender<Batch>,
+) -> Result<u64, WriteError>
+where
+    S: Stream<Item = Result<Bytes, BodyError>> + Send,
+{
+    let mut body = std::pin::pin!(body);
+    let mut size: u64 = 0;
+    let mut batch: Batch = Vec::new();
+    let mut batch_len = 0usize;
+    loop {
+        let next = body.next().await;
+        let done = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > max_size {
+                return Err(BodyError::TooLarge(max_size).into());
+            }
+            batch_len += chunk.len();
+            batch.push(chunk);
+        }
+        if (done && !batch.is_empty()) || batch_len >= CHUNK {
+            let out = std::mem::take(&mut batch);
+            batch_len = 0;
+            let closed = || io::Error::other("hashing thread stopped");
+            md5_tx.send(out.clone()).await.map_err(|_| closed())?;
+            file_tx.send(out).await.map_err(|_| closed())?;
+        }
+        if done {
+            return Ok(size);
+        }
+    }
+}
+
+fn write_and_sha256(file: std::fs::File, mut rx: mpsc::Receiver<Batch>) -> io::Result<[u8; 32]> {
+    let mut out = io::BufWriter::with_capacity(CHUNK, file);
+    let mut sha = Sha256::new();
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in &batch {
+            sha.update(chunk);
+            out.write_all(chunk)?;
+        }
+    }
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    // Durability of the bytes before anything refers to them (write path, step 2).
+    file.sync_all()?;
+    Ok(sha.finalize().into())
+}
+
+fn md5_all(mut rx: mpsc::Receiver<Batch>) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in &batch {
+            md5.update(chunk);
+        }
+    }
+    md5.finalize().into()
+}

@@ -1,0 +1,59 @@
+//! Command-line surface: `serve`, `admin`, `gc`. Parsing only; the work is in the library.
+
+use crate::config::ServeArgs;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "just-storage", version, about = "S3-compatible object gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the S3 server (and its background workers).
+    Serve(ServeArgs),
+    /// Manage tenants and access keys; report usage.
+    Admin {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Run the orphan sweep and the collector once, then exit.
+    Gc(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Access keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Objects and bytes per tenant and bucket.
+    Usage,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an access key for a tenant; prints the id and secret.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        read_only: bool,
+    },
+}

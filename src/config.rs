@@ -1,0 +1,158 @@
+//! The one `Config`: from flags, `JUST_STORAGE_*` environment variables and an optional TOML
+//! file (flags and env win over the file). Nothing else reads the environment.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("parsing config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("invalid listen address {0:?}: {1}")]
+    Listen(String, std::net::AddrParseError),
+    #[error("--hot-dir and --cold-dir must be given together")]
+    Tiers,
+    #[error("root access key and secret must be given together")]
+    RootKey,
+}
+
+/// `just-storage serve` flags; each also reads its `JUST_STORAGE_*` variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:9000].
+    #[arg(long, env = "JUST_STORAGE_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory; hot and cold tiers are its `hot/` and `cold/` [default: ./data].
+    #[arg(long, env = "JUST_STORAGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Hot tier directory (with --cold-dir, instead of --data-dir's subfolders).
+    #[arg(long, env = "JUST_STORAGE_HOT_DIR")]
+    pub hot_dir: Option<PathBuf>,
+    /// Cold tier directory.
+    #[arg(long, env = "JUST_STORAGE_COLD_DIR")]
+    pub cold_dir: Option<PathBuf>,
+    /// `postgres://…` or `sqlite://…` [default: sqlite://<data-dir>/meta.db].
+    #[arg(long, env = "JUST_STORAGE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Region reported to clients [default: us-east-1].
+    #[arg(long, env = "JUST_STORAGE_REGION")]
+    pub region: Option<String>,
+    /// Seconds a blob stays unreferenced before the collector may remove it [default: 300].
+    #[arg(long, env = "JUST_STORAGE_GC_GRACE_SECS")]
+    pub gc_grace_secs: Option<u64>,
+    /// Seconds between collector runs [default: 30].
+    #[arg(long, env = "JUST_STORAGE_GC_INTERVAL_SECS")]
+    pub gc_interval_secs: Option<u64>,
+    /// Seconds after which an unfinished upload is an orphan [default: 3600].
+    #[arg(long, env = "JUST_STORAGE_ORPHAN_AGE_SECS")]
+    pub orphan_age_secs: Option<u64>,
+    /// Root access key id to create on first start (else one is generated).
+    #[arg(long, env = "JUST_STORAGE_ROOT_ACCESS_KEY", hide_env_values = true)]
+    pub root_access_key: Option<String>,
+    /// Root secret key to create on first start.
+    #[arg(long, env = "JUST_STORAGE_ROOT_SECRET_KEY", hide_env_values = true)]
+    pub root_secret_key: Option<String>,
+    /// Optional TOML file with the same settings (snake_case names).
+    #[arg(long, env = "JUST_STORAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file: the same names as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    hot_dir: Option<PathBuf>,
+    cold_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    region: Option<String>,
+    gc_grace_secs: Option<u64>,
+    gc_interval_secs: Option<u64>,
+    orphan_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GcConfig {
+    pub grace: Duration,
+    pub interval: Duration,
+    pub orphan_age: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub hot_dir: PathBuf,
+    pub cold_dir: PathBuf,
+    pub database_url: String,
+    pub region: String,
+    pub gc: GcConfig,
+    pub root_key: Option<(String, String)>,
+}
+
+impl Config {
+    pub fn from_args(a: ServeArgs) -> Result<Config, ConfigError> {
+        let f = match &a.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let listen = a
+            .listen
+            .or(f.listen)
+            .unwrap_or_else(|| "127.0.0.1:9000".to_owned());
+        let listen = listen
+            .parse()
+            .map_err(|e| ConfigError::Listen(listen.clone(), e))?;
+        let data_dir = a
+            .data_dir
+            .or(f.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let (hot_dir, cold_dir) = match (a.hot_dir.or(f.hot_dir), a.cold_dir.or(f.cold_dir)) {
+            (Some(h), Some(c)) => (h, c),
+            (None, None) => (data_dir.join("hot"), data_dir.join("cold")),
+            _ => return Err(ConfigError::Tiers),
+        };
+        let database_url = a
+            .database_url
+            .or(f.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("meta.db").display()));
+        let root_key = match (a.root_access_key, a.root_secret_key) {
+            (Some(k), Some(s)) => Some((k, s)),
+            (None, None) => None,
+            _ => return Err(ConfigError::RootKey),
+        };
+        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
+        Ok(Config {
+            listen,
+            hot_dir,
+            cold_dir,
+            database_url,
+            region: a
+                .region
+                .or(f.region)
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            gc: GcConfig {
+                grace: secs(a.gc_grace_secs.or(f.gc_grace_secs), 300),
+                interval: secs(a.gc_interval_secs.or(f.gc_interval_secs), 30),
+                orphan_age: secs(a.orphan_age_secs.or(f.orphan_age_secs), 3600),
+            },
+            root_key,
+        })
+    }
+
+    /// Where the SQLite database file lives, if that is the backend (its folder must exist).
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        let path = self.database_url.strip_prefix("sqlite://")?;
+        let path = path.split('?').next()?;
+        Path::new(path).parent().map(Path::to_path_buf)
+    }
+}
+
+fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_owned(), e))?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse(p.to_owned(), e))
+}

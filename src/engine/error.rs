@@ -1,0 +1,74 @@
+use crate::blobs::{BodyError, WriteError};
+use crate::meta::MetaError;
+
+/// What can go wrong in an engine call, in S3's vocabulary (the `s3` layer maps each variant to
+/// exactly one S3 error code).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("The specified bucket does not exist")]
+    NoSuchBucket,
+    #[error("The specified key does not exist.")]
+    NoSuchKey,
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
+    BucketAlreadyOwnedByYou,
+    #[error("The bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    #[error("Your key is too long")]
+    KeyTooLong,
+    #[error("Your metadata headers exceed the maximum allowed metadata size")]
+    MetadataTooLarge,
+    #[error("Your proposed upload exceeds the maximum allowed object size")]
+    EntityTooLarge,
+    #[error("The Content-MD5 you specified did not match what we received.")]
+    BadDigest,
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    Sha256Mismatch,
+    #[error("The request signature we calculated does not match the signature you provided.")]
+    SignatureMismatch,
+    #[error(
+        "You did not provide the number of bytes specified by the Content-Length HTTP header: {0}"
+    )]
+    IncompleteBody(String),
+    #[error("At least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
+    #[error("Access Denied")]
+    AccessDenied,
+    #[error("The storage class you specified is not valid")]
+    InvalidStorageClass,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("storage: {0}")]
+    Storage(#[from] std::io::Error),
+    #[error("metadata: {0}")]
+    Meta(MetaError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<MetaError> for Error {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::NoSuchBucket => Error::NoSuchBucket,
+            MetaError::NoSuchKey => Error::NoSuchKey,
+            MetaError::BucketNotEmpty => Error::BucketNotEmpty,
+            MetaError::BucketExists => Error::BucketAlreadyOwnedByYou,
+            MetaError::PreconditionFailed => Error::PreconditionFailed,
+            MetaError::Place(io) => Error::Storage(io),
+            e => Error::Meta(e),
+        }
+    }
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io(io) => Error::Storage(io),
+            WriteError::Body(BodyError::Sha256Mismatch) => Error::Sha256Mismatch,
+            WriteError::Body(BodyError::SignatureMismatch) => Error::SignatureMismatch,
+            WriteError::Body(BodyError::TooLarge(_)) => Error::EntityTooLarge,
+            WriteError::Body(BodyError::Incomplete(m) | BodyError::Client(m)) => {
+                Error::IncompleteBody(m)
+            }
+        }
+    }
+}

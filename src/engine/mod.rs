@@ -1,0 +1,337 @@
+//! Object semantics: buckets, the write path, reads, copies, deletes and listings.
+//!
+//! The engine never parses HTTP or XML: the `s3` layer hands it typed requests and a body
+//! stream. It never writes SQL (that is `meta`) nor touches paths (that is `blobs`).
+
+mod admin;
+mod error;
+mod list;
+mod read;
+
+pub use admin::{ROOT_TENANT, generate_key};
+pub use error::{Error, Result};
+pub use list::{ListItem, ListQuery, ListResult, prefix_successor};
+pub use read::{BodyStream, ByteRange};
+
+use crate::blobs::{BlobStore, BodyError, Tier};
+use crate::meta::{
+    AccessKey, BucketRow, CopyCommit, MetaStore, ObjectHeaders, ObjectRow, PutCommit, Segment,
+    SourceCondition, WriteCondition,
+};
+use bytes::Bytes;
+use futures::Stream;
+use futures::future::FutureExt;
+use std::sync::Arc;
+
+/// Limits on everything a client controls (DESIGN.md, "Tenancy, auth, limits").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_object_size: u64,
+    pub max_key_bytes: usize,
+    pub max_user_meta_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_object_size: 5 << 40,
+            max_key_bytes: 1024,
+            max_user_meta_bytes: 2048,
+        }
+    }
+}
+
+/// Who is asking: resolved from the access key of a verified request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant_id: String,
+    pub read_only: bool,
+}
+
+/// Everything a PUT carries besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct PutRequest {
+    pub headers: ObjectHeaders,
+    pub storage_class: Option<String>,
+    /// Decoded `Content-MD5`, verified before the object becomes visible.
+    pub content_md5: Option<[u8; 16]>,
+    pub condition: WriteCondition,
+}
+
+/// A CopyObject request (metadata-only: the new version shares the source's blobs).
+#[derive(Debug, Clone, Default)]
+pub struct CopyRequest {
+    pub src_bucket: String,
+    pub src_key: String,
+    /// `None`: COPY the source's headers; `Some`: REPLACE them.
+    pub headers: Option<ObjectHeaders>,
+    pub storage_class: Option<String>,
+    pub source_condition: SourceCondition,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    meta: Arc<dyn MetaStore>,
+    blobs: BlobStore,
+    limits: Limits,
+}
+
+impl Engine {
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: BlobStore, limits: Limits) -> Engine {
+        Engine {
+            meta,
+            blobs,
+            limits,
+        }
+    }
+
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        Ok(self.meta.access_key(access_key_id).await?)
+    }
+
+    pub async fn caller(&self, access_key_id: &str) -> Result<Caller> {
+        let key = self
+            .meta
+            .access_key(access_key_id)
+            .await?
+            .ok_or(Error::AccessDenied)?;
+        Ok(Caller {
+            tenant_id: key.tenant_id,
+            read_only: key.read_only,
+        })
+    }
+
+    fn writable(caller: &Caller) -> Result<()> {
+        if caller.read_only {
+            return Err(Error::AccessDenied);
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- buckets
+
+    pub async fn create_bucket(&self, caller: &Caller, name: &str) -> Result<BucketRow> {
+        Self::writable(caller)?;
+        match self.meta.create_bucket(&caller.tenant_id, name).await {
+            Err(crate::meta::MetaError::BucketExists) => Err(Error::BucketAlreadyOwnedByYou),
+            r => Ok(r?),
+        }
+    }
+
+    /// The caller's bucket; another tenant's bucket of the same name is `NoSuchBucket` too.
+    pub async fn bucket(&self, caller: &Caller, name: &str) -> Result<BucketRow> {
+        self.meta
+            .bucket(&caller.tenant_id, name)
+            .await?
+            .ok_or(Error::NoSuchBucket)
+    }
+
+    pub async fn list_buckets(&self, caller: &Caller) -> Result<Vec<BucketRow>> {
+        Ok(self.meta.list_buckets(&caller.tenant_id).await?)
+    }
+
+    pub async fn delete_bucket(&self, caller: &Caller, name: &str) -> Result<()> {
+        Self::writable(caller)?;
+        let b = self.bucket(caller, name).await?;
+        Ok(self.meta.delete_bucket(&b.id).await?)
+    }
+
+    // ---------------------------------------------------------------- objects
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::InvalidArgument(
+                "object key must not be empty".into(),
+            ));
+        }
+        if key.len() > self.limits.max_key_bytes {
+            return Err(Error::KeyTooLong);
+        }
+        Ok(())
+    }
+
+    fn check_headers(&self, h: &ObjectHeaders) -> Result<()> {
+        let bytes: usize = h.user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes > self.limits.max_user_meta_bytes {
+            return Err(Error::MetadataTooLarge);
+        }
+        Ok(())
+    }
+
+    /// The write path of DESIGN.md: WRITING row → streamed, hashed, fsynced temp file →
+    /// verification → one commit transaction that places the blob and flips the version.
+    pub async fn put_object<S>(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        req: PutRequest,
+        body: S,
+    ) -> Result<ObjectRow>
+    where
+        S: Stream<Item = std::result::Result<Bytes, BodyError>> + Send,
+    {
+        Self::writable(caller)?;
+        self.check_key(key)?;
+        self.check_headers(&req.headers)?;
+        let (storage_class, tier) = storage_tier(req.storage_class.as_deref())?;
+        let b = self.bucket(caller, bucket).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        self.meta.insert_writing(&id, &b.id, key, tier).await?;
+        let result = self
+            .write_and_commit(&id, &b, key, tier, storage_class, req, body)
+            .await;
+        if result.is_err() {
+            // Nothing became visible; leave no temp file and no WRITING row behind.
+            let _ = self.blobs.remove_temp(tier, &id).await;
+            if let Err(e) = self.meta.abort_writing(&id).await {
+                tracing::warn!(%id, error = %e, "could not remove WRITING row; the sweep will");
+            }
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_and_commit<S>(
+        &self,
+        id: &str,
+        b: &BucketRow,
+        key: &str,
+        tier: Tier,
+        storage_class: String,
+        req: PutRequest,
+        body: S,
+    ) -> Result<ObjectRow>
+    where
+        S: Stream<Item = std::result::Result<Bytes, BodyError>> + Send,
+    {
+        let written = self
+            .blobs
+            .write_temp(tier, id, body, self.limits.max_object_size)
+            .await?;
+        if let Some(want) = req.content_md5
+            && want != written.md5
+        {
+            return Err(Error::BadDigest);
+        }
+        let hash = hex::encode(written.sha256);
+        let blob = (written.size > 0).then(|| Segment {
+            tier,
+            hash: hash.clone(),
+            size: written.size,
+        });
+        if blob.is_none() {
+            // An empty object has no segments and needs no file.
+            self.blobs.remove_temp(tier, id).await?;
+        }
+        let commit = PutCommit {
+            object_id: id.to_owned(),
+            bucket_id: b.id.clone(),
+            key: key.to_owned(),
+            size: written.size,
+            etag: hex::encode(written.md5),
+            headers: req.headers,
+            storage_class,
+            blob,
+            condition: req.condition,
+        };
+        let blobs = self.blobs.clone();
+        let (id, size) = (id.to_owned(), written.size);
+        let place = move || {
+            let (blobs, id, hash) = (blobs.clone(), id.clone(), hash.clone());
+            async move { blobs.place(tier, &id, &hash, size).await }.boxed()
+        };
+        Ok(self.meta.commit_put(&commit, Some(&place)).await?)
+    }
+
+    pub async fn head_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {
+        let b = self.bucket(caller, bucket).await?;
+        self.meta.latest(&b.id, key).await?.ok_or(Error::NoSuchKey)
+    }
+
+    /// Metadata plus a body stream of `range` (whole object when `None`). The first blob is
+    /// opened before returning, so a missing file fails the request before any header is sent.
+    pub async fn get_object(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<(ObjectRow, BodyStream)> {
+        let row = self.head_object(caller, bucket, key).await?;
+        let range = range.unwrap_or(ByteRange {
+            start: 0,
+            end: row.size,
+        });
+        let body = read::open(&self.blobs, &row.segments, range).await?;
+        Ok((row, body))
+    }
+
+    pub async fn delete_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<()> {
+        Self::writable(caller)?;
+        let b = self.bucket(caller, bucket).await?;
+        self.meta.delete_latest(&b.id, key).await?;
+        Ok(())
+    }
+
+    pub async fn copy_object(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        req: CopyRequest,
+    ) -> Result<ObjectRow> {
+        Self::writable(caller)?;
+        self.check_key(key)?;
+        if let Some(h) = &req.headers {
+            self.check_headers(h)?;
+        }
+        let storage_class = match req.storage_class.as_deref() {
+            Some(sc) => Some(storage_tier(Some(sc))?.0),
+            None => None,
+        };
+        let src = self.bucket(caller, &req.src_bucket).await?;
+        let dst = self.bucket(caller, bucket).await?;
+        let commit = CopyCommit {
+            new_id: uuid::Uuid::now_v7().to_string(),
+            src_bucket_id: src.id,
+            src_key: req.src_key,
+            dst_bucket_id: dst.id,
+            dst_key: key.to_owned(),
+            headers: req.headers,
+            storage_class,
+            source_condition: req.source_condition,
+        };
+        Ok(self.meta.commit_copy(&commit).await?)
+    }
+
+    pub async fn list_objects(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        q: &ListQuery,
+    ) -> Result<ListResult> {
+        let b = self.bucket(caller, bucket).await?;
+        list::list(self.meta.as_ref(), &b.id, q).await
+    }
+}
+
+/// S3 storage class → (stored class name, tier). STANDARD lives on the hot tier; the
+/// infrequent-access classes on the cold one.
+pub fn storage_tier(class: Option<&str>) -> Result<(String, Tier)> {
+    let class = class.unwrap_or("STANDARD");
+    let tier = match class {
+        "STANDARD" | "REDUCED_REDUNDANCY" => Tier::Hot,
+        "STANDARD_IA" | "ONEZONE_IA" | "GLACIER_IR" | "COLD" => Tier::Cold,
+        _ => return Err(Error::InvalidStorageClass),
+    };
+    Ok((class.to_owned(), tier))
+}

@@ -1,0 +1,245 @@
+//! Metadata: the `MetaStore` trait and its SQL implementation for SQLite and PostgreSQL.
+//!
+//! All SQL lives in this module. Both databases run the *same* queries (`sql.rs`, instantiated
+//! once per database by a macro): `$N` placeholders work in both, times are BIGINT microseconds,
+//! keys compare as bytes (SQLite BINARY, Postgres `COLLATE "C"`). The dialect differences are
+//! the migrations and two switches: Postgres takes row locks (`FOR UPDATE`) and a per-key
+//! advisory lock; SQLite serialises all writes through one writer connection instead.
+
+mod sql;
+
+use crate::blobs::Tier;
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+
+pub use sql::{PgMeta, SqliteMeta, open};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("tenant {0:?} not found")]
+    NoSuchTenant(String),
+    #[error("blob file placement: {0}")]
+    Place(std::io::Error),
+    #[error("invariant violated: {0}")]
+    Invariant(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+#[derive(Debug, Clone)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret: String,
+    pub tenant_id: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BucketRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// The HTTP representation headers and user metadata stored with an object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    /// HTTP-date, as the client sent it.
+    pub expires: Option<String>,
+    pub user_meta: BTreeMap<String, String>,
+}
+
+/// One stretch of an object's bytes: a whole blob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub tier: Tier,
+    pub hash: String,
+    pub size: u64,
+}
+
+/// A COMMITTED object version.
+#[derive(Debug, Clone)]
+pub struct ObjectRow {
+    pub id: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub headers: ObjectHeaders,
+    pub storage_class: String,
+    pub created_at: i64,
+    pub segments: Vec<Segment>,
+}
+
+/// One entry of a key-ordered listing page.
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub storage_class: String,
+    pub created_at: i64,
+}
+
+/// Conditions checked inside the commit transaction (write path, step 4).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum WriteCondition {
+    #[default]
+    None,
+    /// `If-None-Match: *`: only if no current version exists.
+    IfNoneMatchAny,
+    /// `If-Match: "etag"`: only if the current version has this ETag (`*`: exists at all).
+    IfMatch(Option<String>),
+}
+
+/// Txn B of a PUT: make a WRITING row the current version of its key.
+#[derive(Debug, Clone)]
+pub struct PutCommit {
+    pub object_id: String,
+    pub bucket_id: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub headers: ObjectHeaders,
+    pub storage_class: String,
+    /// `None` for an empty body: no blob at all.
+    pub blob: Option<Segment>,
+    pub condition: WriteCondition,
+}
+
+/// A metadata-only copy: the new version points at the source's blobs.
+#[derive(Debug, Clone)]
+pub struct CopyCommit {
+    pub new_id: String,
+    pub src_bucket_id: String,
+    pub src_key: String,
+    pub dst_bucket_id: String,
+    pub dst_key: String,
+    /// `None`: COPY the source's headers; `Some`: REPLACE them.
+    pub headers: Option<ObjectHeaders>,
+    pub storage_class: Option<String>,
+    /// Checked against the source inside the transaction.
+    pub source_condition: SourceCondition,
+}
+
+/// `x-amz-copy-source-if-*`, evaluated against the source version under the commit's locks.
+#[derive(Debug, Clone, Default)]
+pub struct SourceCondition {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<i64>,
+    pub if_unmodified_since: Option<i64>,
+}
+
+/// A blob the collector may remove (ref_count 0 for longer than the grace period).
+#[derive(Debug, Clone)]
+pub struct BlobId {
+    pub tier: Tier,
+    pub hash: String,
+}
+
+/// Placement of a temp file at its content address, run *inside* the commit transaction while
+/// the blob row is locked. Must be idempotent (it may run again after a retried transaction).
+pub type PlaceFn<'a> = &'a (dyn Fn() -> BoxFuture<'static, std::io::Result<()>> + Send + Sync);
+
+/// Usage figures for `admin usage`.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub tenant: String,
+    pub bucket: String,
+    pub objects: i64,
+    pub bytes: i64,
+}
+
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// A cheap round trip, for `/ready`.
+    async fn ping(&self) -> MetaResult<()>;
+
+    // --- tenants and keys ---
+    async fn create_tenant(&self, name: &str) -> MetaResult<String>;
+    async fn tenant_id(&self, name: &str) -> MetaResult<Option<String>>;
+    async fn create_access_key(
+        &self,
+        tenant_id: &str,
+        access_key_id: &str,
+        secret: &str,
+        read_only: bool,
+    ) -> MetaResult<()>;
+    async fn access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
+    async fn tenant_has_keys(&self, tenant_id: &str) -> MetaResult<bool>;
+
+    // --- buckets ---
+    async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow>;
+    async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>>;
+    async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>>;
+    /// Fails with `BucketNotEmpty` while any current version exists.
+    async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()>;
+
+    // --- objects ---
+    /// Txn A of the write path: the WRITING row whose id names the temp file.
+    async fn insert_writing(
+        &self,
+        object_id: &str,
+        bucket_id: &str,
+        key: &str,
+        tier: Tier,
+    ) -> MetaResult<()>;
+    /// Removes a WRITING row whose upload failed (its temp file is already gone).
+    async fn abort_writing(&self, object_id: &str) -> MetaResult<()>;
+    /// Txn B of the write path. Returns the committed version.
+    async fn commit_put(&self, c: &PutCommit, place: Option<PlaceFn<'_>>) -> MetaResult<ObjectRow>;
+    async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow>;
+    async fn latest(&self, bucket_id: &str, key: &str) -> MetaResult<Option<ObjectRow>>;
+    /// Marks the current version DELETING and releases its blob references.
+    /// Returns whether there was one.
+    async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool>;
+    /// Current versions with `key > after` (or `>= from`), `key < before`, in key order.
+    async fn list_page(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>>;
+
+    // --- maintenance (workers) ---
+    /// WRITING rows created before `cutoff`: `(object id, tier)`.
+    async fn stale_writing(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<(String, Tier)>>;
+    async fn writing_exists(&self, object_id: &str) -> MetaResult<bool>;
+    /// Removes DELETING rows (and their segments) deleted before `cutoff`. Returns the count.
+    async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64>;
+    /// Blobs with `ref_count = 0` since before `cutoff`.
+    async fn collectable_blobs(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<BlobId>>;
+    /// Re-checks one blob under its row lock and, if still collectable, runs `unlink` and deletes
+    /// the row in the same transaction. Returns whether it was collected.
+    async fn collect_blob(
+        &self,
+        blob: &BlobId,
+        cutoff: i64,
+        unlink: PlaceFn<'_>,
+    ) -> MetaResult<bool>;
+    async fn usage(&self) -> MetaResult<Vec<UsageRow>>;
+}

@@ -1,0 +1,818 @@
+//! The SQL implementation of `MetaStore`, instantiated for SQLite and PostgreSQL.
+//!
+//! GC invariant (DESIGN.md): a blob file is unlinked only by the collector, inside a transaction
+//! holding that blob's row lock, when `ref_count = 0` and `zero_since` is older than the grace
+//! period. A writer that finds the row re-checks the file under the same lock (`place`). So a
+//! COMMITTED object never points at a missing file.
+//!
+//! Lock order, to stay deadlock-free on Postgres: the per-key advisory lock first, then blob rows
+//! in `(tier, hash)` order. SQLite has one writer connection, so its transactions never overlap.
+
+use super::*;
+use sqlx::Row;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Opens the database named by `url` (`sqlite:` or `postgres:`), applying migrations.
+pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(PgMeta::connect(url).await?))
+    } else {
+        Ok(std::sync::Arc::new(SqliteMeta::connect(url).await?))
+    }
+}
+
+pub struct SqliteMeta {
+    /// The one writer: SQLite serialises writers anyway; one connection avoids SQLITE_BUSY.
+    write: sqlx::SqlitePool,
+    read: sqlx::SqlitePool,
+}
+
+impl SqliteMeta {
+    pub async fn connect(url: &str) -> MetaResult<SqliteMeta> {
+        use sqlx::sqlite::SqliteSynchronous;
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged commit survives power loss (NORMAL may lose the last ones).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteMeta { write, read })
+    }
+}
+
+pub struct PgMeta {
+    pool: sqlx::PgPool,
+}
+
+impl PgMeta {
+    pub async fn connect(url: &str) -> MetaResult<PgMeta> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgMeta { pool })
+    }
+}
+
+const OBJECT_COLS: &str = "id, key, size, etag, content_type, content_encoding, \
+    content_disposition, content_language, cache_control, expires, user_meta, storage_class, \
+    created_at";
+
+fn headers_json(h: &ObjectHeaders) -> String {
+    serde_json::to_string(&h.user_meta).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn to_u64(v: i64, what: &str) -> MetaResult<u64> {
+    u64::try_from(v).map_err(|_| MetaError::Corrupt(format!("negative {what}: {v}")))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn tier_of(s: &str) -> MetaResult<Tier> {
+    Tier::parse(s).ok_or_else(|| MetaError::Corrupt(format!("unknown tier {s:?}")))
+}
+
+/// A reference-count change on one blob, applied in `(tier, hash)` order (+1 before -1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Delta {
+    tier: Tier,
+    hash: String,
+    release: bool,
+    size: u64,
+}
+
+fn deltas(add: &[Segment], release: &[Segment]) -> Vec<Delta> {
+    let mk = |s: &Segment, release| Delta {
+        tier: s.tier,
+        hash: s.hash.clone(),
+        release,
+        size: s.size,
+    };
+    let mut v: Vec<Delta> = add.iter().map(|s| mk(s, false)).collect();
+    v.extend(release.iter().map(|s| mk(s, true)));
+    v.sort();
+    v
+}
+
+macro_rules! sql_meta {
+    ($store:ident, $db:ty, pg = $pg:expr, write = $write:ident, read = $read:ident) => {
+        impl $store {
+            const PG: bool = $pg;
+
+            /// Serialises writers of one key (Postgres); SQLite's single writer already does.
+            async fn lock_key(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                bucket_id: &str,
+                key: &str,
+            ) -> MetaResult<()> {
+                if Self::PG {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+                        .bind(bucket_id)
+                        .bind(key)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn segments(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                object_id: &str,
+            ) -> MetaResult<Vec<Segment>> {
+                let rows = sqlx::query(
+                    "SELECT tier, blob_hash, size FROM object_segments WHERE object_id = $1 ORDER BY seq",
+                )
+                .bind(object_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Segment {
+                            tier: tier_of(r.try_get::<&str, _>("tier")?)?,
+                            hash: r.try_get("blob_hash")?,
+                            size: to_u64(r.try_get("size")?, "segment size")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn latest_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                bucket_id: &str,
+                key: &str,
+            ) -> MetaResult<Option<ObjectRow>> {
+                const Q: &str = const_format::concatcp!(
+                    "SELECT ", OBJECT_COLS,
+                    " FROM objects WHERE bucket_id = $1 AND key = $2 AND is_latest"
+                );
+                let Some(r) = sqlx::query(Q).bind(bucket_id).bind(key).fetch_optional(&mut *conn).await?
+                else {
+                    return Ok(None);
+                };
+                let meta: Option<String> = r.try_get("user_meta")?;
+                let user_meta = match meta {
+                    Some(s) => serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(e.to_string()))?,
+                    None => Default::default(),
+                };
+                let id: String = r.try_get("id")?;
+                let segments = Self::segments(conn, &id).await?;
+                Ok(Some(ObjectRow {
+                    id,
+                    key: r.try_get("key")?,
+                    size: to_u64(r.try_get("size")?, "size")?,
+                    etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
+                    headers: ObjectHeaders {
+                        content_type: r.try_get("content_type")?,
+                        content_encoding: r.try_get("content_encoding")?,
+                        content_disposition: r.try_get("content_disposition")?,
+                        content_language: r.try_get("content_language")?,
+                        cache_control: r.try_get("cache_control")?,
+                        expires: r.try_get("expires")?,
+                        user_meta,
+                    },
+                    storage_class: r.try_get("storage_class")?,
+                    created_at: r.try_get("created_at")?,
+                    segments,
+                }))
+            }
+
+            /// Applies reference-count changes in lock order; `place` runs right after the new
+            /// blob's row is locked.
+            async fn apply_deltas(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                deltas: &[Delta],
+                new_blob: Option<&Segment>,
+                place: Option<PlaceFn<'_>>,
+            ) -> MetaResult<()> {
+                let now = crate::now_micros();
+                for d in deltas {
+                    let is_new = !d.release
+                        && new_blob.is_some_and(|b| b.tier == d.tier && b.hash == d.hash);
+                    let count: Option<i64> = if d.release {
+                        sqlx::query_scalar(
+                            "UPDATE blobs SET ref_count = ref_count - 1, \
+                             zero_since = CASE WHEN ref_count = 1 THEN $3 ELSE zero_since END \
+                             WHERE tier = $1 AND hash = $2 RETURNING ref_count",
+                        )
+                        .bind(d.tier.as_str())
+                        .bind(&d.hash)
+                        .bind(now)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                    } else if is_new {
+                        sqlx::query_scalar(
+                            "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at) \
+                             VALUES ($1, $2, $3, 1, NULL, $4) \
+                             ON CONFLICT (tier, hash) DO UPDATE \
+                             SET ref_count = blobs.ref_count + 1, zero_since = NULL \
+                             RETURNING ref_count",
+                        )
+                        .bind(d.tier.as_str())
+                        .bind(&d.hash)
+                        .bind(to_i64(d.size))
+                        .bind(now)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                    } else {
+                        sqlx::query_scalar(
+                            "UPDATE blobs SET ref_count = ref_count + 1, zero_since = NULL \
+                             WHERE tier = $1 AND hash = $2 RETURNING ref_count",
+                        )
+                        .bind(d.tier.as_str())
+                        .bind(&d.hash)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                    };
+                    let Some(count) = count else {
+                        return Err(MetaError::Invariant(format!(
+                            "referenced blob {}/{} has no row",
+                            d.tier.as_str(),
+                            d.hash
+                        )));
+                    };
+                    if count < 0 {
+                        return Err(MetaError::Invariant(format!("negative ref_count on {}", d.hash)));
+                    }
+                    if is_new && let Some(place) = place {
+                        // Under the row lock: the collector cannot unlink this file now, and a
+                        // file it unlinked earlier is put back (the row's own re-check).
+                        place().await.map_err(MetaError::Place)?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn demote(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                object_id: &str,
+            ) -> MetaResult<()> {
+                sqlx::query(
+                    "UPDATE objects SET is_latest = FALSE, status = 'DELETING', deleted_at = $2 \
+                     WHERE id = $1",
+                )
+                .bind(object_id)
+                .bind(crate::now_micros())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_segments(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                object_id: &str,
+                segs: &[Segment],
+            ) -> MetaResult<()> {
+                for (seq, s) in segs.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO object_segments (object_id, seq, tier, blob_hash, size) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(object_id)
+                    .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+                    .bind(s.tier.as_str())
+                    .bind(&s.hash)
+                    .bind(to_i64(s.size))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl MetaStore for $store {
+            async fn ping(&self) -> MetaResult<()> {
+                sqlx::query("SELECT 1").execute(&self.$read).await?;
+                Ok(())
+            }
+
+            async fn create_tenant(&self, name: &str) -> MetaResult<String> {
+                let id = uuid::Uuid::now_v7().to_string();
+                sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&id)
+                    .bind(name)
+                    .bind(crate::now_micros())
+                    .execute(&self.$write)
+                    .await?;
+                Ok(id)
+            }
+
+            async fn tenant_id(&self, name: &str) -> MetaResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.$write)
+                    .await?)
+            }
+
+            async fn create_access_key(
+                &self,
+                tenant_id: &str,
+                access_key_id: &str,
+                secret: &str,
+                read_only: bool,
+            ) -> MetaResult<()> {
+                sqlx::query(
+                    "INSERT INTO access_keys (access_key_id, secret, tenant_id, read_only, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(access_key_id)
+                .bind(secret)
+                .bind(tenant_id)
+                .bind(read_only)
+                .bind(crate::now_micros())
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
+                let row = sqlx::query(
+                    "SELECT access_key_id, secret, tenant_id, read_only FROM access_keys \
+                     WHERE access_key_id = $1 AND disabled_at IS NULL",
+                )
+                .bind(access_key_id)
+                .fetch_optional(&self.$read)
+                .await?;
+                row.map(|r| {
+                    Ok(AccessKey {
+                        access_key_id: r.try_get("access_key_id")?,
+                        secret: r.try_get("secret")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        read_only: r.try_get("read_only")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn tenant_has_keys(&self, tenant_id: &str) -> MetaResult<bool> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM access_keys WHERE tenant_id = $1 LIMIT 1",
+                )
+                .bind(tenant_id)
+                .fetch_optional(&self.$write)
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {
+                let row = BucketRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    tenant_id: tenant_id.to_owned(),
+                    name: name.to_owned(),
+                    created_at: crate::now_micros(),
+                };
+                let done = sqlx::query(
+                    "INSERT INTO buckets (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, name) DO NOTHING",
+                )
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .bind(&row.name)
+                .bind(row.created_at)
+                .execute(&self.$write)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(MetaError::BucketExists);
+                }
+                Ok(row)
+            }
+
+            async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
+                let row = sqlx::query(
+                    "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 AND name = $2",
+                )
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&self.$read)
+                .await?;
+                row.map(|r| {
+                    Ok(BucketRow {
+                        id: r.try_get("id")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        name: r.try_get("name")?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 ORDER BY name",
+                )
+                .bind(tenant_id)
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(BucketRow {
+                            id: r.try_get("id")?,
+                            tenant_id: r.try_get("tenant_id")?,
+                            name: r.try_get("name")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()> {
+                let mut tx = self.$write.begin().await?;
+                if Self::PG {
+                    // Blocks concurrent commits into this bucket until we are done.
+                    sqlx::query("SELECT id FROM buckets WHERE id = $1 FOR UPDATE")
+                        .bind(bucket_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let live: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM objects WHERE bucket_id = $1 AND is_latest LIMIT 1",
+                )
+                .bind(bucket_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if live.is_some() {
+                    return Err(MetaError::BucketNotEmpty);
+                }
+                // DELETING rows have released their blobs already; WRITING rows belong to uploads
+                // that will now fail at commit and remove their own temp files.
+                sqlx::query("DELETE FROM objects WHERE bucket_id = $1")
+                    .bind(bucket_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM buckets WHERE id = $1")
+                    .bind(bucket_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn insert_writing(
+                &self,
+                object_id: &str,
+                bucket_id: &str,
+                key: &str,
+                tier: Tier,
+            ) -> MetaResult<()> {
+                sqlx::query(
+                    "INSERT INTO objects (id, bucket_id, key, status, tier, created_at) \
+                     VALUES ($1, $2, $3, 'WRITING', $4, $5)",
+                )
+                .bind(object_id)
+                .bind(bucket_id)
+                .bind(key)
+                .bind(tier.as_str())
+                .bind(crate::now_micros())
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn abort_writing(&self, object_id: &str) -> MetaResult<()> {
+                sqlx::query("DELETE FROM objects WHERE id = $1 AND status = 'WRITING'")
+                    .bind(object_id)
+                    .execute(&self.$write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn commit_put(
+                &self,
+                c: &PutCommit,
+                place: Option<PlaceFn<'_>>,
+            ) -> MetaResult<ObjectRow> {
+                let mut tx = self.$write.begin().await?;
+                Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
+                let writing: Option<i64> = sqlx::query_scalar(
+                    "SELECT created_at FROM objects WHERE id = $1 AND status = 'WRITING'",
+                )
+                .bind(&c.object_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                // The bucket was deleted (or the sweep took the row) while the body streamed.
+                let Some(created_at) = writing else { return Err(MetaError::NoSuchBucket) };
+                let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
+                match (&c.condition, &old) {
+                    (WriteCondition::IfNoneMatchAny, Some(_)) => return Err(MetaError::PreconditionFailed),
+                    (WriteCondition::IfMatch(_), None) => return Err(MetaError::NoSuchKey),
+                    (WriteCondition::IfMatch(Some(etag)), Some(o)) if *etag != o.etag => {
+                        return Err(MetaError::PreconditionFailed);
+                    }
+                    _ => {}
+                }
+                let new_segs: Vec<Segment> = c.blob.iter().cloned().collect();
+                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+                let ds = deltas(&new_segs, old_segs);
+                Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
+                if let Some(o) = &old {
+                    Self::demote(&mut tx, &o.id).await?;
+                }
+                Self::insert_segments(&mut tx, &c.object_id, &new_segs).await?;
+                sqlx::query(
+                    "UPDATE objects SET status = 'COMMITTED', is_latest = TRUE, size = $2, etag = $3, \
+                     content_type = $4, content_encoding = $5, content_disposition = $6, \
+                     content_language = $7, cache_control = $8, expires = $9, user_meta = $10, \
+                     storage_class = $11 WHERE id = $1",
+                )
+                .bind(&c.object_id)
+                .bind(to_i64(c.size))
+                .bind(&c.etag)
+                .bind(&c.headers.content_type)
+                .bind(&c.headers.content_encoding)
+                .bind(&c.headers.content_disposition)
+                .bind(&c.headers.content_language)
+                .bind(&c.headers.cache_control)
+                .bind(&c.headers.expires)
+                .bind(headers_json(&c.headers))
+                .bind(&c.storage_class)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(ObjectRow {
+                    id: c.object_id.clone(),
+                    key: c.key.clone(),
+                    size: c.size,
+                    etag: c.etag.clone(),
+                    headers: c.headers.clone(),
+                    storage_class: c.storage_class.clone(),
+                    created_at,
+                    segments: new_segs,
+                })
+            }
+
+            async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
+                let mut tx = self.$write.begin().await?;
+                Self::lock_key(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
+                let Some(src) = Self::latest_in(&mut tx, &c.src_bucket_id, &c.src_key).await? else {
+                    return Err(MetaError::NoSuchKey);
+                };
+                if !c.source_condition.holds(&src) {
+                    return Err(MetaError::PreconditionFailed);
+                }
+                let old = Self::latest_in(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
+                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+                let ds = deltas(&src.segments, old_segs);
+                Self::apply_deltas(&mut tx, &ds, None, None).await?;
+                if let Some(o) = &old {
+                    Self::demote(&mut tx, &o.id).await?;
+                }
+                let row = ObjectRow {
+                    id: c.new_id.clone(),
+                    key: c.dst_key.clone(),
+                    size: src.size,
+                    etag: src.etag.clone(),
+                    headers: c.headers.clone().unwrap_or(src.headers),
+                    storage_class: c.storage_class.clone().unwrap_or(src.storage_class),
+                    created_at: crate::now_micros(),
+                    segments: src.segments,
+                };
+                let tier = row.segments.first().map(|s| s.tier).unwrap_or(Tier::Hot);
+                sqlx::query(
+                    "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
+                     content_type, content_encoding, content_disposition, content_language, \
+                     cache_control, expires, user_meta, storage_class, tier, created_at) \
+                     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, $15)",
+                )
+                .bind(&row.id)
+                .bind(&c.dst_bucket_id)
+                .bind(&row.key)
+                .bind(to_i64(row.size))
+                .bind(&row.etag)
+                .bind(&row.headers.content_type)
+                .bind(&row.headers.content_encoding)
+                .bind(&row.headers.content_disposition)
+                .bind(&row.headers.content_language)
+                .bind(&row.headers.cache_control)
+                .bind(&row.headers.expires)
+                .bind(headers_json(&row.headers))
+                .bind(&row.storage_class)
+                .bind(tier.as_str())
+                .bind(row.created_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
+                tx.commit().await?;
+                Ok(row)
+            }
+
+            async fn latest(&self, bucket_id: &str, key: &str) -> MetaResult<Option<ObjectRow>> {
+                let mut conn = self.$read.acquire().await?;
+                Self::latest_in(&mut conn, bucket_id, key).await
+            }
+
+            async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
+                let mut tx = self.$write.begin().await?;
+                Self::lock_key(&mut tx, bucket_id, key).await?;
+                let Some(old) = Self::latest_in(&mut tx, bucket_id, key).await? else {
+                    return Ok(false);
+                };
+                let ds = deltas(&[], &old.segments);
+                Self::apply_deltas(&mut tx, &ds, None, None).await?;
+                Self::demote(&mut tx, &old.id).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn list_page(
+                &self,
+                bucket_id: &str,
+                start: &str,
+                start_inclusive: bool,
+                before: Option<&str>,
+                limit: usize,
+            ) -> MetaResult<Vec<ListEntry>> {
+                const SEL: &str = "SELECT key, size, etag, storage_class, created_at FROM objects \
+                    WHERE bucket_id = $1 AND is_latest AND ";
+                let q: &'static str = match (start_inclusive, before.is_some()) {
+                    (false, false) => const_format::concatcp!(SEL, "key > $2 ORDER BY key LIMIT $3"),
+                    (true, false) => const_format::concatcp!(SEL, "key >= $2 ORDER BY key LIMIT $3"),
+                    (false, true) => const_format::concatcp!(SEL, "key > $2 AND key < $4 ORDER BY key LIMIT $3"),
+                    (true, true) => const_format::concatcp!(SEL, "key >= $2 AND key < $4 ORDER BY key LIMIT $3"),
+                };
+                let mut query = sqlx::query(q)
+                    .bind(bucket_id)
+                    .bind(start)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+                if let Some(b) = before {
+                    query = query.bind(b);
+                }
+                let rows = query.fetch_all(&self.$read).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ListEntry {
+                            key: r.try_get("key")?,
+                            size: to_u64(r.try_get("size")?, "size")?,
+                            etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
+                            storage_class: r.try_get("storage_class")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn stale_writing(
+                &self,
+                cutoff: i64,
+                limit: usize,
+            ) -> MetaResult<Vec<(String, Tier)>> {
+                let rows = sqlx::query(
+                    "SELECT id, tier FROM objects WHERE status = 'WRITING' AND created_at < $1 LIMIT $2",
+                )
+                .bind(cutoff)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$write)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("id")?, tier_of(r.try_get::<&str, _>("tier")?)?)))
+                    .collect()
+            }
+
+            async fn writing_exists(&self, object_id: &str) -> MetaResult<bool> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM objects WHERE id = $1 AND status = 'WRITING'",
+                )
+                .bind(object_id)
+                .fetch_optional(&self.$write)
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM objects WHERE id IN (SELECT id FROM objects \
+                     WHERE status = 'DELETING' AND deleted_at < $1 LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .execute(&self.$write)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn collectable_blobs(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<BlobId>> {
+                let rows = sqlx::query(
+                    "SELECT tier, hash FROM blobs WHERE ref_count = 0 AND zero_since < $1 \
+                     ORDER BY zero_since LIMIT $2",
+                )
+                .bind(cutoff)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$write)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(BlobId {
+                            tier: tier_of(r.try_get::<&str, _>("tier")?)?,
+                            hash: r.try_get("hash")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn collect_blob(
+                &self,
+                blob: &BlobId,
+                cutoff: i64,
+                unlink: PlaceFn<'_>,
+            ) -> MetaResult<bool> {
+                const Q: &str = if $pg {
+                    "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2 FOR UPDATE"
+                } else {
+                    "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2"
+                };
+                let mut tx = self.$write.begin().await?;
+                let row = sqlx::query(Q)
+                    .bind(blob.tier.as_str())
+                    .bind(&blob.hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { return Ok(false) };
+                let refs: i64 = row.try_get("ref_count")?;
+                let zero_since: Option<i64> = row.try_get("zero_since")?;
+                if refs < 0 {
+                    return Err(MetaError::Invariant(format!("negative ref_count on {}", blob.hash)));
+                }
+                // The GC invariant: unlink only at zero references past the grace period, under
+                // this row's lock.
+                if refs != 0 || zero_since.is_none_or(|z| z >= cutoff) {
+                    return Ok(false);
+                }
+                unlink().await.map_err(MetaError::Place)?;
+                sqlx::query("DELETE FROM blobs WHERE tier = $1 AND hash = $2")
+                    .bind(blob.tier.as_str())
+                    .bind(&blob.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn usage(&self) -> MetaResult<Vec<UsageRow>> {
+                let rows = sqlx::query(
+                    "SELECT t.name AS tenant, b.name AS bucket, \
+                     CAST(COUNT(o.id) AS BIGINT) AS objects, \
+                     CAST(COALESCE(SUM(o.size), 0) AS BIGINT) AS bytes \
+                     FROM buckets b JOIN tenants t ON t.id = b.tenant_id \
+                     LEFT JOIN objects o ON o.bucket_id = b.id AND o.is_latest \
+                     GROUP BY t.name, b.name ORDER BY t.name, b.name",
+                )
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(UsageRow {
+                            tenant: r.try_get("tenant")?,
+                            bucket: r.try_get("bucket")?,
+                            objects: r.try_get("objects")?,
+                            bytes: r.try_get("bytes")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+sql_meta!(
+    SqliteMeta,
+    sqlx::Sqlite,
+    pg = false,
+    write = write,
+    read = read
+);
+sql_meta!(PgMeta, sqlx::Postgres, pg = true, write = pool, read = pool);
+
+impl SourceCondition {
+    /// S3's precedence: If-Match beats If-Unmodified-Since; If-None-Match beats If-Modified-Since.
+    pub fn holds(&self, src: &ObjectRow) -> bool {
+        let etag_is = |want: &str| want == "*" || want.trim_matches('"') == src.etag;
+        // HTTP dates have one-second resolution.
+        let secs = |micros: i64| micros.div_euclid(1_000_000);
+        let modified = secs(src.created_at);
+        let ok_match = match &self.if_match {
+            Some(e) => etag_is(e),
+            None => self.if_unmodified_since.is_none_or(|t| modified <= secs(t)),
+        };
+        let ok_none = match &self.if_none_match {
+            Some(e) => !etag_is(e),
+            None => self.if_modified_since.is_none_or(|t| modified > secs(t)),
+        };
+        ok_match && ok_none
+    }
+}

@@ -1,0 +1,121 @@
+//! Conversions between s3s DTO fields and engine types.
+
+use crate::blobs::BodyError;
+use crate::meta::ObjectHeaders;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use s3s::dto::{Metadata, StreamingBlob, Timestamp, TimestampFormat};
+use s3s::{S3Result, s3_error};
+
+/// Stored microseconds → an S3 timestamp.
+pub fn timestamp(micros: i64) -> Timestamp {
+    let nanos = i128::from(micros) * 1000;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+pub fn micros(t: &Timestamp) -> i64 {
+    let t: time::OffsetDateTime = t.clone().into();
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// `Expires` is kept as the HTTP-date text the client sent.
+pub fn expires_to_string(t: &Timestamp) -> Option<String> {
+    let mut buf = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+pub fn expires_from_string(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+pub struct HeaderFields {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<Timestamp>,
+    pub metadata: Option<Metadata>,
+}
+
+pub fn headers(f: HeaderFields) -> ObjectHeaders {
+    ObjectHeaders {
+        content_type: f.content_type,
+        // aws-chunked is transfer framing that s3s already removed, not the object's encoding.
+        content_encoding: f.content_encoding.and_then(|e| {
+            let rest: Vec<&str> = e
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.eq_ignore_ascii_case("aws-chunked") && !p.is_empty())
+                .collect();
+            (!rest.is_empty()).then(|| rest.join(", "))
+        }),
+        content_disposition: f.content_disposition,
+        content_language: f.content_language,
+        cache_control: f.cache_control,
+        expires: f.expires.as_ref().and_then(expires_to_string),
+        user_meta: f
+            .metadata
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+pub fn metadata(h: &ObjectHeaders) -> Option<Metadata> {
+    (!h.user_meta.is_empty()).then(|| h.user_meta.clone().into_iter().collect())
+}
+
+/// Decodes `Content-MD5` (base64 of 16 bytes); anything else is InvalidDigest.
+pub fn content_md5(v: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+    let Some(v) = v else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?;
+    let arr: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?;
+    Ok(Some(arr))
+}
+
+/// The request body as the engine wants it: errors classified. s3s's stream errors are private
+/// types, so they are recognised by their stable `Display` names.
+pub fn body(blob: StreamingBlob) -> impl Stream<Item = Result<Bytes, BodyError>> + Send {
+    blob.map(|r| {
+        r.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("Sha256Mismatch") {
+                BodyError::Sha256Mismatch
+            } else if msg.contains("SignatureMismatch") {
+                BodyError::SignatureMismatch
+            } else if msg.contains("Incomplete")
+                || msg.contains("FormatError")
+                || msg.contains("LengthMismatch")
+            {
+                BodyError::Incomplete(msg)
+            } else {
+                BodyError::Client(msg)
+            }
+        })
+    })
+}
+
+/// Percent-encoding for `encoding-type=url`: everything but RFC 3986 unreserved characters
+/// and `/` (what S3 emits; botocore decodes it with `unquote`, so a space must be `%20`).
+const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+pub fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, URL_ENCODE).to_string()
+}

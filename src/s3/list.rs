@@ -1,0 +1,158 @@
+//! ListObjects (v1) and ListObjectsV2 over the engine's key-ordered listing.
+
+use super::convert::{timestamp, url_encode};
+use super::{Gateway, to_s3_error};
+use crate::engine::{ListItem, ListQuery, ListResult};
+use base64::Engine as _;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+const MAX_KEYS: i32 = 1000;
+
+fn max_keys(v: Option<i32>) -> S3Result<usize> {
+    match v {
+        None => Ok(MAX_KEYS as usize),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
+        Some(n) => Ok(n.min(MAX_KEYS) as usize),
+    }
+}
+
+fn wants_url(e: &Option<EncodingType>) -> S3Result<bool> {
+    match e {
+        None => Ok(false),
+        Some(e) if e.as_str() == EncodingType::URL => Ok(true),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
+    }
+}
+
+/// Applies `encoding-type=url` to a key-like field of the response.
+fn enc(url: bool, s: String) -> String {
+    if url { url_encode(&s) } else { s }
+}
+
+fn split(url: bool, r: ListResult) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let mut objects = Vec::new();
+    let mut prefixes = Vec::new();
+    for item in r.items {
+        match item {
+            ListItem::Object(e) => objects.push(Object {
+                key: Some(enc(url, e.key)),
+                size: i64::try_from(e.size).ok(),
+                e_tag: Some(ETag::Strong(e.etag)),
+                last_modified: Some(timestamp(e.created_at)),
+                storage_class: Some(ObjectStorageClass::from(e.storage_class)),
+                ..Default::default()
+            }),
+            ListItem::Prefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(enc(url, p)),
+            }),
+        }
+    }
+    (objects, prefixes)
+}
+
+pub async fn v1(
+    g: &Gateway,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let url = wants_url(&input.encoding_type)?;
+    let q = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after: input.marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let r = g
+        .engine
+        .list_objects(&caller, &input.bucket, &q)
+        .await
+        .map_err(to_s3_error)?;
+    // NextMarker is returned only with a delimiter; without one clients resume from the last key.
+    let next_marker = (r.truncated && q.delimiter.is_some())
+        .then(|| r.items.last().map(|i| enc(url, i.resume_key().to_owned())))
+        .flatten();
+    let truncated = r.truncated;
+    let (objects, prefixes) = split(url, r);
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(enc(url, q.prefix)),
+        marker: Some(enc(url, input.marker.unwrap_or_default())),
+        delimiter: input.delimiter.map(|d| enc(url, d)),
+        max_keys: Some(q.max_keys as i32),
+        is_truncated: Some(truncated),
+        next_marker,
+        contents: Some(objects),
+        common_prefixes: Some(prefixes),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}
+
+/// Continuation tokens are opaque to clients: the resume key, base64url-encoded.
+fn encode_token(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+fn decode_token(t: &str) -> S3Result<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
+}
+
+pub async fn v2(
+    g: &Gateway,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let url = wants_url(&input.encoding_type)?;
+    let after = match &input.continuation_token {
+        Some(t) => Some(decode_token(t)?),
+        None => input.start_after.clone().filter(|s| !s.is_empty()),
+    };
+    let q = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after,
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let r = g
+        .engine
+        .list_objects(&caller, &input.bucket, &q)
+        .await
+        .map_err(to_s3_error)?;
+    let next = r
+        .truncated
+        .then(|| r.items.last().map(|i| encode_token(i.resume_key())))
+        .flatten();
+    let truncated = r.truncated;
+    let count = r.items.len();
+    let (objects, prefixes) = split(url, r);
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(enc(url, q.prefix)),
+        delimiter: input.delimiter.map(|d| enc(url, d)),
+        max_keys: Some(q.max_keys as i32),
+        key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+        is_truncated: Some(truncated),
+        continuation_token: input.continuation_token,
+        next_continuation_token: next,
+        start_after: input.start_after.map(|s| enc(url, s)),
+        contents: Some(objects),
+        common_prefixes: Some(prefixes),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,144 @@
+//! The S3 wire protocol: the only module that imports `s3s`.
+//!
+//! s3s routes requests, verifies signatures (via `auth::KeyStore`) and (de)serialises XML. This
+//! module turns each operation's DTO into an engine call and the engine's answer (or error)
+//! back into a DTO. It never touches files or SQL.
+
+mod auth;
+mod bucket;
+mod convert;
+mod error;
+mod list;
+mod object;
+
+pub use error::to_s3_error;
+
+use crate::engine::{Caller, Engine};
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+/// Builds the s3s service for `engine`.
+pub fn service(engine: Engine, region: String) -> s3s::service::S3Service {
+    let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
+        engine: engine.clone(),
+        region,
+    });
+    b.set_auth(auth::KeyStore { engine });
+    b.build()
+}
+
+pub struct Gateway {
+    engine: Engine,
+    region: String,
+}
+
+impl Gateway {
+    /// The verified caller of a request. s3s has already checked the signature, and denies
+    /// anonymous requests when auth is configured, so missing credentials are AccessDenied.
+    async fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
+        let Some(cred) = &req.credentials else {
+            return Err(s3s::s3_error!(
+                AccessDenied,
+                "Anonymous access is not allowed"
+            ));
+        };
+        self.engine
+            .caller(&cred.access_key)
+            .await
+            .map_err(to_s3_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create(self, req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head(self, req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete(self, req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list(self, req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::location(self, req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        object::put(self, req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        object::get(self, req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        object::head(self, req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        object::delete(self, req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        object::delete_many(self, req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        object::copy(self, req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::v1(self, req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::v2(self, req).await
+    }
+}

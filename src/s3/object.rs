@@ -1,0 +1,297 @@
+use super::convert::{self, HeaderFields, timestamp};
+use super::{Gateway, to_s3_error};
+use crate::engine::{ByteRange, CopyRequest, PutRequest};
+use crate::meta::{ObjectRow, SourceCondition, WriteCondition};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// DeleteObjects takes at most this many keys (S3's limit).
+const MAX_DELETE_KEYS: usize = 1000;
+
+pub async fn put(
+    g: &Gateway,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let condition = match (&input.if_none_match, &input.if_match) {
+        (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
+        (Some(_), _) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-None-Match on PUT supports only '*'"
+            ));
+        }
+        (None, Some(ETagCondition::Any)) => WriteCondition::IfMatch(None),
+        (None, Some(ETagCondition::ETag(e))) => WriteCondition::IfMatch(Some(e.value().to_owned())),
+        (None, None) => WriteCondition::None,
+    };
+    let put = PutRequest {
+        headers: convert::headers(HeaderFields {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires,
+            metadata: input.metadata,
+        }),
+        storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
+        content_md5: convert::content_md5(input.content_md5.as_deref())?,
+        condition,
+    };
+    let body = input.body.unwrap_or_else(|| {
+        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+    });
+    let row = g
+        .engine
+        .put_object(&caller, &input.bucket, &input.key, put, convert::body(body))
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(row.etag)),
+        size: i64::try_from(row.size).ok(),
+        ..Default::default()
+    }))
+}
+
+fn storage_class(row: &ObjectRow) -> Option<StorageClass> {
+    (row.storage_class != "STANDARD").then(|| StorageClass::from(row.storage_class.clone()))
+}
+
+pub async fn get(
+    g: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let head = g
+        .engine
+        .head_object(&caller, &input.bucket, &input.key)
+        .await
+        .map_err(to_s3_error)?;
+    let (range, content_range) = match &input.range {
+        None => (None, None),
+        Some(r) => {
+            let r = r.check(head.size)?;
+            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, head.size);
+            (
+                Some(ByteRange {
+                    start: r.start,
+                    end: r.end,
+                }),
+                Some(content_range),
+            )
+        }
+    };
+    let (row, body) = g
+        .engine
+        .get_object(&caller, &input.bucket, &input.key, range)
+        .await
+        .map_err(to_s3_error)?;
+    let len = range.map_or(row.size, |r| r.end - r.start);
+    let h = &row.headers;
+    Ok(S3Response::new(GetObjectOutput {
+        body: Some(StreamingBlob::wrap(body)),
+        content_length: i64::try_from(len).ok(),
+        content_range,
+        accept_ranges: Some("bytes".to_owned()),
+        e_tag: Some(ETag::Strong(row.etag.clone())),
+        last_modified: Some(timestamp(row.created_at)),
+        metadata: convert::metadata(h),
+        content_type: input
+            .response_content_type
+            .or_else(|| h.content_type.clone()),
+        content_encoding: input
+            .response_content_encoding
+            .or_else(|| h.content_encoding.clone()),
+        content_disposition: input
+            .response_content_disposition
+            .or_else(|| h.content_disposition.clone()),
+        content_language: input
+            .response_content_language
+            .or_else(|| h.content_language.clone()),
+        cache_control: input
+            .response_cache_control
+            .or_else(|| h.cache_control.clone()),
+        expires: input
+            .response_expires
+            .or_else(|| h.expires.as_deref().and_then(convert::expires_from_string)),
+        storage_class: storage_class(&row),
+        ..Default::default()
+    }))
+}
+
+pub async fn head(
+    g: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let caller = g.caller(&req).await?;
+    let row = g
+        .engine
+        .head_object(&caller, &req.input.bucket, &req.input.key)
+        .await
+        .map_err(to_s3_error)?;
+    let h = &row.headers;
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: i64::try_from(row.size).ok(),
+        accept_ranges: Some("bytes".to_owned()),
+        e_tag: Some(ETag::Strong(row.etag.clone())),
+        last_modified: Some(timestamp(row.created_at)),
+        metadata: convert::metadata(h),
+        content_type: h.content_type.clone(),
+        content_encoding: h.content_encoding.clone(),
+        content_disposition: h.content_disposition.clone(),
+        content_language: h.content_language.clone(),
+        cache_control: h.cache_control.clone(),
+        expires: h.expires.as_deref().and_then(convert::expires_from_string),
+        storage_class: storage_class(&row),
+        ..Default::default()
+    }))
+}
+
+pub async fn delete(
+    g: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let caller = g.caller(&req).await?;
+    g.engine
+        .delete_object(&caller, &req.input.bucket, &req.input.key)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub async fn delete_many(
+    g: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    if input.delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "DeleteObjects takes at most 1000 keys"
+        ));
+    }
+    // The bucket must exist even when the key list is empty.
+    g.engine
+        .bucket(&caller, &input.bucket)
+        .await
+        .map_err(to_s3_error)?;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for obj in input.delete.objects {
+        match g
+            .engine
+            .delete_object(&caller, &input.bucket, &obj.key)
+            .await
+        {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject {
+                key: Some(obj.key),
+                version_id: obj.version_id,
+                ..Default::default()
+            }),
+            Err(e) => {
+                let e = to_s3_error(e);
+                errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    message: e.message().map(str::to_owned),
+                    key: Some(obj.key),
+                    version_id: obj.version_id,
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
+
+pub async fn copy(
+    g: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = &input.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only bucket copy sources are supported"
+        ));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(
+            NoSuchVersion,
+            "The specified version does not exist."
+        ));
+    }
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let same = **bucket == *input.bucket && **key == *input.key;
+    if same && !replace && input.storage_class.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes."
+        ));
+    }
+    let headers = replace.then(|| {
+        convert::headers(HeaderFields {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires,
+            metadata: input.metadata,
+        })
+    });
+    let etag_text = |c: &ETagCondition| match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(e) => e.value().to_owned(),
+    };
+    let copy = CopyRequest {
+        src_bucket: bucket.to_string(),
+        src_key: key.to_string(),
+        headers,
+        storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
+        source_condition: SourceCondition {
+            if_match: input.copy_source_if_match.as_ref().map(etag_text),
+            if_none_match: input.copy_source_if_none_match.as_ref().map(etag_text),
+            if_modified_since: input
+                .copy_source_if_modified_since
+                .as_ref()
+                .map(convert::micros),
+            if_unmodified_since: input
+                .copy_source_if_unmodified_since
+                .as_ref()
+                .map(convert::micros),
+        },
+    };
+    let row = g
+        .engine
+        .copy_object(&caller, &input.bucket, &input.key, copy)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(ETag::Strong(row.etag)),
+            last_modified: Some(timestamp(row.created_at)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,254 @@
+//! The HTTP server: listener, connection settings, request ids, error-body completion,
+//! `/health` and `/ready`, workers, graceful shutdown. It knows nothing of S3 semantics.
+
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::engine::{Engine, Limits};
+use crate::meta::MetaStore;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::Body;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
+
+/// Open connections beyond this wait in the accept queue (a bound on memory and fds).
+const MAX_CONNECTIONS: usize = 4096;
+/// Time granted to in-flight requests on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Error bodies larger than this are passed through untouched.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata store: {0}")]
+    Meta(#[from] crate::meta::MetaError),
+    #[error("bootstrap: {0}")]
+    Engine(#[from] crate::engine::Error),
+}
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Root credentials, when this start created them (print once).
+    pub created_root: Option<(String, String)>,
+    pub engine: Engine,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (bounded), stops the workers.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless shut down).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Opens storage and metadata, bootstraps the root key, binds, and serves in the background.
+pub async fn start(cfg: &Config) -> Result<Running, StartError> {
+    if let Some(dir) = cfg.sqlite_dir() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let blobs = BlobStore::open(&cfg.hot_dir, &cfg.cold_dir)?;
+    let meta = crate::meta::open(&cfg.database_url).await?;
+    let engine = Engine::new(meta.clone(), blobs, Limits::default());
+    let created_root = engine.ensure_root(cfg.root_key.clone()).await?;
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let app = App {
+        s3: crate::s3::service(engine.clone(), cfg.region.clone()),
+        meta,
+    };
+    let gc = tokio::spawn(crate::workers::gc_loop(
+        engine.clone(),
+        cfg.gc.clone(),
+        stop_rx.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        serve(listener, app, stop_rx).await;
+        let _ = gc.await;
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Running {
+        addr,
+        created_root,
+        engine,
+        stop,
+        task,
+    })
+}
+
+#[derive(Clone)]
+struct App {
+    s3: s3s::service::S3Service,
+    meta: Arc<dyn MetaStore>,
+}
+
+async fn serve(listener: TcpListener, app: App, mut stop: watch::Receiver<bool>) {
+    let builder = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => break,
+        };
+        let (sock, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // E.g. EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        // Small requests and responses must not wait for Nagle's algorithm.
+        let _ = sock.set_nodelay(true);
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(sock), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("shutdown grace elapsed; dropping connections"),
+    }
+}
+
+/// Unsigned GET/HEAD of `/health` or `/ready` are probes; a signed one is S3 (a bucket may be
+/// called `health`).
+fn probe(req: &Request<Incoming>) -> Option<&'static str> {
+    let signed = req.headers().contains_key(http::header::AUTHORIZATION)
+        || req.uri().query().is_some_and(|q| q.contains("Signature"));
+    if signed || !(req.method() == http::Method::GET || req.method() == http::Method::HEAD) {
+        return None;
+    }
+    match req.uri().path() {
+        "/health" => Some("health"),
+        "/ready" => Some("ready"),
+        _ => None,
+    }
+}
+
+async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
+    let request_id = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    async move {
+        let resource = req.uri().path().to_owned();
+        let mut resp = match probe(&req) {
+            Some("ready") => match app.meta.ping().await {
+                Ok(()) => text(StatusCode::OK, "ready\n"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready");
+                    text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+                }
+            },
+            Some(_) => text(StatusCode::OK, "ok\n"),
+            None => match app.s3.call(req.map(Body::from)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = ?e, "s3 service error");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                }
+            },
+        };
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            resp = complete_error(resp, &request_id, &resource).await;
+        }
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        tracing::debug!(status = resp.status().as_u16(), "done");
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+/// Every S3 error body carries Message, Resource and RequestId. s3s omits them for errors it
+/// raises itself (auth, routing), so they are filled in here, once, for all errors.
+async fn complete_error(resp: Response<Body>, request_id: &str, resource: &str) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let small = http_body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n <= MAX_ERROR_BODY);
+    if !small {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(collected) = body.collect().await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let bytes = collected.to_bytes();
+    let Ok(xml) = std::str::from_utf8(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let Some(end) = xml.rfind("</Error>") else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let mut extra = String::new();
+    if !xml.contains("<Message>") {
+        let reason = parts.status.canonical_reason().unwrap_or("Error");
+        extra.push_str(&format!("<Message>{}</Message>", xml_escape(reason)));
+    }
+    if !xml.contains("<Resource>") {
+        extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
+    }
+    if !xml.contains("<RequestId>") {
+        extra.push_str(&format!("<RequestId>{request_id}</RequestId>"));
+    }
+    let patched = format!("{}{}{}", &xml[..end], extra, &xml[end..]);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(patched))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,105 @@
+//! Background maintenance. Each worker is a loop inside `serve` and a one-shot CLI entry; none
+//! keeps state between runs (everything it needs is in the database and the blob tree).
+
+use crate::blobs::Tier;
+use crate::config::GcConfig;
+use crate::engine::{Engine, Error, Result};
+use crate::meta::BlobId;
+use futures::FutureExt;
+use std::time::{Duration, SystemTime};
+
+/// Rows or blobs handled per batch, so one run never holds the database for long.
+const BATCH: usize = 256;
+/// Batches per run: a bound on one run's work; the next run continues.
+const MAX_BATCHES: usize = 64;
+
+/// What one collector run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub orphan_rows: u64,
+    pub orphan_temp_files: u64,
+    pub purged_rows: u64,
+    pub blobs_removed: u64,
+}
+
+fn micros_ago(d: Duration) -> i64 {
+    crate::now_micros() - i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// One pass of the orphan sweep and the collector.
+pub async fn gc_once(engine: &Engine, cfg: &GcConfig) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    sweep_orphans(engine, cfg, &mut report).await?;
+    let cutoff = micros_ago(cfg.grace);
+    for _ in 0..MAX_BATCHES {
+        let n = engine.meta().purge_deleted(cutoff, BATCH).await?;
+        report.purged_rows += n;
+        if n < BATCH as u64 {
+            break;
+        }
+    }
+    for _ in 0..MAX_BATCHES {
+        let blobs = engine.meta().collectable_blobs(cutoff, BATCH).await?;
+        for blob in &blobs {
+            if collect(engine, blob, cutoff).await? {
+                report.blobs_removed += 1;
+            }
+        }
+        if blobs.len() < BATCH {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+async fn collect(engine: &Engine, blob: &BlobId, cutoff: i64) -> Result<bool> {
+    let store = engine.blobs().clone();
+    let (tier, hash) = (blob.tier, blob.hash.clone());
+    let unlink = move || {
+        let (store, hash) = (store.clone(), hash.clone());
+        async move { store.unlink(tier, &hash).await }.boxed()
+    };
+    Ok(engine.meta().collect_blob(blob, cutoff, &unlink).await?)
+}
+
+/// WRITING rows older than the orphan age lose their temp file and row; temp files that no
+/// WRITING row names (a crash between removing the row and the file) go too.
+async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -> Result<()> {
+    let cutoff = micros_ago(cfg.orphan_age);
+    for (id, tier) in engine.meta().stale_writing(cutoff, BATCH).await? {
+        engine.blobs().remove_temp(tier, &id).await?;
+        engine.meta().abort_writing(&id).await?;
+        report.orphan_rows += 1;
+    }
+    let older = SystemTime::now()
+        .checked_sub(cfg.orphan_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    for tier in [Tier::Hot, Tier::Cold] {
+        let blobs = engine.blobs().clone();
+        let stale = tokio::task::spawn_blocking(move || blobs.stale_temp_files(tier, older, BATCH))
+            .await
+            .map_err(|e| Error::Storage(std::io::Error::other(e)))??;
+        for id in stale {
+            if !engine.meta().writing_exists(&id).await? {
+                engine.blobs().remove_temp(tier, &id).await?;
+                report.orphan_temp_files += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The collector loop inside `serve`: runs every `interval` until `stop` fires.
+pub async fn gc_loop(engine: Engine, cfg: GcConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = stop.changed() => return,
+        }
+        match gc_once(&engine, &cfg).await {
+            Ok(r) if r != GcReport::default() => tracing::info!(?r, "gc run"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "gc run failed; will retry"),
+        }
+    }
+}
