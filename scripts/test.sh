@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite on a fresh machine:
+#   1. installs the Python tools the compat tests need (aws CLI v1, boto3)
+#      if they are missing,
+#   2. makes sure PostgreSQL is up on 127.0.0.1:5432,
+#   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
+#   4. compat-tests/run.sh (real server, aws CLI + boto3, SQLite and PostgreSQL).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { echo "[test.sh] $*"; }
+die() { echo "[test.sh] FAIL: $*" >&2; exit 1; }
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found"
+
+# ------------------------------------------------------------------ python tools
+PYTHON="${PYTHON:-python3}"
+export PYTHON
+if ! command -v aws >/dev/null 2>&1 || ! "$PYTHON" -c 'import boto3' >/dev/null 2>&1; then
+    log "installing awscli, boto3 (pip)"
+    "$PYTHON" -m pip install --quiet awscli boto3 'botocore[crt]'
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv rehash || true
+    fi
+    hash -r
+fi
+command -v aws >/dev/null 2>&1 || die "aws CLI still not on PATH after pip install"
+"$PYTHON" -c 'import boto3' || die "boto3 still not importable by $PYTHON after pip install"
+log "$(aws --version 2>&1), boto3 $("$PYTHON" -c 'import boto3; print(boto3.__version__)')"
+
+# ------------------------------------------------------------------ postgres
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    ver="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1 || true)"
+    [[ -n "$ver" ]] || die "PostgreSQL is not running and no cluster found under /etc/postgresql"
+    log "starting PostgreSQL $ver/main"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+    for _ in $(seq 1 60); do
+        pg_isready -h 127.0.0.1 -p 5432 -q && break
+        sleep 0.5
+    done
+    pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL did not come up on 127.0.0.1:5432"
+fi
+log "PostgreSQL is up"
+
+# ------------------------------------------------------------------ cargo tests
+log "cargo test --all-targets"
+cargo test --all-targets
+log "cargo test --doc"
+cargo test --doc
+
+# ------------------------------------------------------------------ compat tests
+log "compat-tests/run.sh"
+bash compat-tests/run.sh
+
+log "all tests passed"
