@@ -5,13 +5,13 @@ use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::engine::{Engine, Limits};
 use crate::meta::MetaStore;
+use crate::s3::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::Body;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +76,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let app = App {
-        s3: crate::s3::service(engine.clone(), cfg.region.clone()),
+        s3: crate::s3::Protocol::new(engine.clone(), cfg.region.clone()),
         meta,
     };
     let gc = tokio::spawn(crate::workers::gc_loop(
@@ -100,7 +100,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
 
 #[derive(Clone)]
 struct App {
-    s3: s3s::service::S3Service,
+    s3: crate::s3::Protocol,
     meta: Arc<dyn MetaStore>,
 }
 
@@ -179,13 +179,7 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
                 }
             },
             Some(_) => text(StatusCode::OK, "ok\n"),
-            None => match app.s3.call(req.map(Body::from)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = ?e, "s3 service error");
-                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-                }
-            },
+            None => app.s3.call(req).await,
         };
         if resp.status().is_client_error() || resp.status().is_server_error() {
             resp = complete_error(resp, &request_id, &resource).await;
@@ -210,8 +204,8 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-/// Every S3 error body carries Message, Resource and RequestId. s3s omits them for errors it
-/// raises itself (auth, routing), so they are filled in here, once, for all errors.
+/// Every S3 error body carries Message, Resource and RequestId. The protocol layer omits them
+/// for errors it raises itself (auth, routing), so they are filled in here, once, for all errors.
 async fn complete_error(resp: Response<Body>, request_id: &str, resource: &str) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let small = http_body::Body::size_hint(&body)

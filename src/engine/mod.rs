@@ -257,22 +257,14 @@ impl Engine {
         self.meta.latest(&b.id, key).await?.ok_or(Error::NoSuchKey)
     }
 
-    /// Metadata plus a body stream of `range` (whole object when `None`). The first blob is
-    /// opened before returning, so a missing file fails the request before any header is sent.
-    pub async fn get_object(
-        &self,
-        caller: &Caller,
-        bucket: &str,
-        key: &str,
-        range: Option<ByteRange>,
-    ) -> Result<(ObjectRow, BodyStream)> {
-        let row = self.head_object(caller, bucket, key).await?;
+    /// A body stream of `range` of `row` (whole object when `None`). The first blob is opened
+    /// before returning, so a missing file fails the request before any header is sent.
+    pub async fn open_body(&self, row: &ObjectRow, range: Option<ByteRange>) -> Result<BodyStream> {
         let range = range.unwrap_or(ByteRange {
             start: 0,
             end: row.size,
         });
-        let body = read::open(&self.blobs, &row.segments, range).await?;
-        Ok((row, body))
+        read::open(&self.blobs, &row.segments, range).await
     }
 
     pub async fn delete_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<()> {

@@ -17,14 +17,37 @@ use crate::engine::{Caller, Engine};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-/// Builds the s3s service for `engine`.
-pub fn service(engine: Engine, region: String) -> s3s::service::S3Service {
-    let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
-        engine: engine.clone(),
-        region,
-    });
-    b.set_auth(auth::KeyStore { engine });
-    b.build()
+/// The response body type of the protocol layer (so `server` needs no s3s import).
+pub type Body = s3s::Body;
+
+/// The S3 protocol endpoint: routes, authenticates and answers one HTTP request.
+#[derive(Clone)]
+pub struct Protocol {
+    service: s3s::service::S3Service,
+}
+
+impl Protocol {
+    pub fn new(engine: Engine, region: String) -> Protocol {
+        let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
+            engine: engine.clone(),
+            region,
+        });
+        b.set_auth(auth::KeyStore { engine });
+        Protocol { service: b.build() }
+    }
+
+    pub async fn call(&self, req: http::Request<hyper::body::Incoming>) -> http::Response<Body> {
+        match self.service.call(req.map(Body::from)).await {
+            Ok(r) => r,
+            Err(e) => {
+                // s3s turns operation errors into responses itself; this is a failure to do so.
+                tracing::error!(error = ?e, "s3 protocol error");
+                let mut r = http::Response::new(Body::from("internal error\n".to_owned()));
+                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+        }
+    }
 }
 
 pub struct Gateway {

@@ -65,7 +65,7 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let head = g
+    let row = g
         .engine
         .head_object(&caller, &input.bucket, &input.key)
         .await
@@ -73,8 +73,8 @@ pub async fn get(
     let (range, content_range) = match &input.range {
         None => (None, None),
         Some(r) => {
-            let r = r.check(head.size)?;
-            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, head.size);
+            let r = r.check(row.size)?;
+            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, row.size);
             (
                 Some(ByteRange {
                     start: r.start,
@@ -84,11 +84,7 @@ pub async fn get(
             )
         }
     };
-    let (row, body) = g
-        .engine
-        .get_object(&caller, &input.bucket, &input.key, range)
-        .await
-        .map_err(to_s3_error)?;
+    let body = g.engine.open_body(&row, range).await.map_err(to_s3_error)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
     let h = &row.headers;
     Ok(S3Response::new(GetObjectOutput {

@@ -1,0 +1,301 @@
+//! Test harness: a real server (in-process, port 0) on SQLite or a fresh PostgreSQL database,
+//! driven by `aws-sdk-s3`. `both_dbs!(scenario)` runs `async fn scenario(&TestServer)` on both.
+#![allow(dead_code)]
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region};
+use just_storage::config::{Config, ServeArgs};
+use just_storage::server::Running;
+use std::path::{Path, PathBuf};
+
+pub const ROOT_KEY: &str = "JSTESTROOTKEY0000000";
+pub const ROOT_SECRET: &str = "test-root-secret-0000000000000000000000";
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A PostgreSQL database that exists for one test and is dropped even if the test panics.
+pub struct PgDb {
+    pub name: String,
+}
+
+impl PgDb {
+    pub async fn create() -> PgDb {
+        use sqlx::Connection;
+        let name = format!("js_test_{}", uuid::Uuid::new_v4().simple());
+        let mut c = sqlx::PgConnection::connect(PG_ADMIN_URL)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 (start it with pg_ctlcluster)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .expect("create test database");
+        PgDb { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside a runtime (or while unwinding); use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                    let q = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(q)).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings a test may change before the server starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub gc_grace_secs: u64,
+    /// Long by default: tests run the collector themselves with `gc_once`.
+    pub gc_interval_secs: u64,
+    pub orphan_age_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            gc_grace_secs: 300,
+            gc_interval_secs: 3600,
+            orphan_age_secs: 3600,
+        }
+    }
+}
+
+pub struct TestServer {
+    pub db: Db,
+    pub running: Option<Running>,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub pg: Option<PgDb>,
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> TestServer {
+        Self::start_with(db, Options::default()).await
+    }
+
+    pub async fn start_with(db: Db, opts: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(PgDb::create().await),
+        };
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.path().join("data")),
+            database_url: pg.as_ref().map(PgDb::url),
+            gc_grace_secs: Some(opts.gc_grace_secs),
+            gc_interval_secs: Some(opts.gc_interval_secs),
+            orphan_age_secs: Some(opts.orphan_age_secs),
+            root_access_key: Some(ROOT_KEY.into()),
+            root_secret_key: Some(ROOT_SECRET.into()),
+            ..Default::default()
+        };
+        let config = Config::from_args(args).expect("config");
+        let running = just_storage::server::start(&config)
+            .await
+            .expect("server starts");
+        let client = client(running.addr, ROOT_KEY, ROOT_SECRET);
+        TestServer {
+            db,
+            running: Some(running),
+            client,
+            dir,
+            config,
+            pg,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("server running")
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running().addr
+    }
+
+    pub fn engine(&self) -> &just_storage::engine::Engine {
+        &self.running().engine
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A client for another key of this server.
+    pub fn client_for(&self, key: &str, secret: &str) -> Client {
+        client(self.addr(), key, secret)
+    }
+
+    /// A new tenant with one key; returns its client.
+    pub async fn tenant_client(&self, tenant: &str, read_only: bool) -> Client {
+        let e = self.engine();
+        if e.meta()
+            .tenant_id(tenant)
+            .await
+            .expect("tenant lookup")
+            .is_none()
+        {
+            e.create_tenant(tenant).await.expect("create tenant");
+        }
+        let (k, s) = e.create_key(tenant, read_only).await.expect("create key");
+        self.client_for(&k, &s)
+    }
+
+    /// Runs the orphan sweep and collector once with the given grace (seconds).
+    pub async fn gc(&self, grace_secs: u64) -> just_storage::workers::GcReport {
+        let mut cfg = self.config.gc.clone();
+        cfg.grace = std::time::Duration::from_secs(grace_secs);
+        just_storage::workers::gc_once(self.engine(), &cfg)
+            .await
+            .expect("gc run")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+pub fn client(addr: std::net::SocketAddr, key: &str, secret: &str) -> Client {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{addr}"))
+        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+        .force_path_style(true)
+        .http_client(http)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Total bytes of regular files under `p`.
+pub fn du(p: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    for e in rd.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += du(&e.path());
+        } else {
+            total += m.len();
+        }
+    }
+    total
+}
+
+/// Blob files under a tier's `sha256/` tree.
+pub fn blob_files(tier_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(tier_dir.join("sha256")) else {
+        return out;
+    };
+    for fan in rd.flatten() {
+        if let Ok(files) = std::fs::read_dir(fan.path()) {
+            out.extend(files.flatten().map(|f| f.path()));
+        }
+    }
+    out
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so bodies differ per seed.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(b))
+}
+
+/// The S3 error code of an SDK error (e.g. "NoSuchKey").
+pub fn code<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!("not a service error: {e:?}")
+                .chars()
+                .take(300)
+                .collect()
+        })
+}
+
+/// HTTP status of an SDK error.
+pub fn status<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> u16 {
+    e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Runs `async fn $name(&TestServer)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! both_dbs {
+    ($name:ident) => {
+        $crate::both_dbs!($name, $crate::common::Options::default());
+    };
+    ($name:ident, $opts:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let s =
+                    $crate::common::TestServer::start_with($crate::common::Db::Sqlite, $opts).await;
+                super::$name(&s).await;
+                s.stop().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let s = $crate::common::TestServer::start_with($crate::common::Db::Postgres, $opts)
+                    .await;
+                super::$name(&s).await;
+                s.stop().await;
+            }
+        }
+    };
+}
