@@ -1,4 +1,4 @@
-//! The HTTP server: listener, connection settings, request ids, error-body completion,
+//! The HTTP server: listener, connection settings, request ids,
 //! `/health` and `/ready`, workers, graceful shutdown. It knows nothing of S3 semantics.
 
 use crate::blobs::BlobStore;
@@ -8,7 +8,6 @@ use crate::meta::MetaStore;
 use crate::s3::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -23,8 +22,6 @@ use tracing::Instrument;
 const MAX_CONNECTIONS: usize = 4096;
 /// Time granted to in-flight requests on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Error bodies larger than this are passed through untouched.
-const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -169,7 +166,6 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
     let request_id = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
     let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
     async move {
-        let resource = req.uri().path().to_owned();
         let mut resp = match probe(&req) {
             Some("ready") => match app.meta.ping().await {
                 Ok(()) => text(StatusCode::OK, "ready\n"),
@@ -179,11 +175,8 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
                 }
             },
             Some(_) => text(StatusCode::OK, "ok\n"),
-            None => app.s3.call(req).await,
+            None => app.s3.call(req, &request_id).await,
         };
-        if resp.status().is_client_error() || resp.status().is_server_error() {
-            resp = complete_error(resp, &request_id, &resource).await;
-        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
@@ -202,47 +195,4 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain"),
     );
     r
-}
-
-/// Every S3 error body carries Message, Resource and RequestId. The protocol layer omits them
-/// for errors it raises itself (auth, routing), so they are filled in here, once, for all errors.
-async fn complete_error(resp: Response<Body>, request_id: &str, resource: &str) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    let small = http_body::Body::size_hint(&body)
-        .upper()
-        .is_some_and(|n| n <= MAX_ERROR_BODY);
-    if !small {
-        return Response::from_parts(parts, body);
-    }
-    let Ok(collected) = body.collect().await else {
-        return Response::from_parts(parts, Body::empty());
-    };
-    let bytes = collected.to_bytes();
-    let Ok(xml) = std::str::from_utf8(&bytes) else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    let Some(end) = xml.rfind("</Error>") else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    let mut extra = String::new();
-    if !xml.contains("<Message>") {
-        let reason = parts.status.canonical_reason().unwrap_or("Error");
-        extra.push_str(&format!("<Message>{}</Message>", xml_escape(reason)));
-    }
-    if !xml.contains("<Resource>") {
-        extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
-    }
-    if !xml.contains("<RequestId>") {
-        extra.push_str(&format!("<RequestId>{request_id}</RequestId>"));
-    }
-    let patched = format!("{}{}{}", &xml[..end], extra, &xml[end..]);
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(patched))
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -23,7 +23,9 @@ fn keys() -> Vec<String> {
     for i in 0..40 {
         v.push(format!("top-{i:02}"));
     }
-    for k in ["a b/c", "a+b/c", "ü/x", "ü/y", "日本/z", "zz/", "zz/a", "z.z", "~tilde"] {
+    for k in [
+        "a b/c", "a+b/c", "ü/x", "ü/y", "日本/z", "zz/", "zz/a", "z.z", "~tilde",
+    ] {
         v.push(k.to_owned());
     }
     v.push("d0/s0".to_owned()); // a key equal to a prefix's stem
@@ -33,7 +35,12 @@ fn keys() -> Vec<String> {
 }
 
 async fn fill(s: &TestServer) -> Vec<String> {
-    s.client.create_bucket().bucket(BUCKET).send().await.expect("create");
+    s.client
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create");
     let keys = keys();
     let c = s.client.clone();
     futures::stream::iter(keys.clone())
@@ -62,11 +69,20 @@ enum Item {
 }
 
 /// S3's listing semantics, computed naively over all keys.
-fn model(keys: &[String], prefix: &str, delim: Option<&str>, after: Option<&str>, max: usize) -> (Vec<Item>, bool) {
+fn model(
+    keys: &[String],
+    prefix: &str,
+    delim: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> (Vec<Item>, bool) {
     let mut items: Vec<Item> = Vec::new();
     for k in keys.iter().filter(|k| k.starts_with(prefix)) {
         let item = match delim.and_then(|d| k[prefix.len()..].find(d).map(|p| (d, p))) {
-            Some((d, p)) => Item::Prefix(format!("{prefix}{}", &k[prefix.len()..prefix.len() + p + d.len()])),
+            Some((d, p)) => Item::Prefix(format!(
+                "{prefix}{}",
+                &k[prefix.len()..prefix.len() + p + d.len()]
+            )),
             None => Item::Key(k.clone()),
         };
         let name = match &item {
@@ -120,7 +136,11 @@ async fn v2_page(
         n(a).cmp(&n(b))
     });
     assert_eq!(out.key_count(), Some(items.len() as i32));
-    (items, out.is_truncated().unwrap_or(false), out.next_continuation_token().map(str::to_owned))
+    (
+        items,
+        out.is_truncated().unwrap_or(false),
+        out.next_continuation_token().map(str::to_owned),
+    )
 }
 
 async fn paginate_v2_and_v1(s: &TestServer) {
@@ -159,7 +179,11 @@ async fn paginate_v2_and_v1(s: &TestServer) {
             .await
             .expect("list v1");
         assert!(out.next_marker().is_none());
-        let page: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+        let page: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
         marker = page.last().cloned();
         got.extend(page);
         if !out.is_truncated().unwrap_or(false) {
@@ -182,13 +206,25 @@ async fn paginate_v2_and_v1(s: &TestServer) {
             .send()
             .await
             .expect("list v1 delimiter");
-        got.extend(out.contents().iter().filter_map(|o| o.key().map(|k| Item::Key(k.to_owned()))));
-        got.extend(out.common_prefixes().iter().filter_map(|p| p.prefix().map(|k| Item::Prefix(k.to_owned()))));
+        got.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(|k| Item::Key(k.to_owned()))),
+        );
+        got.extend(
+            out.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(|k| Item::Prefix(k.to_owned()))),
+        );
         if !out.is_truncated().unwrap_or(false) {
             assert!(out.next_marker().is_none());
             break;
         }
-        marker = Some(out.next_marker().expect("NextMarker with delimiter").to_owned());
+        marker = Some(
+            out.next_marker()
+                .expect("NextMarker with delimiter")
+                .to_owned(),
+        );
     }
     got.sort_by_key(|i| match i {
         Item::Key(k) | Item::Prefix(k) => k.clone(),
@@ -222,8 +258,14 @@ async fn matches_the_model(s: &TestServer) {
     for &(prefix, delim, after, max) in queries {
         let (want, want_trunc) = model(&keys, prefix, delim, after, max as usize);
         let (got, trunc, _) = v2_page(s, prefix, delim, after, None, max).await;
-        assert_eq!(got, want, "prefix={prefix:?} delim={delim:?} after={after:?} max={max}");
-        assert_eq!(trunc, want_trunc, "truncation: prefix={prefix:?} delim={delim:?} after={after:?} max={max}");
+        assert_eq!(
+            got, want,
+            "prefix={prefix:?} delim={delim:?} after={after:?} max={max}"
+        );
+        assert_eq!(
+            trunc, want_trunc,
+            "truncation: prefix={prefix:?} delim={delim:?} after={after:?} max={max}"
+        );
     }
     // Paging with continuation tokens through a delimiter listing visits each item once.
     let (want, _) = model(&keys, "d2/", Some("/"), None, usize::MAX);
@@ -243,9 +285,19 @@ both_dbs!(matches_the_model);
 
 async fn url_encoding(s: &TestServer) {
     let c = &s.client;
-    c.create_bucket().bucket(BUCKET).send().await.expect("create");
+    c.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create");
     for k in ["big file+ü.bin", "dir one/a&b", "plain"] {
-        c.put_object().bucket(BUCKET).key(k).body(ByteStream::from_static(b"x")).send().await.expect("put");
+        c.put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put");
     }
     let out = c
         .list_objects_v2()
@@ -257,7 +309,11 @@ async fn url_encoding(s: &TestServer) {
         .expect("list");
     let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["big%20file%2B%C3%BC.bin", "plain"]);
-    let prefixes: Vec<&str> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<&str> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, ["dir%20one/"]);
 
     let out = c
@@ -273,7 +329,12 @@ async fn url_encoding(s: &TestServer) {
     assert_eq!(keys, ["big%20file%2B%C3%BC.bin"]);
 
     // Without encoding-type the keys come back verbatim.
-    let out = c.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
     let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["big file+ü.bin", "dir one/a&b", "plain"]);
 

@@ -1,5 +1,10 @@
+use super::Body;
 use crate::engine::Error;
+use http_body_util::BodyExt;
 use s3s::{S3Error, S3ErrorCode};
+
+/// Error bodies larger than this are passed through untouched.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Maps each engine error to exactly one S3 error. Internal failures are logged here with
 /// their cause and answered with a generic message (no internals leak to clients).
@@ -35,4 +40,87 @@ pub fn to_s3_error(e: Error) -> S3Error {
         }
     };
     S3Error::with_message(code, e.to_string())
+}
+
+/// S3's messages for errors that s3s raises without one (auth, routing, parsing).
+fn default_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "AccessDenied" => "Access Denied",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. \
+             Check your key and signing method."
+        }
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the server's time is too large."
+        }
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "InvalidRange" => "The requested range is not satisfiable",
+        "AuthorizationHeaderMalformed" => "The authorization header is malformed.",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidArgument" => "Invalid Argument",
+        _ => return None,
+    })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Every S3 error body carries Code, Message, Resource and RequestId. s3s omits all but Code for
+/// errors it raises itself, so they are filled in here, once, for every error response.
+pub async fn complete(
+    resp: http::Response<Body>,
+    request_id: &str,
+    resource: &str,
+) -> http::Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let small = http_body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n <= MAX_ERROR_BODY);
+    if !small {
+        return http::Response::from_parts(parts, body);
+    }
+    let Ok(collected) = body.collect().await else {
+        return http::Response::from_parts(parts, Body::empty());
+    };
+    let bytes = collected.to_bytes();
+    let Some(xml) = std::str::from_utf8(&bytes)
+        .ok()
+        .filter(|x| x.contains("</Error>"))
+    else {
+        return http::Response::from_parts(parts, Body::from(bytes));
+    };
+    let code = xml
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map_or("", |(c, _)| c);
+    let mut extra = String::new();
+    if !xml.contains("<Message>") {
+        let msg = default_message(code)
+            .or(parts.status.canonical_reason())
+            .unwrap_or("Error");
+        extra.push_str(&format!("<Message>{}</Message>", xml_escape(msg)));
+    }
+    if !xml.contains("<Resource>") {
+        extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
+    }
+    if !xml.contains("<RequestId>") {
+        extra.push_str(&format!("<RequestId>{request_id}</RequestId>"));
+    }
+    let end = xml.rfind("</Error>").unwrap_or(xml.len());
+    let patched = format!("{}{}{}", &xml[..end], extra, &xml[end..]);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, Body::from(patched))
 }

@@ -36,8 +36,17 @@ impl Protocol {
         Protocol { service: b.build() }
     }
 
-    pub async fn call(&self, req: http::Request<hyper::body::Incoming>) -> http::Response<Body> {
+    /// Answers one request. Error responses carry Message, Resource and `request_id`.
+    pub async fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        request_id: &str,
+    ) -> http::Response<Body> {
+        let resource = req.uri().path().to_owned();
         match self.service.call(req.map(Body::from)).await {
+            Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
+                error::complete(r, request_id, &resource).await
+            }
             Ok(r) => r,
             Err(e) => {
                 // s3s turns operation errors into responses itself; this is a failure to do so.

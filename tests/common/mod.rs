@@ -282,6 +282,8 @@ macro_rules! both_dbs {
     };
     ($name:ident, $opts:expr) => {
         mod $name {
+            #[allow(unused_imports)]
+            use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let s =
@@ -298,4 +300,119 @@ macro_rules! both_dbs {
             }
         }
     };
+}
+
+/// A raw HTTP/1.1 response: status, headers (lower-case names) and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends a SigV4-signed request over a plain socket, declaring `payload_hash` as the body's
+/// `x-amz-content-sha256` (so tests can lie about it). The server closes after answering.
+pub async fn signed_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+    payload_hash: &str,
+) -> RawResponse {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let host = addr.to_string();
+    let url = format!("http://{host}{path_and_query}");
+    let len = body.len().to_string();
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("host", host.as_str()),
+        ("content-length", len.as_str()),
+        ("x-amz-content-sha256", payload_hash),
+    ];
+    headers.extend_from_slice(extra_headers);
+    let identity =
+        aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url.as_str(),
+        headers.iter().copied(),
+        SignableBody::Precomputed(payload_hash.to_owned()),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    let mut req = http::Request::builder().method(method).uri(&url);
+    for (k, v) in &headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(()).expect("request");
+    instructions.apply_to_request_http1x(&mut req);
+
+    let mut text = format!("{method} {path_and_query} HTTP/1.1\r\n");
+    for (k, v) in req.headers() {
+        text.push_str(&format!("{}: {}\r\n", k, v.to_str().expect("ascii header")));
+    }
+    text.push_str("connection: close\r\n\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    raw(addr, &bytes).await
+}
+
+/// Writes `request` as is and reads the whole response (the request must ask to close).
+pub async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    sock.write_all(request).await.expect("write request");
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        sock.read_to_end(&mut buf),
+    )
+    .await
+    .expect("response within 30 s")
+    .expect("read");
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> RawResponse {
+    let text = String::from_utf8_lossy(buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
 }

@@ -1,0 +1,299 @@
+//! The content-addressed store: dedup, the signed-payload check, deferred GC, orphan sweep,
+//! and a read that survives DELETE + GC (seed Scenario 2).
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+async fn put(s: &TestServer, c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key} ({:?}): {e:?}", s.db));
+}
+
+async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get");
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+async fn dedup_across_keys_buckets_tenants(s: &TestServer) {
+    let hot = s.data_dir().join("hot");
+    let body = bytes(64 * MIB, 42);
+    s.client
+        .create_bucket()
+        .bucket("one")
+        .send()
+        .await
+        .expect("create");
+    s.client
+        .create_bucket()
+        .bucket("two")
+        .send()
+        .await
+        .expect("create");
+    let other = s.tenant_client("other", false).await;
+    other
+        .create_bucket()
+        .bucket("one")
+        .send()
+        .await
+        .expect("create");
+    let before = du(&hot);
+    put(s, &s.client, "one", "a", &body).await;
+    put(s, &s.client, "two", "b/c", &body).await;
+    put(s, &other, "one", "z", &body).await;
+    let grown = du(&hot) - before;
+    // One copy of the bytes, not three (a little slack for nothing else).
+    assert!(
+        grown >= 64 * MIB as u64 && grown < 65 * MIB as u64,
+        "grew by {grown}"
+    );
+    assert_eq!(blob_files(&hot).len(), 1);
+    assert_eq!(get(&other, "one", "z").await, body);
+
+    // Removing two references keeps the blob; removing the last one frees it after the grace.
+    s.client
+        .delete_object()
+        .bucket("one")
+        .key("a")
+        .send()
+        .await
+        .expect("delete");
+    other
+        .delete_object()
+        .bucket("one")
+        .key("z")
+        .send()
+        .await
+        .expect("delete");
+    let r = s.gc(0).await;
+    assert_eq!(r.blobs_removed, 0);
+    assert_eq!(get(&s.client, "two", "b/c").await, body);
+    s.client
+        .delete_object()
+        .bucket("two")
+        .key("b/c")
+        .send()
+        .await
+        .expect("delete");
+    let r = s.gc(300).await;
+    assert_eq!(r.blobs_removed, 0, "grace period honoured");
+    assert_eq!(blob_files(&hot).len(), 1);
+    let r = s.gc(0).await;
+    assert_eq!(r.blobs_removed, 1);
+    assert_eq!(r.purged_rows, 1, "the other two rows went in the first run");
+    assert!(blob_files(&hot).is_empty());
+    assert!(du(&hot) < MIB as u64);
+}
+both_dbs!(dedup_across_keys_buckets_tenants);
+
+async fn overwrite_releases_old_blob(s: &TestServer) {
+    let hot = s.data_dir().join("hot");
+    s.client
+        .create_bucket()
+        .bucket("overwrite")
+        .send()
+        .await
+        .expect("create");
+    put(s, &s.client, "overwrite", "k", &bytes(100_000, 1)).await;
+    put(s, &s.client, "overwrite", "k", &bytes(100_000, 2)).await;
+    // Same content again: refcount moves, no new file.
+    put(s, &s.client, "overwrite", "k", &bytes(100_000, 2)).await;
+    assert_eq!(blob_files(&hot).len(), 2);
+    let r = s.gc(0).await;
+    assert_eq!(r.blobs_removed, 1);
+    assert_eq!(blob_files(&hot).len(), 1);
+    assert_eq!(get(&s.client, "overwrite", "k").await, bytes(100_000, 2));
+}
+both_dbs!(overwrite_releases_old_blob);
+
+async fn signed_payload_hash_is_verified(s: &TestServer) {
+    s.client
+        .create_bucket()
+        .bucket("sig")
+        .send()
+        .await
+        .expect("create");
+    put(s, &s.client, "sig", "k", b"original").await;
+    let body = b"tampered body";
+    let wrong = sha256_hex(b"something else");
+    let r = signed_raw(s.addr(), "PUT", "/sig/k", &[], body, &wrong).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.body.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<RequestId>"), "{}", r.body);
+    assert!(r.header("x-amz-request-id").is_some());
+    assert_eq!(get(&s.client, "sig", "k").await, b"original");
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("hot/tmp"))
+            .expect("tmp")
+            .count(),
+        0
+    );
+
+    // The right hash is accepted through the same path.
+    let r = signed_raw(s.addr(), "PUT", "/sig/k", &[], body, &sha256_hex(body)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(get(&s.client, "sig", "k").await, body);
+}
+both_dbs!(signed_payload_hash_is_verified);
+
+async fn error_bodies_are_complete(s: &TestServer) {
+    // An error raised inside the protocol layer (no such bucket for a signed GET).
+    let r = signed_raw(
+        s.addr(),
+        "GET",
+        "/no-such-bucket/key",
+        &[],
+        b"",
+        &sha256_hex(b""),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    for part in [
+        "<Code>NoSuchBucket</Code>",
+        "<Message>",
+        "<Resource>/no-such-bucket/key</Resource>",
+        "<RequestId>",
+    ] {
+        assert!(r.body.contains(part), "{part} in {}", r.body);
+    }
+    let id = r.header("x-amz-request-id").expect("request id header");
+    assert!(r.body.contains(&format!("<RequestId>{id}</RequestId>")));
+    // An auth failure raised by s3s itself: a malformed Authorization header.
+    let head = "GET / HTTP/1.1\r\nhost: x\r\nauthorization: AWS4-HMAC-SHA256 Credential=nonsense\r\n\
+                x-amz-date: 20260101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
+                connection: close\r\n\r\n";
+    let r = raw(s.addr(), head.as_bytes()).await;
+    assert!(r.status == 403 || r.status == 400, "{r:?}");
+    assert!(
+        r.body.contains("<Message>") && r.body.contains("<RequestId>"),
+        "{}",
+        r.body
+    );
+}
+both_dbs!(error_bodies_are_complete);
+
+async fn read_survives_delete_and_gc(s: &TestServer) {
+    let hot = s.data_dir().join("hot");
+    let body = bytes(48 * MIB, 9);
+    s.client
+        .create_bucket()
+        .bucket("scn2")
+        .send()
+        .await
+        .expect("create");
+    put(s, &s.client, "scn2", "big", &body).await;
+    let mut out = s
+        .client
+        .get_object()
+        .bucket("scn2")
+        .key("big")
+        .send()
+        .await
+        .expect("get");
+    let mut got = Vec::with_capacity(body.len());
+    let first = out
+        .body
+        .next()
+        .await
+        .expect("a first chunk")
+        .expect("chunk");
+    got.extend_from_slice(&first);
+    // DELETE and a forced collection while the response is streaming.
+    s.client
+        .delete_object()
+        .bucket("scn2")
+        .key("big")
+        .send()
+        .await
+        .expect("delete");
+    let r = s.gc(0).await;
+    assert_eq!(r.blobs_removed, 1);
+    assert!(blob_files(&hot).is_empty(), "file unlinked");
+    while let Some(chunk) = out.body.next().await {
+        got.extend_from_slice(&chunk.expect("chunk"));
+    }
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "bytes identical after delete + gc");
+    let e = s
+        .client
+        .get_object()
+        .bucket("scn2")
+        .key("big")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NoSuchKey");
+}
+both_dbs!(read_survives_delete_and_gc);
+
+async fn orphans_are_swept(s: &TestServer) {
+    let e = s.engine();
+    let tmp = s.data_dir().join("hot/tmp");
+    s.client
+        .create_bucket()
+        .bucket("orph")
+        .send()
+        .await
+        .expect("create");
+    put(s, &s.client, "orph", "kept", b"committed").await;
+    let bucket = e
+        .meta()
+        .bucket(&root_tenant(s).await, "orph")
+        .await
+        .expect("q")
+        .expect("bucket");
+    // A crashed upload: a WRITING row and its half-written temp file.
+    let id = uuid::Uuid::now_v7().to_string();
+    e.meta()
+        .insert_writing(&id, &bucket.id, "half", just_storage::blobs::Tier::Hot)
+        .await
+        .expect("row");
+    std::fs::write(tmp.join(&id), b"partial").expect("temp");
+    // A temp file with no row at all.
+    std::fs::write(tmp.join(uuid::Uuid::now_v7().to_string()), b"stray").expect("stray");
+    let r = s.gc(0).await;
+    assert_eq!(r.orphan_rows, 1);
+    assert_eq!(r.orphan_temp_files, 1);
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+    assert!(!e.meta().writing_exists(&id).await.expect("q"));
+    assert_eq!(get(&s.client, "orph", "kept").await, b"committed");
+}
+both_dbs!(
+    orphans_are_swept,
+    Options {
+        orphan_age_secs: 0,
+        ..Options::default()
+    }
+);
+
+async fn root_tenant(s: &TestServer) -> String {
+    s.engine()
+        .meta()
+        .tenant_id("root")
+        .await
+        .expect("q")
+        .expect("root tenant")
+}
