@@ -416,3 +416,109 @@ pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+/// The real binary in its own process (for RSS, restarts and signals).
+pub struct Proc {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// stdout lines printed before "listening".
+    pub banner: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `just-storage serve` on `127.0.0.1:0`; `env` are extra environment variables.
+    pub fn spawn(data_dir: &Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Proc {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_just-storage"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("JUST_STORAGE_ROOT_ACCESS_KEY")
+            .env_remove("JUST_STORAGE_ROOT_SECRET_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        if let Some(url) = database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn just-storage");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("server printed its address within 30 s");
+            if let Some(addr) = line.strip_prefix("JustStorage listening on http://") {
+                let addr = addr.trim().parse().expect("address");
+                return Proc {
+                    child,
+                    addr,
+                    banner,
+                };
+            }
+            banner.push(line);
+        }
+    }
+
+    /// Peak resident set size (VmHWM) in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM");
+        kb * 1024
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("server did not exit within 15 s of SIGTERM");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The root credentials a first start printed.
+pub fn printed_root(banner: &[String]) -> Option<(String, String)> {
+    let find = |p: &str| {
+        banner
+            .iter()
+            .find_map(|l| l.strip_prefix(p).map(|s| s.trim().to_owned()))
+    };
+    Some((find("root access key:")?, find("root secret key:")?))
+}
