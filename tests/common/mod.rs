@@ -427,6 +427,8 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `just-storage serve` on `127.0.0.1:0`; `env` are extra environment variables.
+    // The child is reaped by `Drop` (kill + wait) or `terminate`.
+    #[allow(clippy::zombie_processes)]
     pub fn spawn(data_dir: &Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_just-storage"));
