@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Seconds after which an unfinished upload is an orphan [default: 3600].
     #[arg(long, env = "JUST_STORAGE_ORPHAN_AGE_SECS")]
     pub orphan_age_secs: Option<u64>,
+    /// Seconds after which an incomplete multipart upload is aborted [default: 604800, 7 days].
+    #[arg(long, env = "JUST_STORAGE_UPLOAD_MAX_AGE_SECS")]
+    pub upload_max_age_secs: Option<u64>,
     /// Root access key id to create on first start (else one is generated).
     #[arg(long, env = "JUST_STORAGE_ROOT_ACCESS_KEY", hide_env_values = true)]
     pub root_access_key: Option<String>,
@@ -74,6 +77,7 @@ struct FileConfig {
     gc_grace_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
     orphan_age_secs: Option<u64>,
+    upload_max_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +85,8 @@ pub struct GcConfig {
     pub grace: Duration,
     pub interval: Duration,
     pub orphan_age: Duration,
+    /// AbortIncompleteMultipartUpload: uploads older than this are aborted.
+    pub upload_max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +145,7 @@ impl Config {
                 grace: secs(a.gc_grace_secs.or(f.gc_grace_secs), 300),
                 interval: secs(a.gc_interval_secs.or(f.gc_interval_secs), 30),
                 orphan_age: secs(a.orphan_age_secs.or(f.orphan_age_secs), 3600),
+                upload_max_age: secs(a.upload_max_age_secs.or(f.upload_max_age_secs), 7 * 86400),
             },
             root_key,
         })

@@ -37,6 +37,24 @@ pub enum Error {
     InvalidStorageClass,
     #[error("{0}")]
     InvalidArgument(String),
+    #[error(
+        "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."
+    )]
+    NoSuchUpload,
+    #[error(
+        "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag. (part {0})"
+    )]
+    InvalidPart(i32),
+    #[error(
+        "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+    )]
+    InvalidPartOrder,
+    #[error("Your proposed upload is smaller than the minimum allowed object size.")]
+    EntityTooSmall,
+    #[error("The requested range is not satisfiable")]
+    InvalidRange,
+    #[error("{0}")]
+    MalformedXml(String),
     #[error("storage: {0}")]
     Storage(#[from] std::io::Error),
     #[error("metadata: {0}")]
@@ -54,6 +72,11 @@ impl From<MetaError> for Error {
             MetaError::BucketExists => Error::BucketAlreadyOwnedByYou,
             MetaError::PreconditionFailed => Error::PreconditionFailed,
             MetaError::Place(io) => Error::Storage(io),
+            MetaError::NoSuchUpload => Error::NoSuchUpload,
+            MetaError::Rejected(e) => match e.downcast::<Error>() {
+                Ok(e) => *e,
+                Err(e) => Error::Meta(MetaError::Rejected(e)),
+            },
             e => Error::Meta(e),
         }
     }

@@ -6,11 +6,15 @@
 mod admin;
 mod error;
 mod list;
+mod multipart;
 mod read;
 
 pub use admin::{ROOT_TENANT, generate_key};
 pub use error::{Error, Result};
 pub use list::{ListItem, ListQuery, ListResult, prefix_successor};
+pub use multipart::{
+    ListedPart, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, UploadItem, UploadList, UploadQuery,
+};
 pub use read::{BodyStream, ByteRange};
 
 use crate::blobs::{BlobStore, BodyError, Tier};
@@ -20,7 +24,6 @@ use crate::meta::{
 };
 use bytes::Bytes;
 use futures::Stream;
-use futures::future::FutureExt;
 use std::sync::Arc;
 
 /// Limits on everything a client controls (DESIGN.md, "Tenancy, auth, limits").
@@ -243,12 +246,7 @@ impl Engine {
             blob,
             condition: req.condition,
         };
-        let blobs = self.blobs.clone();
-        let (id, size) = (id.to_owned(), written.size);
-        let place = move || {
-            let (blobs, id, hash) = (blobs.clone(), id.clone(), hash.clone());
-            async move { blobs.place(tier, &id, &hash, size).await }.boxed()
-        };
+        let place = self.placer(tier, id, &hash, written.size);
         Ok(self.meta.commit_put(&commit, Some(&place)).await?)
     }
 

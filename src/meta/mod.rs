@@ -30,6 +30,12 @@ pub enum MetaError {
     NoSuchKey,
     #[error("precondition failed")]
     PreconditionFailed,
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// CompleteMultipartUpload's part list was rejected by the engine's `assemble` (the error
+    /// is the engine's own, passed through).
+    #[error("{0}")]
+    Rejected(Box<dyn std::error::Error + Send + Sync>),
     #[error("tenant {0:?} not found")]
     NoSuchTenant(String),
     #[error("blob file placement: {0}")]
@@ -90,6 +96,8 @@ pub struct ObjectRow {
     pub storage_class: String,
     pub created_at: i64,
     pub segments: Vec<Segment>,
+    /// Number of parts of a multipart object; `None` for a plain PUT or a copy of one.
+    pub parts_count: Option<i32>,
 }
 
 /// One entry of a key-ordered listing page.
@@ -163,6 +171,61 @@ pub struct BlobId {
 /// the blob row is locked. Must be idempotent (it may run again after a retried transaction).
 pub type PlaceFn<'a> = &'a (dyn Fn() -> BoxFuture<'static, std::io::Result<()>> + Send + Sync);
 
+/// A multipart upload in progress, with the headers its object will get.
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub upload_id: String,
+    pub bucket_id: String,
+    pub key: String,
+    pub initiated: i64,
+    pub tier: Tier,
+    pub storage_class: String,
+    pub headers: ObjectHeaders,
+}
+
+/// One uploaded part; it holds a reference on its blob (none when empty).
+#[derive(Debug, Clone)]
+pub struct PartRow {
+    pub part_number: i32,
+    pub size: u64,
+    pub etag: String,
+    pub created_at: i64,
+    pub blob: Option<Segment>,
+}
+
+/// What CompleteMultipartUpload makes of the uploaded parts (decided by the engine).
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    pub etag: String,
+    pub size: u64,
+    pub parts_count: i32,
+    /// The object's segments, in order; their references move from the parts to the object.
+    pub segments: Vec<Segment>,
+    /// Blobs of uploaded parts the client did not list: released.
+    pub unused: Vec<Segment>,
+}
+
+/// Txn of CompleteMultipartUpload.
+pub struct CompleteCommit<'a> {
+    pub upload_id: String,
+    pub bucket_id: String,
+    pub key: String,
+    pub new_id: String,
+    pub condition: WriteCondition,
+    /// Validates the uploaded parts (in part-number order) against the client's list.
+    pub assemble: &'a (dyn Fn(&[PartRow]) -> MetaResult<Assembled> + Send + Sync),
+}
+
+/// A blob whose `ref_count` differs from the references that exist (fsck).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefMismatch {
+    pub tier: String,
+    pub hash: String,
+    /// `None`: referenced, but the blob has no row at all.
+    pub ref_count: Option<i64>,
+    pub actual: i64,
+}
+
 /// Usage figures for `admin usage`.
 #[derive(Debug, Clone)]
 pub struct UsageRow {
@@ -225,6 +288,39 @@ pub trait MetaStore: Send + Sync + 'static {
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>>;
 
+    // --- multipart uploads ---
+    async fn create_upload(&self, u: &UploadRow) -> MetaResult<()>;
+    async fn upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<Option<UploadRow>>;
+    /// Records (or replaces) a part; `place` runs under the new blob's row lock.
+    async fn commit_part(
+        &self,
+        upload_id: &str,
+        part: &PartRow,
+        place: Option<PlaceFn<'_>>,
+    ) -> MetaResult<()>;
+    /// Parts with `part_number > after`, in order.
+    async fn list_parts(
+        &self,
+        upload_id: &str,
+        after: i32,
+        limit: usize,
+    ) -> MetaResult<Vec<PartRow>>;
+    async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow>;
+    /// Releases every part's reference and forgets the upload. Returns whether it existed.
+    async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool>;
+    /// Uploads with `(key, upload_id) > (after_key, after_id)` and `key` starting with `prefix`,
+    /// in that order.
+    async fn list_uploads(
+        &self,
+        bucket_id: &str,
+        prefix: &str,
+        after_key: &str,
+        after_id: &str,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRow>>;
+    /// Uploads initiated before `cutoff`: `(bucket_id, upload_id)`.
+    async fn stale_uploads(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<(String, String)>>;
+
     // --- maintenance (workers) ---
     /// WRITING rows created before `cutoff`: `(object id, tier)`.
     async fn stale_writing(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<(String, Tier)>>;
@@ -242,4 +338,7 @@ pub trait MetaStore: Send + Sync + 'static {
         unlink: PlaceFn<'_>,
     ) -> MetaResult<bool>;
     async fn usage(&self) -> MetaResult<Vec<UsageRow>>;
+    /// Blobs whose `ref_count` is not the number of COMMITTED segments plus upload parts that
+    /// point at them, and references to blobs without a row. Empty when consistent.
+    async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>>;
 }

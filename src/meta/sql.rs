@@ -70,7 +70,11 @@ impl PgMeta {
 
 const OBJECT_COLS: &str = "id, key, size, etag, content_type, content_encoding, \
     content_disposition, content_language, cache_control, expires, user_meta, storage_class, \
-    created_at";
+    created_at, parts_count";
+
+const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_class, \
+    content_type, content_encoding, content_disposition, content_language, cache_control, \
+    expires, user_meta";
 
 fn headers_json(h: &ObjectHeaders) -> String {
     serde_json::to_string(&h.user_meta).unwrap_or_else(|_| "{}".to_owned())
@@ -86,6 +90,18 @@ fn to_i64(v: u64) -> i64 {
 
 fn tier_of(s: &str) -> MetaResult<Tier> {
     Tier::parse(s).ok_or_else(|| MetaError::Corrupt(format!("unknown tier {s:?}")))
+}
+
+/// Conditional writes, checked against the current version inside the commit transaction.
+fn check_condition(c: &WriteCondition, current: Option<&ObjectRow>) -> MetaResult<()> {
+    match (c, current) {
+        (WriteCondition::IfNoneMatchAny, Some(_)) => Err(MetaError::PreconditionFailed),
+        (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey),
+        (WriteCondition::IfMatch(Some(etag)), Some(o)) if *etag != o.etag => {
+            Err(MetaError::PreconditionFailed)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A reference-count change on one blob, applied in `(tier, hash)` order (+1 before -1).
@@ -114,6 +130,84 @@ macro_rules! sql_meta {
     ($store:ident, $db:ty, pg = $pg:expr, write = $write:ident, read = $read:ident) => {
         impl $store {
             const PG: bool = $pg;
+
+            /// The header columns of an object or upload row (`content_*`, …, `user_meta`).
+            fn headers_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ObjectHeaders> {
+                let meta: Option<String> = r.try_get("user_meta")?;
+                let user_meta = match meta {
+                    Some(s) => serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(e.to_string()))?,
+                    None => Default::default(),
+                };
+                Ok(ObjectHeaders {
+                    content_type: r.try_get("content_type")?,
+                    content_encoding: r.try_get("content_encoding")?,
+                    content_disposition: r.try_get("content_disposition")?,
+                    content_language: r.try_get("content_language")?,
+                    cache_control: r.try_get("cache_control")?,
+                    expires: r.try_get("expires")?,
+                    user_meta,
+                })
+            }
+
+            fn upload_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<UploadRow> {
+                Ok(UploadRow {
+                    upload_id: r.try_get("upload_id")?,
+                    bucket_id: r.try_get("bucket_id")?,
+                    key: r.try_get("key")?,
+                    initiated: r.try_get("initiated")?,
+                    tier: tier_of(r.try_get::<&str, _>("tier")?)?,
+                    storage_class: r.try_get("storage_class")?,
+                    headers: Self::headers_of(r)?,
+                })
+            }
+
+            fn part_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<PartRow> {
+                let tier = tier_of(r.try_get::<&str, _>("tier")?)?;
+                let size = to_u64(r.try_get("size")?, "part size")?;
+                let hash: Option<String> = r.try_get("blob_hash")?;
+                Ok(PartRow {
+                    part_number: r.try_get("part_number")?,
+                    size,
+                    etag: r.try_get("etag")?,
+                    created_at: r.try_get("created_at")?,
+                    blob: hash.map(|hash| Segment { tier, hash, size }),
+                })
+            }
+
+            /// Locks an upload row (Postgres) and checks it belongs to `bucket_id`.
+            async fn lock_upload(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                bucket_id: Option<&str>,
+                upload_id: &str,
+            ) -> MetaResult<UploadRow> {
+                const Q: &str = if $pg {
+                    const_format::concatcp!("SELECT ", UPLOAD_COLS,
+                        " FROM multipart_uploads WHERE upload_id = $1 FOR UPDATE")
+                } else {
+                    const_format::concatcp!("SELECT ", UPLOAD_COLS,
+                        " FROM multipart_uploads WHERE upload_id = $1")
+                };
+                let row = sqlx::query(Q).bind(upload_id).fetch_optional(&mut **tx).await?;
+                let up = row.as_ref().map(Self::upload_of).transpose()?;
+                match up {
+                    Some(u) if bucket_id.is_none_or(|b| b == u.bucket_id) => Ok(u),
+                    _ => Err(MetaError::NoSuchUpload),
+                }
+            }
+
+            async fn all_parts(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                upload_id: &str,
+            ) -> MetaResult<Vec<PartRow>> {
+                let rows = sqlx::query(
+                    "SELECT part_number, tier, blob_hash, size, etag, created_at FROM upload_parts \
+                     WHERE upload_id = $1 ORDER BY part_number",
+                )
+                .bind(upload_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                rows.iter().map(Self::part_of).collect()
+            }
 
             /// Serialises writers of one key (Postgres); SQLite's single writer already does.
             async fn lock_key(
@@ -165,11 +259,7 @@ macro_rules! sql_meta {
                 else {
                     return Ok(None);
                 };
-                let meta: Option<String> = r.try_get("user_meta")?;
-                let user_meta = match meta {
-                    Some(s) => serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(e.to_string()))?,
-                    None => Default::default(),
-                };
+                let headers = Self::headers_of(&r)?;
                 let id: String = r.try_get("id")?;
                 let segments = Self::segments(conn, &id).await?;
                 Ok(Some(ObjectRow {
@@ -177,18 +267,11 @@ macro_rules! sql_meta {
                     key: r.try_get("key")?,
                     size: to_u64(r.try_get("size")?, "size")?,
                     etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
-                    headers: ObjectHeaders {
-                        content_type: r.try_get("content_type")?,
-                        content_encoding: r.try_get("content_encoding")?,
-                        content_disposition: r.try_get("content_disposition")?,
-                        content_language: r.try_get("content_language")?,
-                        cache_control: r.try_get("cache_control")?,
-                        expires: r.try_get("expires")?,
-                        user_meta,
-                    },
+                    headers,
                     storage_class: r.try_get("storage_class")?,
                     created_at: r.try_get("created_at")?,
                     segments,
+                    parts_count: r.try_get("parts_count")?,
                 }))
             }
 
@@ -508,14 +591,7 @@ macro_rules! sql_meta {
                 // The bucket was deleted (or the sweep took the row) while the body streamed.
                 let Some(created_at) = writing else { return Err(MetaError::NoSuchBucket) };
                 let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
-                match (&c.condition, &old) {
-                    (WriteCondition::IfNoneMatchAny, Some(_)) => return Err(MetaError::PreconditionFailed),
-                    (WriteCondition::IfMatch(_), None) => return Err(MetaError::NoSuchKey),
-                    (WriteCondition::IfMatch(Some(etag)), Some(o)) if *etag != o.etag => {
-                        return Err(MetaError::PreconditionFailed);
-                    }
-                    _ => {}
-                }
+                check_condition(&c.condition, old.as_ref())?;
                 let new_segs: Vec<Segment> = c.blob.iter().cloned().collect();
                 let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
                 let ds = deltas(&new_segs, old_segs);
@@ -553,6 +629,7 @@ macro_rules! sql_meta {
                     storage_class: c.storage_class.clone(),
                     created_at,
                     segments: new_segs,
+                    parts_count: None,
                 })
             }
 
@@ -581,14 +658,15 @@ macro_rules! sql_meta {
                     storage_class: c.storage_class.clone().unwrap_or(src.storage_class),
                     created_at: crate::now_micros(),
                     segments: src.segments,
+                    parts_count: src.parts_count,
                 };
                 let tier = row.segments.first().map(|s| s.tier).unwrap_or(Tier::Hot);
                 sqlx::query(
                     "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
                      content_type, content_encoding, content_disposition, content_language, \
-                     cache_control, expires, user_meta, storage_class, tier, created_at) \
+                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count) \
                      VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15)",
+                     $13, $14, $15, $16)",
                 )
                 .bind(&row.id)
                 .bind(&c.dst_bucket_id)
@@ -605,6 +683,7 @@ macro_rules! sql_meta {
                 .bind(&row.storage_class)
                 .bind(tier.as_str())
                 .bind(row.created_at)
+                .bind(row.parts_count)
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
@@ -664,6 +743,232 @@ macro_rules! sql_meta {
                             created_at: r.try_get("created_at")?,
                         })
                     })
+                    .collect()
+            }
+
+            async fn create_upload(&self, u: &UploadRow) -> MetaResult<()> {
+                sqlx::query(
+                    "INSERT INTO multipart_uploads (upload_id, bucket_id, key, initiated, tier, \
+                     storage_class, content_type, content_encoding, content_disposition, \
+                     content_language, cache_control, expires, user_meta) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(&u.upload_id)
+                .bind(&u.bucket_id)
+                .bind(&u.key)
+                .bind(u.initiated)
+                .bind(u.tier.as_str())
+                .bind(&u.storage_class)
+                .bind(&u.headers.content_type)
+                .bind(&u.headers.content_encoding)
+                .bind(&u.headers.content_disposition)
+                .bind(&u.headers.content_language)
+                .bind(&u.headers.cache_control)
+                .bind(&u.headers.expires)
+                .bind(headers_json(&u.headers))
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<Option<UploadRow>> {
+                const Q: &str = const_format::concatcp!("SELECT ", UPLOAD_COLS,
+                    " FROM multipart_uploads WHERE upload_id = $1 AND bucket_id = $2");
+                let row = sqlx::query(Q)
+                    .bind(upload_id)
+                    .bind(bucket_id)
+                    .fetch_optional(&self.$read)
+                    .await?;
+                row.as_ref().map(Self::upload_of).transpose()
+            }
+
+            async fn commit_part(
+                &self,
+                upload_id: &str,
+                part: &PartRow,
+                place: Option<PlaceFn<'_>>,
+            ) -> MetaResult<()> {
+                let mut tx = self.$write.begin().await?;
+                // Serialises writers of this upload's parts (and its complete/abort).
+                Self::lock_upload(&mut tx, None, upload_id).await?;
+                let old = sqlx::query(
+                    "SELECT part_number, tier, blob_hash, size, etag, created_at FROM upload_parts \
+                     WHERE upload_id = $1 AND part_number = $2",
+                )
+                .bind(upload_id)
+                .bind(part.part_number)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let old = old.as_ref().map(Self::part_of).transpose()?;
+                let new_segs: Vec<Segment> = part.blob.iter().cloned().collect();
+                let old_segs: Vec<Segment> = old.and_then(|p| p.blob).into_iter().collect();
+                let ds = deltas(&new_segs, &old_segs);
+                Self::apply_deltas(&mut tx, &ds, part.blob.as_ref(), place).await?;
+                let tier = part.blob.as_ref().map_or("hot", |b| b.tier.as_str());
+                sqlx::query(
+                    "INSERT INTO upload_parts (upload_id, part_number, tier, blob_hash, size, etag, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (upload_id, part_number) DO UPDATE SET tier = excluded.tier, \
+                     blob_hash = excluded.blob_hash, size = excluded.size, etag = excluded.etag, \
+                     created_at = excluded.created_at",
+                )
+                .bind(upload_id)
+                .bind(part.part_number)
+                .bind(tier)
+                .bind(part.blob.as_ref().map(|b| b.hash.as_str()))
+                .bind(to_i64(part.size))
+                .bind(&part.etag)
+                .bind(part.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_parts(
+                &self,
+                upload_id: &str,
+                after: i32,
+                limit: usize,
+            ) -> MetaResult<Vec<PartRow>> {
+                let rows = sqlx::query(
+                    "SELECT part_number, tier, blob_hash, size, etag, created_at FROM upload_parts \
+                     WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3",
+                )
+                .bind(upload_id)
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter().map(Self::part_of).collect()
+            }
+
+            async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow> {
+                let mut tx = self.$write.begin().await?;
+                Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
+                let up = Self::lock_upload(&mut tx, Some(&c.bucket_id), &c.upload_id).await?;
+                if up.key != c.key {
+                    return Err(MetaError::NoSuchUpload);
+                }
+                let parts = Self::all_parts(&mut tx, &c.upload_id).await?;
+                let a = (c.assemble)(&parts)?;
+                let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
+                check_condition(&c.condition, old.as_ref())?;
+                let mut release: Vec<Segment> = a.unused.clone();
+                release.extend(old.iter().flat_map(|o| o.segments.iter().cloned()));
+                Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
+                if let Some(o) = &old {
+                    Self::demote(&mut tx, &o.id).await?;
+                }
+                let row = ObjectRow {
+                    id: c.new_id.clone(),
+                    key: c.key.clone(),
+                    size: a.size,
+                    etag: a.etag.clone(),
+                    headers: up.headers.clone(),
+                    storage_class: up.storage_class.clone(),
+                    created_at: crate::now_micros(),
+                    segments: a.segments.clone(),
+                    parts_count: Some(a.parts_count),
+                };
+                sqlx::query(
+                    "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
+                     content_type, content_encoding, content_disposition, content_language, \
+                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count) \
+                     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, $15, $16)",
+                )
+                .bind(&row.id)
+                .bind(&c.bucket_id)
+                .bind(&row.key)
+                .bind(to_i64(row.size))
+                .bind(&row.etag)
+                .bind(&row.headers.content_type)
+                .bind(&row.headers.content_encoding)
+                .bind(&row.headers.content_disposition)
+                .bind(&row.headers.content_language)
+                .bind(&row.headers.cache_control)
+                .bind(&row.headers.expires)
+                .bind(headers_json(&row.headers))
+                .bind(&row.storage_class)
+                .bind(up.tier.as_str())
+                .bind(row.created_at)
+                .bind(row.parts_count)
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
+                sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                    .bind(&c.upload_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(row)
+            }
+
+            async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool> {
+                let mut tx = self.$write.begin().await?;
+                match Self::lock_upload(&mut tx, Some(bucket_id), upload_id).await {
+                    Err(MetaError::NoSuchUpload) => return Ok(false),
+                    r => r?,
+                };
+                let parts = Self::all_parts(&mut tx, upload_id).await?;
+                let release: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
+                Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
+                sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                    .bind(upload_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn list_uploads(
+                &self,
+                bucket_id: &str,
+                prefix: &str,
+                after_key: &str,
+                after_id: &str,
+                limit: usize,
+            ) -> MetaResult<Vec<UploadRow>> {
+                const Q: &str = const_format::concatcp!("SELECT ", UPLOAD_COLS,
+                    " FROM multipart_uploads WHERE bucket_id = $1 AND key >= $2 \
+                     AND (key > $3 OR (key = $3 AND upload_id > $4)) \
+                     ORDER BY key, upload_id LIMIT $5");
+                let rows = sqlx::query(Q)
+                    .bind(bucket_id)
+                    .bind(prefix)
+                    .bind(after_key)
+                    .bind(after_id)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.$read)
+                    .await?;
+                // `key >= prefix` starts the range; rows past the prefix end it.
+                let mut out = Vec::new();
+                for r in &rows {
+                    let u = Self::upload_of(r)?;
+                    if !u.key.starts_with(prefix) {
+                        break;
+                    }
+                    out.push(u);
+                }
+                Ok(out)
+            }
+
+            async fn stale_uploads(
+                &self,
+                cutoff: i64,
+                limit: usize,
+            ) -> MetaResult<Vec<(String, String)>> {
+                let rows = sqlx::query(
+                    "SELECT bucket_id, upload_id FROM multipart_uploads WHERE initiated < $1 \
+                     ORDER BY initiated LIMIT $2",
+                )
+                .bind(cutoff)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$write)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("bucket_id")?, r.try_get("upload_id")?)))
                     .collect()
             }
 
@@ -761,6 +1066,36 @@ macro_rules! sql_meta {
                     .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>> {
+                let rows = sqlx::query(
+                    "WITH refs AS ( \
+                       SELECT s.tier, s.blob_hash AS hash FROM object_segments s \
+                       JOIN objects o ON o.id = s.object_id WHERE o.status = 'COMMITTED' \
+                       UNION ALL \
+                       SELECT tier, blob_hash AS hash FROM upload_parts WHERE blob_hash IS NOT NULL), \
+                     counted AS (SELECT tier, hash, CAST(COUNT(*) AS BIGINT) AS n FROM refs \
+                       GROUP BY tier, hash) \
+                     SELECT b.tier, b.hash, b.ref_count, CAST(COALESCE(c.n, 0) AS BIGINT) AS actual \
+                     FROM blobs b LEFT JOIN counted c ON c.tier = b.tier AND c.hash = b.hash \
+                     WHERE b.ref_count <> COALESCE(c.n, 0) \
+                     UNION ALL \
+                     SELECT c.tier, c.hash, CAST(NULL AS BIGINT), c.n FROM counted c \
+                     LEFT JOIN blobs b ON b.tier = c.tier AND b.hash = c.hash WHERE b.hash IS NULL",
+                )
+                .fetch_all(&self.$write)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(RefMismatch {
+                            tier: r.try_get("tier")?,
+                            hash: r.try_get("hash")?,
+                            ref_count: r.try_get("ref_count")?,
+                            actual: r.try_get("actual")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn usage(&self) -> MetaResult<Vec<UsageRow>> {

@@ -107,6 +107,11 @@ pub fn body(blob: StreamingBlob) -> impl Stream<Item = Result<Bytes, BodyError>>
     })
 }
 
+/// The body of a request that has none.
+pub fn empty_body() -> StreamingBlob {
+    StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+}
+
 /// Percent-encoding for `encoding-type=url`: everything but RFC 3986 unreserved characters
 /// and `/` (what S3 emits; botocore decodes it with `unquote`, so a space must be `%20`).
 const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

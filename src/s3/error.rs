@@ -31,6 +31,12 @@ pub fn to_s3_error(e: Error) -> S3Error {
         Error::AccessDenied => C::AccessDenied,
         Error::InvalidStorageClass => C::InvalidStorageClass,
         Error::InvalidArgument(_) => C::InvalidArgument,
+        Error::NoSuchUpload => C::NoSuchUpload,
+        Error::InvalidPart(_) => C::InvalidPart,
+        Error::InvalidPartOrder => C::InvalidPartOrder,
+        Error::EntityTooSmall => C::EntityTooSmall,
+        Error::InvalidRange => C::InvalidRange,
+        Error::MalformedXml(_) => C::MalformedXML,
         Error::Storage(_) | Error::Meta(_) => {
             tracing::error!(error = %e, "internal error");
             return S3Error::with_message(

@@ -70,20 +70,23 @@ pub async fn get(
         .head_object(&caller, &input.bucket, &input.key)
         .await
         .map_err(to_s3_error)?;
-    let (range, content_range) = match &input.range {
-        None => (None, None),
-        Some(r) => {
+    if input.part_number.is_some() && input.range.is_some() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        ));
+    }
+    let range = match (&input.range, input.part_number) {
+        (Some(r), _) => {
             let r = r.check(row.size)?;
-            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, row.size);
-            (
-                Some(ByteRange {
-                    start: r.start,
-                    end: r.end,
-                }),
-                Some(content_range),
-            )
+            Some(ByteRange {
+                start: r.start,
+                end: r.end,
+            })
         }
+        (None, n) => part_range(&row, n)?,
     };
+    let content_range = range.map(|r| content_range(r, row.size));
     let body = g.engine.open_body(&row, range).await.map_err(to_s3_error)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
     let h = &row.headers;
@@ -114,6 +117,7 @@ pub async fn get(
             .response_expires
             .or_else(|| h.expires.as_deref().and_then(convert::expires_from_string)),
         storage_class: storage_class(&row),
+        parts_count: row.parts_count.filter(|_| input.part_number.is_some()),
         ..Default::default()
     }))
 }
@@ -128,9 +132,13 @@ pub async fn head(
         .head_object(&caller, &req.input.bucket, &req.input.key)
         .await
         .map_err(to_s3_error)?;
+    let range = part_range(&row, req.input.part_number)?;
+    let len = range.map_or(row.size, |r| r.end - r.start);
     let h = &row.headers;
     Ok(S3Response::new(HeadObjectOutput {
-        content_length: i64::try_from(row.size).ok(),
+        content_length: i64::try_from(len).ok(),
+        content_range: range.map(|r| content_range(r, row.size)),
+        parts_count: row.parts_count.filter(|_| req.input.part_number.is_some()),
         accept_ranges: Some("bytes".to_owned()),
         e_tag: Some(ETag::Strong(row.etag.clone())),
         last_modified: Some(timestamp(row.created_at)),
@@ -214,28 +222,12 @@ pub async fn copy(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let CopySource::Bucket {
-        bucket,
-        key,
-        version_id,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "Only bucket copy sources are supported"
-        ));
-    };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(
-            NoSuchVersion,
-            "The specified version does not exist."
-        ));
-    }
+    let (bucket, key) = copy_source(&input.copy_source)?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let same = **bucket == *input.bucket && **key == *input.key;
+    let same = bucket == input.bucket && key == input.key;
     if same && !replace && input.storage_class.is_none() {
         return Err(s3_error!(
             InvalidRequest,
@@ -255,13 +247,9 @@ pub async fn copy(
             metadata: input.metadata,
         })
     });
-    let etag_text = |c: &ETagCondition| match c {
-        ETagCondition::Any => "*".to_owned(),
-        ETagCondition::ETag(e) => e.value().to_owned(),
-    };
     let copy = CopyRequest {
-        src_bucket: bucket.to_string(),
-        src_key: key.to_string(),
+        src_bucket: bucket.to_owned(),
+        src_key: key.to_owned(),
         headers,
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
         source_condition: SourceCondition {
@@ -290,4 +278,58 @@ pub async fn copy(
         }),
         ..Default::default()
     }))
+}
+
+/// The (bucket, key) of `x-amz-copy-source`; only the current ("null") version exists.
+pub(super) fn copy_source(src: &CopySource) -> S3Result<(&str, &str)> {
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = src
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only bucket copy sources are supported"
+        ));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(
+            NoSuchVersion,
+            "The specified version does not exist."
+        ));
+    }
+    Ok((bucket, key))
+}
+
+/// An `x-amz-copy-source-if-(none-)match` value as text (`*` for any).
+pub(super) fn etag_text(c: &ETagCondition) -> String {
+    match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(e) => e.value().to_owned(),
+    }
+}
+
+/// `partNumber` on GET/HEAD: the part's range, or InvalidPartNumber (416).
+fn part_range(row: &ObjectRow, n: Option<i32>) -> S3Result<Option<ByteRange>> {
+    let Some(n) = n else { return Ok(None) };
+    match crate::engine::Engine::part_range(row, n) {
+        Some(r) => Ok(Some(r)),
+        None => {
+            let mut e = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            Err(e)
+        }
+    }
+}
+
+fn content_range(r: ByteRange, size: u64) -> String {
+    if r.start == r.end {
+        // An empty part: there is no last byte to name.
+        return format!("bytes */{size}");
+    }
+    format!("bytes {}-{}/{}", r.start, r.end - 1, size)
 }

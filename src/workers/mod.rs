@@ -1,4 +1,4 @@
-//! Background maintenance. Each worker is a loop inside `serve` and a one-shot CLI entry; none
+//! Background maintenance (orphan sweep, abandoned uploads, collector). Each worker is a loop inside `serve` and a one-shot CLI entry; none
 //! keeps state between runs (everything it needs is in the database and the blob tree).
 
 use crate::blobs::Tier;
@@ -20,6 +20,7 @@ pub struct GcReport {
     pub orphan_temp_files: u64,
     pub purged_rows: u64,
     pub blobs_removed: u64,
+    pub uploads_aborted: u64,
 }
 
 fn micros_ago(d: Duration) -> i64 {
@@ -30,6 +31,16 @@ fn micros_ago(d: Duration) -> i64 {
 pub async fn gc_once(engine: &Engine, cfg: &GcConfig) -> Result<GcReport> {
     let mut report = GcReport::default();
     sweep_orphans(engine, cfg, &mut report).await?;
+    // Aborted uploads release their parts' blobs, which this same run may then collect.
+    let stale = engine
+        .meta()
+        .stale_uploads(micros_ago(cfg.upload_max_age), BATCH)
+        .await?;
+    for (bucket_id, upload_id) in stale {
+        if engine.meta().abort_upload(&bucket_id, &upload_id).await? {
+            report.uploads_aborted += 1;
+        }
+    }
     let cutoff = micros_ago(cfg.grace);
     for _ in 0..MAX_BATCHES {
         let n = engine.meta().purge_deleted(cutoff, BATCH).await?;

@@ -70,6 +70,7 @@ pub struct Options {
     /// Long by default: tests run the collector themselves with `gc_once`.
     pub gc_interval_secs: u64,
     pub orphan_age_secs: u64,
+    pub upload_max_age_secs: u64,
 }
 
 impl Default for Options {
@@ -78,6 +79,7 @@ impl Default for Options {
             gc_grace_secs: 300,
             gc_interval_secs: 3600,
             orphan_age_secs: 3600,
+            upload_max_age_secs: 7 * 86400,
         }
     }
 }
@@ -109,6 +111,7 @@ impl TestServer {
             gc_grace_secs: Some(opts.gc_grace_secs),
             gc_interval_secs: Some(opts.gc_interval_secs),
             orphan_age_secs: Some(opts.orphan_age_secs),
+            upload_max_age_secs: Some(opts.upload_max_age_secs),
             root_access_key: Some(ROOT_KEY.into()),
             root_secret_key: Some(ROOT_SECRET.into()),
             ..Default::default()
@@ -523,4 +526,15 @@ pub fn printed_root(banner: &[String]) -> Option<(String, String)> {
             .find_map(|l| l.strip_prefix(p).map(|s| s.trim().to_owned()))
     };
     Some((find("root access key:")?, find("root secret key:")?))
+}
+
+/// fsck-style check: every blob's ref_count equals the references to it.
+pub async fn assert_refcounts(s: &TestServer) {
+    let bad = s
+        .engine()
+        .meta()
+        .refcount_mismatches()
+        .await
+        .expect("refcount query");
+    assert!(bad.is_empty(), "ref_count mismatches: {bad:?}");
 }

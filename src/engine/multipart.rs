@@ -1,0 +1,466 @@
+//! Multipart uploads. Each part is a content-addressed blob holding its own reference;
+//! CompleteMultipartUpload moves those references to the object's segments in one transaction,
+//! so completion costs O(parts) rows and moves no bytes.
+
+use super::{ByteRange, Caller, Engine, Error, Result, storage_tier};
+use crate::blobs::{BodyError, Tier};
+use crate::meta::{
+    Assembled, CompleteCommit, MetaError, ObjectHeaders, ObjectRow, PartRow, Segment,
+    SourceCondition, UploadRow, WriteCondition,
+};
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+use md5::{Digest, Md5};
+
+/// Part numbers run from 1 to this (S3's limit).
+pub const MAX_PARTS: i32 = 10_000;
+/// Largest part (S3: 5 GiB).
+pub const MAX_PART_SIZE: u64 = 5 << 30;
+/// Every part but the last must be at least this big (S3: 5 MiB).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+/// One entry of CompleteMultipartUpload's list.
+#[derive(Debug, Clone)]
+pub struct ListedPart {
+    pub part_number: i32,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum UploadItem {
+    Upload(Box<UploadRow>),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UploadList {
+    pub items: Vec<UploadItem>,
+    pub truncated: bool,
+}
+
+/// ListMultipartUploads parameters.
+#[derive(Debug, Clone, Default)]
+pub struct UploadQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: String,
+    pub upload_id_marker: String,
+    pub max_uploads: usize,
+}
+
+fn check_part_number(n: i32) -> Result<()> {
+    if !(1..=MAX_PARTS).contains(&n) {
+        return Err(Error::InvalidArgument(format!(
+            "Part number must be an integer between 1 and {MAX_PARTS}, inclusive"
+        )));
+    }
+    Ok(())
+}
+
+fn unquote(etag: &str) -> &str {
+    etag.trim().trim_matches('"')
+}
+
+/// S3's rules for a CompleteMultipartUpload list, and the resulting object.
+fn assemble(listed: &[ListedPart], uploaded: &[PartRow]) -> Result<Assembled> {
+    if listed.is_empty() {
+        return Err(Error::MalformedXml(
+            "You must specify at least one part".into(),
+        ));
+    }
+    if listed
+        .windows(2)
+        .any(|w| w[0].part_number >= w[1].part_number)
+    {
+        return Err(Error::InvalidPartOrder);
+    }
+    let mut md5s = Md5::new();
+    let mut segments = Vec::with_capacity(listed.len());
+    let mut size = 0u64;
+    let mut used = std::collections::HashSet::with_capacity(listed.len());
+    for (i, want) in listed.iter().enumerate() {
+        let part = uploaded
+            .binary_search_by_key(&want.part_number, |p| p.part_number)
+            .ok()
+            .map(|j| &uploaded[j])
+            .filter(|p| p.etag == unquote(&want.etag))
+            .ok_or_else(|| Error::InvalidPart(want.part_number))?;
+        let last = i + 1 == listed.len();
+        if !last && part.size < MIN_PART_SIZE {
+            return Err(Error::EntityTooSmall);
+        }
+        let raw = hex::decode(&part.etag).map_err(|_| Error::InvalidPart(part.part_number))?;
+        md5s.update(&raw);
+        size += part.size;
+        segments.extend(part.blob.clone());
+        used.insert(part.part_number);
+    }
+    let unused: Vec<Segment> = uploaded
+        .iter()
+        .filter(|p| !used.contains(&p.part_number))
+        .filter_map(|p| p.blob.clone())
+        .collect();
+    Ok(Assembled {
+        etag: format!("{}-{}", hex::encode(md5s.finalize()), listed.len()),
+        size,
+        parts_count: i32::try_from(listed.len()).unwrap_or(i32::MAX),
+        segments,
+        unused,
+    })
+}
+
+impl Engine {
+    async fn upload_of(&self, bucket_id: &str, key: &str, upload_id: &str) -> Result<UploadRow> {
+        match self.meta.upload(bucket_id, upload_id).await? {
+            Some(u) if u.key == key => Ok(u),
+            _ => Err(Error::NoSuchUpload),
+        }
+    }
+
+    pub async fn create_upload(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        headers: ObjectHeaders,
+        storage_class: Option<&str>,
+    ) -> Result<UploadRow> {
+        Self::writable(caller)?;
+        self.check_key(key)?;
+        self.check_headers(&headers)?;
+        let (storage_class, tier) = storage_tier(storage_class)?;
+        let b = self.bucket(caller, bucket).await?;
+        let up = UploadRow {
+            upload_id: uuid::Uuid::now_v7().simple().to_string(),
+            bucket_id: b.id,
+            key: key.to_owned(),
+            initiated: crate::now_micros(),
+            tier,
+            storage_class,
+            headers,
+        };
+        self.meta.create_upload(&up).await?;
+        Ok(up)
+    }
+
+    /// Streams one part into a blob and records it (replacing an earlier part of that number).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part<S>(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        content_md5: Option<[u8; 16]>,
+        body: S,
+    ) -> Result<PartRow>
+    where
+        S: Stream<Item = std::result::Result<Bytes, BodyError>> + Send,
+    {
+        Self::writable(caller)?;
+        check_part_number(part_number)?;
+        let b = self.bucket(caller, bucket).await?;
+        let up = self.upload_of(&b.id, key, upload_id).await?;
+        // Parts have no WRITING row: a crashed part's temp file is a stray the sweep removes.
+        let tmp = uuid::Uuid::now_v7().to_string();
+        let result = self
+            .store_part(&up, &tmp, part_number, content_md5, body)
+            .await;
+        if result.is_err() {
+            let _ = self.blobs.remove_temp(up.tier, &tmp).await;
+        }
+        result
+    }
+
+    async fn store_part<S>(
+        &self,
+        up: &UploadRow,
+        tmp: &str,
+        part_number: i32,
+        content_md5: Option<[u8; 16]>,
+        body: S,
+    ) -> Result<PartRow>
+    where
+        S: Stream<Item = std::result::Result<Bytes, BodyError>> + Send,
+    {
+        let tier = up.tier;
+        let written = self
+            .blobs
+            .write_temp(tier, tmp, body, MAX_PART_SIZE)
+            .await?;
+        if content_md5.is_some_and(|want| want != written.md5) {
+            return Err(Error::BadDigest);
+        }
+        let hash = hex::encode(written.sha256);
+        let blob = (written.size > 0).then(|| Segment {
+            tier,
+            hash: hash.clone(),
+            size: written.size,
+        });
+        if blob.is_none() {
+            self.blobs.remove_temp(tier, tmp).await?;
+        }
+        let part = PartRow {
+            part_number,
+            size: written.size,
+            etag: hex::encode(written.md5),
+            created_at: crate::now_micros(),
+            blob,
+        };
+        let place = self.placer(tier, tmp, &hash, written.size);
+        self.meta
+            .commit_part(&up.upload_id, &part, Some(&place))
+            .await?;
+        Ok(part)
+    }
+
+    /// The idempotent "move temp file to its content address" step, run under the blob row lock.
+    pub(super) fn placer(
+        &self,
+        tier: Tier,
+        tmp: &str,
+        hash: &str,
+        size: u64,
+    ) -> impl Fn() -> futures::future::BoxFuture<'static, std::io::Result<()>> + Send + Sync + use<>
+    {
+        let (blobs, tmp, hash) = (self.blobs.clone(), tmp.to_owned(), hash.to_owned());
+        move || {
+            let (blobs, tmp, hash) = (blobs.clone(), tmp.clone(), hash.clone());
+            async move { blobs.place(tier, &tmp, &hash, size).await }.boxed()
+        }
+    }
+
+    /// UploadPartCopy: the bytes of `range` of the source become this part's blob.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<ByteRange>,
+        cond: &SourceCondition,
+    ) -> Result<PartRow> {
+        let src = self.head_object(caller, src_bucket, src_key).await?;
+        if !cond.holds(&src) {
+            return Err(Error::PreconditionFailed);
+        }
+        if let Some(r) = range
+            && (r.start >= r.end || r.end > src.size)
+        {
+            return Err(Error::InvalidRange);
+        }
+        let body = self.open_body(&src, range).await?;
+        let body = body.map(|r| r.map_err(|e| BodyError::Client(format!("reading source: {e}"))));
+        self.upload_part(caller, bucket, key, upload_id, part_number, None, body)
+            .await
+    }
+
+    pub async fn complete_upload(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        listed: Vec<ListedPart>,
+        condition: WriteCondition,
+    ) -> Result<ObjectRow> {
+        Self::writable(caller)?;
+        let b = self.bucket(caller, bucket).await?;
+        let check = move |uploaded: &[PartRow]| {
+            assemble(&listed, uploaded).map_err(|e| MetaError::Rejected(Box::new(e)))
+        };
+        let commit = CompleteCommit {
+            upload_id: upload_id.to_owned(),
+            bucket_id: b.id,
+            key: key.to_owned(),
+            new_id: uuid::Uuid::now_v7().to_string(),
+            condition,
+            assemble: &check,
+        };
+        Ok(self.meta.complete_upload(&commit).await?)
+    }
+
+    pub async fn abort_upload(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<()> {
+        Self::writable(caller)?;
+        let b = self.bucket(caller, bucket).await?;
+        self.upload_of(&b.id, key, upload_id).await?;
+        if !self.meta.abort_upload(&b.id, upload_id).await? {
+            return Err(Error::NoSuchUpload);
+        }
+        Ok(())
+    }
+
+    /// ListParts: the upload and up to `max` parts after `marker`; `bool` = truncated.
+    pub async fn list_parts(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: i32,
+        max: usize,
+    ) -> Result<(UploadRow, Vec<PartRow>, bool)> {
+        let b = self.bucket(caller, bucket).await?;
+        let up = self.upload_of(&b.id, key, upload_id).await?;
+        let mut parts = self.meta.list_parts(upload_id, marker, max + 1).await?;
+        let truncated = parts.len() > max;
+        parts.truncate(max);
+        Ok((up, parts, truncated))
+    }
+
+    /// ListMultipartUploads, in (key, upload id) order, with common prefixes rolled up.
+    pub async fn list_uploads(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        q: &UploadQuery,
+    ) -> Result<UploadList> {
+        let b = self.bucket(caller, bucket).await?;
+        let mut out = UploadList::default();
+        if q.max_uploads == 0 {
+            return Ok(out);
+        }
+        let (mut after_key, mut after_id) = (q.key_marker.clone(), q.upload_id_marker.clone());
+        // A key marker without an upload-id marker skips every upload of that key.
+        if after_id.is_empty() && !after_key.is_empty() {
+            after_id = "\u{10FFFF}".to_owned();
+        }
+        for _ in 0..=q.max_uploads {
+            let rows = self
+                .meta
+                .list_uploads(&b.id, &q.prefix, &after_key, &after_id, 1000)
+                .await?;
+            let exhausted = rows.len() < 1000;
+            for u in rows {
+                let cp = q
+                    .delimiter
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .and_then(|d| {
+                        let rest = &u.key[q.prefix.len()..];
+                        rest.find(d)
+                            .map(|p| format!("{}{}", q.prefix, &rest[..p + d.len()]))
+                    });
+                let seen = cp.as_ref().is_some_and(|c| {
+                    matches!(out.items.last(), Some(UploadItem::Prefix(p)) if p == c)
+                        || c.as_str() <= q.key_marker.as_str()
+                });
+                if seen {
+                    (after_key, after_id) = (u.key.clone(), u.upload_id.clone());
+                    continue;
+                }
+                if out.items.len() == q.max_uploads {
+                    out.truncated = true;
+                    return Ok(out);
+                }
+                (after_key, after_id) = (u.key.clone(), u.upload_id.clone());
+                out.items.push(match cp {
+                    Some(c) => UploadItem::Prefix(c),
+                    None => UploadItem::Upload(Box::new(u)),
+                });
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The byte range of part `n` of an object (`None`: no such part).
+    pub fn part_range(row: &ObjectRow, n: i32) -> Option<ByteRange> {
+        let count = row.parts_count.unwrap_or(1);
+        if n < 1 || n > count {
+            return None;
+        }
+        if row.parts_count.is_none() {
+            return Some(ByteRange {
+                start: 0,
+                end: row.size,
+            });
+        }
+        // Only the last part may be empty (and then has no segment).
+        let idx = usize::try_from(n - 1).ok()?;
+        let start: u64 = row.segments.iter().take(idx).map(|s| s.size).sum();
+        let len = row.segments.get(idx).map_or(0, |s| s.size);
+        Some(ByteRange {
+            start,
+            end: start + len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(n: i32, size: u64, body: &[u8]) -> PartRow {
+        PartRow {
+            part_number: n,
+            size,
+            etag: hex::encode(Md5::digest(body)),
+            created_at: 0,
+            blob: Some(Segment {
+                tier: Tier::Hot,
+                hash: format!("{n:064x}"),
+                size,
+            }),
+        }
+    }
+
+    fn listed(p: &PartRow) -> ListedPart {
+        ListedPart {
+            part_number: p.part_number,
+            etag: format!("\"{}\"", p.etag),
+        }
+    }
+
+    #[test]
+    fn etag_is_md5_of_part_md5s() {
+        let a = part(1, MIN_PART_SIZE, b"a");
+        let b = part(2, 1, b"b");
+        let out = assemble(&[listed(&a), listed(&b)], &[a.clone(), b.clone()]).unwrap();
+        let mut h = Md5::new();
+        h.update(Md5::digest(b"a"));
+        h.update(Md5::digest(b"b"));
+        assert_eq!(out.etag, format!("{}-2", hex::encode(h.finalize())));
+        assert_eq!(out.size, MIN_PART_SIZE + 1);
+        assert_eq!(out.segments.len(), 2);
+        assert!(out.unused.is_empty());
+    }
+
+    #[test]
+    fn rules() {
+        let a = part(1, MIN_PART_SIZE, b"a");
+        let small = part(2, 10, b"s");
+        let c = part(3, 10, b"c");
+        let all = [a.clone(), small.clone(), c.clone()];
+        assert!(matches!(
+            assemble(&[listed(&small), listed(&a)], &all),
+            Err(Error::InvalidPartOrder)
+        ));
+        assert!(matches!(
+            assemble(&[listed(&a), listed(&small), listed(&c)], &all),
+            Err(Error::EntityTooSmall)
+        ));
+        let mut wrong = listed(&c);
+        wrong.etag = "\"00\"".into();
+        assert!(matches!(
+            assemble(&[listed(&a), wrong], &all),
+            Err(Error::InvalidPart(3))
+        ));
+        let out = assemble(&[listed(&a), listed(&c)], &all).unwrap();
+        assert_eq!(out.unused, vec![small.blob.unwrap()]);
+        assert!(matches!(assemble(&[], &all), Err(Error::MalformedXml(_))));
+    }
+}
