@@ -5,8 +5,10 @@
 //! opens blobs for reading. It never decides *whether* a blob may be unlinked: that is the
 //! collector's job, under the blob row's lock (the GC invariant, see `meta`).
 
+mod checksum;
 mod write;
 
+pub use checksum::ChecksumAlgo;
 pub use write::{BodyError, WriteError, Written};
 
 use std::io;

@@ -5,6 +5,7 @@
 //! MD5 (the ETag). They run in parallel because MD5 alone is the PUT bottleneck (~0.6 GB/s/core).
 //! Channels are bounded, so a request holds at most ~`2 × DEPTH × CHUNK` bytes whatever its size.
 
+use super::checksum::{ChecksumAlgo, Hasher};
 use super::{BlobStore, CHUNK, Tier};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -42,6 +43,17 @@ pub struct Written {
     pub size: u64,
     pub sha256: [u8; 32],
     pub md5: [u8; 16],
+    /// The requested extra checksums, raw (CRCs big-endian), in request order.
+    pub checksums: Vec<(ChecksumAlgo, Vec<u8>)>,
+}
+
+impl Written {
+    pub fn checksum(&self, algo: ChecksumAlgo) -> Option<&[u8]> {
+        self.checksums
+            .iter()
+            .find(|(a, _)| *a == algo)
+            .map(|(_, v)| v.as_slice())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +65,15 @@ pub enum WriteError {
 }
 
 impl BlobStore {
-    /// Streams `body` into `<tier>/tmp/<id>`, hashing it off the reactor, and fsyncs the file.
-    /// On any error the temp file is removed before returning.
+    /// Streams `body` into `<tier>/tmp/<id>`, hashing it off the reactor (SHA-256, MD5 and the
+    /// `extra` checksums), and fsyncs the file. On any error the temp file is removed.
     pub async fn write_temp<S>(
         &self,
         tier: Tier,
         id: &str,
         body: S,
         max_size: u64,
+        extra: &[ChecksumAlgo],
     ) -> Result<Written, WriteError>
     where
         S: Stream<Item = Result<Bytes, BodyError>> + Send,
@@ -72,7 +85,7 @@ impl BlobStore {
         })
         .await
         .map_err(io::Error::other)??;
-        let result = pump(file, body, max_size).await;
+        let result = pump(file, body, max_size, extra).await;
         if result.is_err() {
             let _ = self.remove_temp(tier, id).await;
         }
@@ -82,13 +95,22 @@ impl BlobStore {
 
 type Batch = Vec<Bytes>;
 
-async fn pump<S>(file: std::fs::File, body: S, max_size: u64) -> Result<Written, WriteError>
+async fn pump<S>(
+    file: std::fs::File,
+    body: S,
+    max_size: u64,
+    extra: &[ChecksumAlgo],
+) -> Result<Written, WriteError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send,
 {
     let (file_tx, file_rx) = mpsc::channel::<Batch>(DEPTH);
     let (md5_tx, md5_rx) = mpsc::channel::<Batch>(DEPTH);
-    let writer = tokio::task::spawn_blocking(move || write_and_sha256(file, file_rx));
+    // The extra checksums ride with the writer: CRCs cost nothing next to SHA-256, and MD5's
+    // thread is the bottleneck already.
+    let hashers: Vec<(ChecksumAlgo, Hasher)> =
+        extra.iter().map(|a| (*a, Hasher::new(*a))).collect();
+    let writer = tokio::task::spawn_blocking(move || write_and_sha256(file, file_rx, hashers));
     let md5er = tokio::task::spawn_blocking(move || md5_all(md5_rx));
 
     let fed = feed(body, max_size, &file_tx, &md5_tx).await;
@@ -99,9 +121,14 @@ where
     let written = writer.await.map_err(io::Error::other)?;
     let md5 = md5er.await.map_err(io::Error::other)?;
     // A failed writer (e.g. ENOSPC) explains a failed feed, so report it first.
-    let sha256 = written?;
+    let (sha256, checksums) = written?;
     let size = fed?;
-    Ok(Written { size, sha256, md5 })
+    Ok(Written {
+        size,
+        sha256,
+        md5,
+        checksums,
+    })
 }
 
 /// Batches the body into ~CHUNK messages for both threads. Returns the byte count.
@@ -143,19 +170,36 @@ where
     }
 }
 
-fn write_and_sha256(file: std::fs::File, mut rx: mpsc::Receiver<Batch>) -> io::Result<[u8; 32]> {
+type Checksums = Vec<(ChecksumAlgo, Vec<u8>)>;
+
+fn write_and_sha256(
+    file: std::fs::File,
+    mut rx: mpsc::Receiver<Batch>,
+    mut hashers: Vec<(ChecksumAlgo, Hasher)>,
+) -> io::Result<([u8; 32], Checksums)> {
     let mut out = io::BufWriter::with_capacity(CHUNK, file);
     let mut sha = Sha256::new();
     while let Some(batch) = rx.blocking_recv() {
         for chunk in &batch {
             sha.update(chunk);
+            for (algo, h) in hashers.iter_mut() {
+                // SHA-256 is the content address, computed above already.
+                if *algo != ChecksumAlgo::Sha256 {
+                    h.update(chunk);
+                }
+            }
             out.write_all(chunk)?;
         }
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     // Durability of the bytes before anything refers to them (write path, step 2).
     file.sync_all()?;
-    Ok(sha.finalize().into())
+    let sha256: [u8; 32] = sha.finalize().into();
+    let sums = hashers
+        .into_iter()
+        .map(|(a, h)| (a, h.finish(Some(&sha256))))
+        .collect();
+    Ok((sha256, sums))
 }
 
 fn md5_all(mut rx: mpsc::Receiver<Batch>) -> [u8; 16] {

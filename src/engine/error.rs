@@ -55,6 +55,10 @@ pub enum Error {
     InvalidRange,
     #[error("{0}")]
     MalformedXml(String),
+    #[error("The {} you specified did not match the calculated checksum.", .0.as_str())]
+    ChecksumMismatch(crate::blobs::ChecksumAlgo),
+    #[error("{0}")]
+    InvalidChecksum(String),
     #[error("storage: {0}")]
     Storage(#[from] std::io::Error),
     #[error("metadata: {0}")]

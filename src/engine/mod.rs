@@ -4,16 +4,19 @@
 //! stream. It never writes SQL (that is `meta`) nor touches paths (that is `blobs`).
 
 mod admin;
+mod checksum;
 mod error;
 mod list;
 mod multipart;
 mod read;
 
 pub use admin::{ROOT_TENANT, generate_key};
+pub use checksum::{ChecksumSpec, TrailerValue};
 pub use error::{Error, Result};
 pub use list::{ListItem, ListQuery, ListResult, prefix_successor};
 pub use multipart::{
-    ListedPart, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, UploadItem, UploadList, UploadQuery,
+    CompleteChecksum, ListedPart, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, UploadChecksum,
+    UploadItem, UploadList, UploadQuery,
 };
 pub use read::{BodyStream, ByteRange};
 
@@ -59,6 +62,7 @@ pub struct PutRequest {
     /// Decoded `Content-MD5`, verified before the object becomes visible.
     pub content_md5: Option<[u8; 16]>,
     pub condition: WriteCondition,
+    pub checksum: ChecksumSpec,
 }
 
 /// A CopyObject request (metadata-only: the new version shares the source's blobs).
@@ -218,13 +222,20 @@ impl Engine {
     {
         let written = self
             .blobs
-            .write_temp(tier, id, body, self.limits.max_object_size)
+            .write_temp(
+                tier,
+                id,
+                body,
+                self.limits.max_object_size,
+                &[req.checksum.effective()],
+            )
             .await?;
         if let Some(want) = req.content_md5
             && want != written.md5
         {
             return Err(Error::BadDigest);
         }
+        let checksum = checksum::settle(&req.checksum, &written)?;
         let hash = hex::encode(written.sha256);
         let blob = (written.size > 0).then(|| Segment {
             tier,
@@ -245,6 +256,7 @@ impl Engine {
             storage_class,
             blob,
             condition: req.condition,
+            checksum: Some(checksum),
         };
         let place = self.placer(tier, id, &hash, written.size);
         Ok(self.meta.commit_put(&commit, Some(&place)).await?)

@@ -2,10 +2,11 @@
 //! CompleteMultipartUpload moves those references to the object's segments in one transaction,
 //! so completion costs O(parts) rows and moves no bytes.
 
+use super::checksum::{self, ChecksumSpec};
 use super::{ByteRange, Caller, Engine, Error, Result, storage_tier};
-use crate::blobs::{BodyError, Tier};
+use crate::blobs::{BodyError, ChecksumAlgo, Tier};
 use crate::meta::{
-    Assembled, CompleteCommit, MetaError, ObjectHeaders, ObjectRow, PartRow, Segment,
+    Assembled, Checksum, CompleteCommit, MetaError, ObjectHeaders, ObjectRow, PartRow, Segment,
     SourceCondition, UploadRow, WriteCondition,
 };
 use bytes::Bytes;
@@ -24,6 +25,43 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 pub struct ListedPart {
     pub part_number: i32,
     pub etag: String,
+    /// The part checksum the client lists (base64), verified against the stored one.
+    pub checksum: Option<String>,
+}
+
+/// CompleteMultipartUpload's checksum expectations.
+#[derive(Debug, Clone, Default)]
+pub struct CompleteChecksum {
+    /// A whole-object checksum header (`x-amz-checksum-*`) and its algorithm.
+    pub expected: Option<(ChecksumAlgo, String)>,
+}
+
+/// CreateMultipartUpload's checksum choice: algorithm and type (`None`: S3's default).
+#[derive(Debug, Clone, Default)]
+pub struct UploadChecksum {
+    pub algo: Option<ChecksumAlgo>,
+    pub full_object: Option<bool>,
+}
+
+impl UploadChecksum {
+    /// S3's rules: no algorithm → CRC64NVME full-object; CRC64NVME is full-object only; other
+    /// algorithms default to COMPOSITE; SHA algorithms cannot be full-object.
+    fn resolve(&self) -> Result<(Option<ChecksumAlgo>, bool)> {
+        let algo = self.algo.unwrap_or(ChecksumAlgo::Crc64Nvme);
+        let full = self
+            .full_object
+            .unwrap_or(algo == ChecksumAlgo::Crc64Nvme || self.algo.is_none());
+        match (algo.crc(), full) {
+            (None, true) => Err(Error::InvalidChecksum(format!(
+                "The FULL_OBJECT checksum type cannot be used with the {} algorithm.",
+                algo.as_str()
+            ))),
+            _ if algo == ChecksumAlgo::Crc64Nvme && !full => Err(Error::InvalidChecksum(
+                "The COMPOSITE checksum type cannot be used with the CRC64NVME algorithm.".into(),
+            )),
+            _ => Ok((self.algo, full)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,8 +99,24 @@ fn unquote(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
+/// The checksums a part computes: the stored one, and the client's if it differs.
+fn part_algos(up: &UploadRow, spec: &ChecksumSpec) -> Vec<ChecksumAlgo> {
+    let mut v = vec![up.part_algo()];
+    if let Some(a) = spec.algo
+        && a != up.part_algo()
+    {
+        v.push(a);
+    }
+    v
+}
+
 /// S3's rules for a CompleteMultipartUpload list, and the resulting object.
-fn assemble(listed: &[ListedPart], uploaded: &[PartRow]) -> Result<Assembled> {
+fn assemble(
+    up: &UploadRow,
+    listed: &[ListedPart],
+    uploaded: &[PartRow],
+    want: &CompleteChecksum,
+) -> Result<Assembled> {
     if listed.is_empty() {
         return Err(Error::MalformedXml(
             "You must specify at least one part".into(),
@@ -78,6 +132,7 @@ fn assemble(listed: &[ListedPart], uploaded: &[PartRow]) -> Result<Assembled> {
     let mut segments = Vec::with_capacity(listed.len());
     let mut size = 0u64;
     let mut used = std::collections::HashSet::with_capacity(listed.len());
+    let mut chosen: Vec<&PartRow> = Vec::with_capacity(listed.len());
     for (i, want) in listed.iter().enumerate() {
         let part = uploaded
             .binary_search_by_key(&want.part_number, |p| p.part_number)
@@ -85,6 +140,12 @@ fn assemble(listed: &[ListedPart], uploaded: &[PartRow]) -> Result<Assembled> {
             .map(|j| &uploaded[j])
             .filter(|p| p.etag == unquote(&want.etag))
             .ok_or_else(|| Error::InvalidPart(want.part_number))?;
+        if let Some(c) = &want.checksum
+            && part.checksum.as_deref() != Some(c.trim())
+        {
+            return Err(Error::InvalidPart(want.part_number));
+        }
+        chosen.push(part);
         let last = i + 1 == listed.len();
         if !last && part.size < MIN_PART_SIZE {
             return Err(Error::EntityTooSmall);
@@ -94,6 +155,12 @@ fn assemble(listed: &[ListedPart], uploaded: &[PartRow]) -> Result<Assembled> {
         size += part.size;
         segments.extend(part.blob.clone());
         used.insert(part.part_number);
+    }
+    let checksum = checksum::assemble(up.part_algo(), up.full_object, &chosen)?;
+    if let Some((algo, v)) = &want.expected
+        && (*algo != checksum.algo || v.trim() != checksum.value)
+    {
+        return Err(Error::ChecksumMismatch(*algo));
     }
     let unused: Vec<Segment> = uploaded
         .iter()
@@ -106,6 +173,7 @@ fn assemble(listed: &[ListedPart], uploaded: &[PartRow]) -> Result<Assembled> {
         parts_count: i32::try_from(listed.len()).unwrap_or(i32::MAX),
         segments,
         unused,
+        checksum: Some(checksum),
     })
 }
 
@@ -124,11 +192,13 @@ impl Engine {
         key: &str,
         headers: ObjectHeaders,
         storage_class: Option<&str>,
+        checksum: &UploadChecksum,
     ) -> Result<UploadRow> {
         Self::writable(caller)?;
         self.check_key(key)?;
         self.check_headers(&headers)?;
         let (storage_class, tier) = storage_tier(storage_class)?;
+        let (checksum_algo, full_object) = checksum.resolve()?;
         let b = self.bucket(caller, bucket).await?;
         let up = UploadRow {
             upload_id: uuid::Uuid::now_v7().simple().to_string(),
@@ -138,6 +208,8 @@ impl Engine {
             tier,
             storage_class,
             headers,
+            checksum_algo,
+            full_object,
         };
         self.meta.create_upload(&up).await?;
         Ok(up)
@@ -153,8 +225,9 @@ impl Engine {
         upload_id: &str,
         part_number: i32,
         content_md5: Option<[u8; 16]>,
+        checksum: ChecksumSpec,
         body: S,
-    ) -> Result<PartRow>
+    ) -> Result<(PartRow, Checksum)>
     where
         S: Stream<Item = std::result::Result<Bytes, BodyError>> + Send,
     {
@@ -162,10 +235,24 @@ impl Engine {
         check_part_number(part_number)?;
         let b = self.bucket(caller, bucket).await?;
         let up = self.upload_of(&b.id, key, upload_id).await?;
+        // With an algorithm chosen at creation, parts must use it; without one, a part may
+        // carry any checksum (verified), and CRC64NVME is stored for the object's.
+        if let (Some(want), Some(got)) = (up.checksum_algo, checksum.algo)
+            && want != got
+        {
+            return Err(Error::InvalidChecksum(format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}",
+                want.as_str().to_ascii_lowercase()
+            )));
+        }
+        let checksum = ChecksumSpec {
+            algo: checksum.algo.or(up.checksum_algo),
+            ..checksum
+        };
         // Parts have no WRITING row: a crashed part's temp file is a stray the sweep removes.
         let tmp = uuid::Uuid::now_v7().to_string();
         let result = self
-            .store_part(&up, &tmp, part_number, content_md5, body)
+            .store_part(&up, &tmp, part_number, content_md5, &checksum, body)
             .await;
         if result.is_err() {
             let _ = self.blobs.remove_temp(up.tier, &tmp).await;
@@ -179,19 +266,26 @@ impl Engine {
         tmp: &str,
         part_number: i32,
         content_md5: Option<[u8; 16]>,
+        spec: &ChecksumSpec,
         body: S,
-    ) -> Result<PartRow>
+    ) -> Result<(PartRow, Checksum)>
     where
         S: Stream<Item = std::result::Result<Bytes, BodyError>> + Send,
     {
         let tier = up.tier;
         let written = self
             .blobs
-            .write_temp(tier, tmp, body, MAX_PART_SIZE)
+            .write_temp(tier, tmp, body, MAX_PART_SIZE, &part_algos(up, spec))
             .await?;
         if content_md5.is_some_and(|want| want != written.md5) {
             return Err(Error::BadDigest);
         }
+        // The client's checksum (verified) answers the request; the upload's is stored.
+        let answered: Checksum = checksum::settle(spec, &written)?;
+        let stored = written
+            .checksum(up.part_algo())
+            .map(checksum::b64)
+            .ok_or_else(|| Error::InvalidChecksum("part checksum was not computed".into()))?;
         let hash = hex::encode(written.sha256);
         let blob = (written.size > 0).then(|| Segment {
             tier,
@@ -207,12 +301,13 @@ impl Engine {
             etag: hex::encode(written.md5),
             created_at: crate::now_micros(),
             blob,
+            checksum: Some(stored),
         };
         let place = self.placer(tier, tmp, &hash, written.size);
         self.meta
             .commit_part(&up.upload_id, &part, Some(&place))
             .await?;
-        Ok(part)
+        Ok((part, answered))
     }
 
     /// The idempotent "move temp file to its content address" step, run under the blob row lock.
@@ -244,7 +339,7 @@ impl Engine {
         src_key: &str,
         range: Option<ByteRange>,
         cond: &SourceCondition,
-    ) -> Result<PartRow> {
+    ) -> Result<(PartRow, Checksum)> {
         let src = self.head_object(caller, src_bucket, src_key).await?;
         if !cond.holds(&src) {
             return Err(Error::PreconditionFailed);
@@ -256,8 +351,18 @@ impl Engine {
         }
         let body = self.open_body(&src, range).await?;
         let body = body.map(|r| r.map_err(|e| BodyError::Client(format!("reading source: {e}"))));
-        self.upload_part(caller, bucket, key, upload_id, part_number, None, body)
-            .await
+        let spec = ChecksumSpec::default();
+        self.upload_part(
+            caller,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            None,
+            spec,
+            body,
+        )
+        .await
     }
 
     pub async fn complete_upload(
@@ -268,11 +373,13 @@ impl Engine {
         upload_id: &str,
         listed: Vec<ListedPart>,
         condition: WriteCondition,
+        want: CompleteChecksum,
     ) -> Result<ObjectRow> {
         Self::writable(caller)?;
         let b = self.bucket(caller, bucket).await?;
+        let up = self.upload_of(&b.id, key, upload_id).await?;
         let check = move |uploaded: &[PartRow]| {
-            assemble(&listed, uploaded).map_err(|e| MetaError::Rejected(Box::new(e)))
+            assemble(&up, &listed, uploaded, &want).map_err(|e| MetaError::Rejected(Box::new(e)))
         };
         let commit = CompleteCommit {
             upload_id: upload_id.to_owned(),
@@ -415,13 +522,33 @@ mod tests {
                 hash: format!("{n:064x}"),
                 size,
             }),
+            checksum: Some(checksum::b64(&ChecksumAlgo::Crc64Nvme.digest(body))),
         }
+    }
+
+    fn up() -> UploadRow {
+        UploadRow {
+            upload_id: "u".into(),
+            bucket_id: "b".into(),
+            key: "k".into(),
+            initiated: 0,
+            tier: Tier::Hot,
+            storage_class: "STANDARD".into(),
+            headers: ObjectHeaders::default(),
+            checksum_algo: None,
+            full_object: true,
+        }
+    }
+
+    fn asm(l: &[ListedPart], u: &[PartRow]) -> Result<Assembled> {
+        assemble(&up(), l, u, &CompleteChecksum::default())
     }
 
     fn listed(p: &PartRow) -> ListedPart {
         ListedPart {
             part_number: p.part_number,
             etag: format!("\"{}\"", p.etag),
+            checksum: None,
         }
     }
 
@@ -429,7 +556,7 @@ mod tests {
     fn etag_is_md5_of_part_md5s() {
         let a = part(1, MIN_PART_SIZE, b"a");
         let b = part(2, 1, b"b");
-        let out = assemble(&[listed(&a), listed(&b)], &[a.clone(), b.clone()]).unwrap();
+        let out = asm(&[listed(&a), listed(&b)], &[a.clone(), b.clone()]).unwrap();
         let mut h = Md5::new();
         h.update(Md5::digest(b"a"));
         h.update(Md5::digest(b"b"));
@@ -446,21 +573,21 @@ mod tests {
         let c = part(3, 10, b"c");
         let all = [a.clone(), small.clone(), c.clone()];
         assert!(matches!(
-            assemble(&[listed(&small), listed(&a)], &all),
+            asm(&[listed(&small), listed(&a)], &all),
             Err(Error::InvalidPartOrder)
         ));
         assert!(matches!(
-            assemble(&[listed(&a), listed(&small), listed(&c)], &all),
+            asm(&[listed(&a), listed(&small), listed(&c)], &all),
             Err(Error::EntityTooSmall)
         ));
         let mut wrong = listed(&c);
         wrong.etag = "\"00\"".into();
         assert!(matches!(
-            assemble(&[listed(&a), wrong], &all),
+            asm(&[listed(&a), wrong], &all),
             Err(Error::InvalidPart(3))
         ));
-        let out = assemble(&[listed(&a), listed(&c)], &all).unwrap();
+        let out = asm(&[listed(&a), listed(&c)], &all).unwrap();
         assert_eq!(out.unused, vec![small.blob.unwrap()]);
-        assert!(matches!(assemble(&[], &all), Err(Error::MalformedXml(_))));
+        assert!(matches!(asm(&[], &all), Err(Error::MalformedXml(_))));
     }
 }

@@ -8,7 +8,7 @@
 
 mod sql;
 
-use crate::blobs::Tier;
+use crate::blobs::{ChecksumAlgo, Tier};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
@@ -85,6 +85,26 @@ pub struct Segment {
     pub size: u64,
 }
 
+/// An `x-amz-checksum-*` value as stored and returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    pub algo: ChecksumAlgo,
+    /// Base64; a composite checksum ends in `-N`.
+    pub value: String,
+    /// FULL_OBJECT (true) or COMPOSITE (false).
+    pub full_object: bool,
+}
+
+impl Checksum {
+    pub fn type_str(&self) -> &'static str {
+        if self.full_object {
+            "FULL_OBJECT"
+        } else {
+            "COMPOSITE"
+        }
+    }
+}
+
 /// A COMMITTED object version.
 #[derive(Debug, Clone)]
 pub struct ObjectRow {
@@ -98,6 +118,7 @@ pub struct ObjectRow {
     pub segments: Vec<Segment>,
     /// Number of parts of a multipart object; `None` for a plain PUT or a copy of one.
     pub parts_count: Option<i32>,
+    pub checksum: Option<Checksum>,
 }
 
 /// One entry of a key-ordered listing page.
@@ -134,6 +155,7 @@ pub struct PutCommit {
     /// `None` for an empty body: no blob at all.
     pub blob: Option<Segment>,
     pub condition: WriteCondition,
+    pub checksum: Option<Checksum>,
 }
 
 /// A metadata-only copy: the new version points at the source's blobs.
@@ -181,6 +203,17 @@ pub struct UploadRow {
     pub tier: Tier,
     pub storage_class: String,
     pub headers: ObjectHeaders,
+    /// The checksum algorithm the client chose for the parts (`None`: S3's default, CRC64NVME
+    /// full-object, and parts may carry any checksum), and whether the object's is FULL_OBJECT.
+    pub checksum_algo: Option<ChecksumAlgo>,
+    pub full_object: bool,
+}
+
+impl UploadRow {
+    /// The algorithm part checksums are stored in.
+    pub fn part_algo(&self) -> ChecksumAlgo {
+        self.checksum_algo.unwrap_or(ChecksumAlgo::Crc64Nvme)
+    }
 }
 
 /// One uploaded part; it holds a reference on its blob (none when empty).
@@ -191,6 +224,8 @@ pub struct PartRow {
     pub etag: String,
     pub created_at: i64,
     pub blob: Option<Segment>,
+    /// Base64 checksum of the part, in the upload's algorithm.
+    pub checksum: Option<String>,
 }
 
 /// What CompleteMultipartUpload makes of the uploaded parts (decided by the engine).
@@ -203,6 +238,7 @@ pub struct Assembled {
     pub segments: Vec<Segment>,
     /// Blobs of uploaded parts the client did not list: released.
     pub unused: Vec<Segment>,
+    pub checksum: Option<Checksum>,
 }
 
 /// Txn of CompleteMultipartUpload.

@@ -70,11 +70,13 @@ impl PgMeta {
 
 const OBJECT_COLS: &str = "id, key, size, etag, content_type, content_encoding, \
     content_disposition, content_language, cache_control, expires, user_meta, storage_class, \
-    created_at, parts_count";
+    created_at, parts_count, checksum_algo, checksum_value, checksum_type";
 
 const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_class, \
     content_type, content_encoding, content_disposition, content_language, cache_control, \
-    expires, user_meta";
+    expires, user_meta, checksum_algo, checksum_type";
+
+const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, checksum_value";
 
 fn headers_json(h: &ObjectHeaders) -> String {
     serde_json::to_string(&h.user_meta).unwrap_or_else(|_| "{}".to_owned())
@@ -86,6 +88,25 @@ fn to_u64(v: i64, what: &str) -> MetaResult<u64> {
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn algo_of(s: &str) -> MetaResult<ChecksumAlgo> {
+    ChecksumAlgo::parse(s).ok_or_else(|| MetaError::Corrupt(format!("unknown checksum {s:?}")))
+}
+
+fn checksum_of(
+    algo: Option<String>,
+    value: Option<String>,
+    kind: Option<String>,
+) -> MetaResult<Option<Checksum>> {
+    let (Some(algo), Some(value)) = (algo, value) else {
+        return Ok(None);
+    };
+    Ok(Some(Checksum {
+        algo: algo_of(&algo)?,
+        value,
+        full_object: kind.as_deref() != Some("COMPOSITE"),
+    }))
 }
 
 fn tier_of(s: &str) -> MetaResult<Tier> {
@@ -158,6 +179,11 @@ macro_rules! sql_meta {
                     tier: tier_of(r.try_get::<&str, _>("tier")?)?,
                     storage_class: r.try_get("storage_class")?,
                     headers: Self::headers_of(r)?,
+                    checksum_algo: r
+                        .try_get::<Option<&str>, _>("checksum_algo")?
+                        .map(algo_of)
+                        .transpose()?,
+                    full_object: r.try_get::<Option<&str>, _>("checksum_type")? != Some("COMPOSITE"),
                 })
             }
 
@@ -171,6 +197,7 @@ macro_rules! sql_meta {
                     etag: r.try_get("etag")?,
                     created_at: r.try_get("created_at")?,
                     blob: hash.map(|hash| Segment { tier, hash, size }),
+                    checksum: r.try_get("checksum_value")?,
                 })
             }
 
@@ -199,10 +226,9 @@ macro_rules! sql_meta {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 upload_id: &str,
             ) -> MetaResult<Vec<PartRow>> {
-                let rows = sqlx::query(
-                    "SELECT part_number, tier, blob_hash, size, etag, created_at FROM upload_parts \
-                     WHERE upload_id = $1 ORDER BY part_number",
-                )
+                const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
+                    " FROM upload_parts WHERE upload_id = $1 ORDER BY part_number");
+                let rows = sqlx::query(Q)
                 .bind(upload_id)
                 .fetch_all(&mut **tx)
                 .await?;
@@ -272,6 +298,11 @@ macro_rules! sql_meta {
                     created_at: r.try_get("created_at")?,
                     segments,
                     parts_count: r.try_get("parts_count")?,
+                    checksum: checksum_of(
+                        r.try_get("checksum_algo")?,
+                        r.try_get("checksum_value")?,
+                        r.try_get("checksum_type")?,
+                    )?,
                 }))
             }
 
@@ -604,7 +635,8 @@ macro_rules! sql_meta {
                     "UPDATE objects SET status = 'COMMITTED', is_latest = TRUE, size = $2, etag = $3, \
                      content_type = $4, content_encoding = $5, content_disposition = $6, \
                      content_language = $7, cache_control = $8, expires = $9, user_meta = $10, \
-                     storage_class = $11 WHERE id = $1",
+                     storage_class = $11, checksum_algo = $12, checksum_value = $13, \
+                     checksum_type = $14 WHERE id = $1",
                 )
                 .bind(&c.object_id)
                 .bind(to_i64(c.size))
@@ -617,6 +649,9 @@ macro_rules! sql_meta {
                 .bind(&c.headers.expires)
                 .bind(headers_json(&c.headers))
                 .bind(&c.storage_class)
+                .bind(c.checksum.as_ref().map(|k| k.algo.as_str()))
+                .bind(c.checksum.as_ref().map(|k| k.value.as_str()))
+                .bind(c.checksum.as_ref().map(Checksum::type_str))
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -630,6 +665,7 @@ macro_rules! sql_meta {
                     created_at,
                     segments: new_segs,
                     parts_count: None,
+                    checksum: c.checksum.clone(),
                 })
             }
 
@@ -659,14 +695,16 @@ macro_rules! sql_meta {
                     created_at: crate::now_micros(),
                     segments: src.segments,
                     parts_count: src.parts_count,
+                    checksum: src.checksum,
                 };
                 let tier = row.segments.first().map(|s| s.tier).unwrap_or(Tier::Hot);
                 sqlx::query(
                     "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
                      content_type, content_encoding, content_disposition, content_language, \
-                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count) \
+                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
+                     checksum_algo, checksum_value, checksum_type) \
                      VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16)",
+                     $13, $14, $15, $16, $17, $18, $19)",
                 )
                 .bind(&row.id)
                 .bind(&c.dst_bucket_id)
@@ -684,6 +722,9 @@ macro_rules! sql_meta {
                 .bind(tier.as_str())
                 .bind(row.created_at)
                 .bind(row.parts_count)
+                .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
+                .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
+                .bind(row.checksum.as_ref().map(Checksum::type_str))
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
@@ -750,8 +791,8 @@ macro_rules! sql_meta {
                 sqlx::query(
                     "INSERT INTO multipart_uploads (upload_id, bucket_id, key, initiated, tier, \
                      storage_class, content_type, content_encoding, content_disposition, \
-                     content_language, cache_control, expires, user_meta) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     content_language, cache_control, expires, user_meta, checksum_algo, checksum_type) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .bind(&u.upload_id)
                 .bind(&u.bucket_id)
@@ -766,6 +807,8 @@ macro_rules! sql_meta {
                 .bind(&u.headers.cache_control)
                 .bind(&u.headers.expires)
                 .bind(headers_json(&u.headers))
+                .bind(u.checksum_algo.map(ChecksumAlgo::as_str))
+                .bind(if u.full_object { "FULL_OBJECT" } else { "COMPOSITE" })
                 .execute(&self.$write)
                 .await?;
                 Ok(())
@@ -791,10 +834,9 @@ macro_rules! sql_meta {
                 let mut tx = self.$write.begin().await?;
                 // Serialises writers of this upload's parts (and its complete/abort).
                 Self::lock_upload(&mut tx, None, upload_id).await?;
-                let old = sqlx::query(
-                    "SELECT part_number, tier, blob_hash, size, etag, created_at FROM upload_parts \
-                     WHERE upload_id = $1 AND part_number = $2",
-                )
+                const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
+                    " FROM upload_parts WHERE upload_id = $1 AND part_number = $2");
+                let old = sqlx::query(Q)
                 .bind(upload_id)
                 .bind(part.part_number)
                 .fetch_optional(&mut *tx)
@@ -807,10 +849,10 @@ macro_rules! sql_meta {
                 let tier = part.blob.as_ref().map_or("hot", |b| b.tier.as_str());
                 sqlx::query(
                     "INSERT INTO upload_parts (upload_id, part_number, tier, blob_hash, size, etag, \
-                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     created_at, checksum_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (upload_id, part_number) DO UPDATE SET tier = excluded.tier, \
                      blob_hash = excluded.blob_hash, size = excluded.size, etag = excluded.etag, \
-                     created_at = excluded.created_at",
+                     created_at = excluded.created_at, checksum_value = excluded.checksum_value",
                 )
                 .bind(upload_id)
                 .bind(part.part_number)
@@ -819,6 +861,7 @@ macro_rules! sql_meta {
                 .bind(to_i64(part.size))
                 .bind(&part.etag)
                 .bind(part.created_at)
+                .bind(&part.checksum)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -831,10 +874,10 @@ macro_rules! sql_meta {
                 after: i32,
                 limit: usize,
             ) -> MetaResult<Vec<PartRow>> {
-                let rows = sqlx::query(
-                    "SELECT part_number, tier, blob_hash, size, etag, created_at FROM upload_parts \
-                     WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3",
-                )
+                const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
+                    " FROM upload_parts WHERE upload_id = $1 AND part_number > $2 \
+                     ORDER BY part_number LIMIT $3");
+                let rows = sqlx::query(Q)
                 .bind(upload_id)
                 .bind(after)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -870,13 +913,15 @@ macro_rules! sql_meta {
                     created_at: crate::now_micros(),
                     segments: a.segments.clone(),
                     parts_count: Some(a.parts_count),
+                    checksum: a.checksum.clone(),
                 };
                 sqlx::query(
                     "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
                      content_type, content_encoding, content_disposition, content_language, \
-                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count) \
+                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
+                     checksum_algo, checksum_value, checksum_type) \
                      VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16)",
+                     $13, $14, $15, $16, $17, $18, $19)",
                 )
                 .bind(&row.id)
                 .bind(&c.bucket_id)
@@ -894,6 +939,9 @@ macro_rules! sql_meta {
                 .bind(up.tier.as_str())
                 .bind(row.created_at)
                 .bind(row.parts_count)
+                .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
+                .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
+                .bind(row.checksum.as_ref().map(Checksum::type_str))
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;

@@ -1,12 +1,15 @@
 //! Conversions between s3s DTO fields and engine types.
 
-use crate::blobs::BodyError;
-use crate::meta::ObjectHeaders;
+use crate::blobs::{BodyError, ChecksumAlgo};
+use crate::engine::{ChecksumSpec, TrailerValue};
+use crate::meta::{Checksum, ObjectHeaders};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use s3s::dto::{Metadata, StreamingBlob, Timestamp, TimestampFormat};
-use s3s::{S3Result, s3_error};
+use s3s::dto::{
+    ChecksumAlgorithm, ChecksumType, Metadata, StreamingBlob, Timestamp, TimestampFormat,
+};
+use s3s::{S3Result, TrailingHeaders, s3_error};
 
 /// Stored microseconds → an S3 timestamp.
 pub fn timestamp(micros: i64) -> Timestamp {
@@ -123,4 +126,125 @@ const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 
 pub fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, URL_ENCODE).to_string()
+}
+
+/// The five `x-amz-checksum-*` value fields of a DTO, one set at most.
+#[derive(Debug, Default)]
+pub struct Sums {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl Sums {
+    /// The fields for a stored checksum (all `None` without one).
+    pub fn of(c: Option<&Checksum>) -> Sums {
+        let mut s = Sums::default();
+        if let Some(c) = c {
+            let v = Some(c.value.clone());
+            match c.algo {
+                ChecksumAlgo::Crc32 => s.crc32 = v,
+                ChecksumAlgo::Crc32c => s.crc32c = v,
+                ChecksumAlgo::Crc64Nvme => s.crc64nvme = v,
+                ChecksumAlgo::Sha1 => s.sha1 = v,
+                ChecksumAlgo::Sha256 => s.sha256 = v,
+            }
+        }
+        s
+    }
+
+    /// The one value the client sent, with its algorithm; two or more is InvalidRequest.
+    pub fn single(self) -> S3Result<Option<(ChecksumAlgo, String)>> {
+        let all = [
+            (ChecksumAlgo::Crc32, self.crc32),
+            (ChecksumAlgo::Crc32c, self.crc32c),
+            (ChecksumAlgo::Crc64Nvme, self.crc64nvme),
+            (ChecksumAlgo::Sha1, self.sha1),
+            (ChecksumAlgo::Sha256, self.sha256),
+        ];
+        let mut given = all.into_iter().filter_map(|(a, v)| v.map(|v| (a, v)));
+        let first = given.next();
+        if given.next().is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+            ));
+        }
+        Ok(first)
+    }
+}
+
+pub fn checksum_type(c: Option<&Checksum>) -> Option<ChecksumType> {
+    c.map(|c| ChecksumType::from(c.type_str().to_owned()))
+}
+
+pub fn algo(a: Option<&ChecksumAlgorithm>) -> S3Result<Option<ChecksumAlgo>> {
+    a.map(|a| {
+        ChecksumAlgo::parse(a.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "Value for x-amz-sdk-checksum-algorithm header is invalid."
+            )
+        })
+    })
+    .transpose()
+}
+
+/// What a write request says about its checksum: a header value, a declared algorithm, or a
+/// trailer (`x-amz-trailer: x-amz-checksum-…`, read after the body). Conflicts are
+/// InvalidRequest.
+pub fn checksum_spec(
+    declared: Option<&ChecksumAlgorithm>,
+    values: Sums,
+    headers: &http::HeaderMap,
+    trailers: Option<&TrailingHeaders>,
+) -> S3Result<ChecksumSpec> {
+    let declared = algo(declared)?;
+    let value = values.single()?;
+    let trailer_name = headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| v.starts_with("x-amz-checksum-"));
+    let trailer_algo = match &trailer_name {
+        Some(n) => Some(
+            ChecksumAlgo::parse(&n["x-amz-checksum-".len()..]).ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "The value specified in the x-amz-trailer header is not supported"
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let named = [value.as_ref().map(|v| v.0), trailer_algo, declared];
+    let mut algos = named.iter().flatten();
+    let algo = algos.next().copied();
+    if algos.any(|a| Some(*a) != algo) {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Value for x-amz-sdk-checksum-algorithm header is invalid."
+        ));
+    }
+    let trailer = match (trailer_name, trailers, &value) {
+        (Some(name), Some(t), None) => {
+            let t = t.clone();
+            Some(TrailerValue(std::sync::Arc::new(move || {
+                t.read(|h| {
+                    h.get(name.as_str())
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .flatten()
+            })))
+        }
+        _ => None,
+    };
+    Ok(ChecksumSpec {
+        algo,
+        value: value.map(|v| v.1),
+        trailer,
+    })
 }

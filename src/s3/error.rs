@@ -37,6 +37,8 @@ pub fn to_s3_error(e: Error) -> S3Error {
         Error::EntityTooSmall => C::EntityTooSmall,
         Error::InvalidRange => C::InvalidRange,
         Error::MalformedXml(_) => C::MalformedXML,
+        Error::ChecksumMismatch(_) => C::BadDigest,
+        Error::InvalidChecksum(_) => C::InvalidRequest,
         Error::Storage(_) | Error::Meta(_) => {
             tracing::error!(error = %e, "internal error");
             return S3Error::with_message(

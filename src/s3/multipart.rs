@@ -1,8 +1,10 @@
 //! Multipart upload operations.
 
-use super::convert::{self, HeaderFields, timestamp, url_encode};
+use super::convert::{self, HeaderFields, Sums, timestamp, url_encode};
 use super::{Gateway, to_s3_error};
-use crate::engine::{ByteRange, ListedPart, UploadItem, UploadQuery};
+use crate::engine::{
+    ByteRange, CompleteChecksum, ListedPart, UploadChecksum, UploadItem, UploadQuery,
+};
 use crate::meta::{SourceCondition, WriteCondition};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -33,13 +35,41 @@ pub async fn create(
             &input.key,
             headers,
             input.storage_class.as_ref().map(StorageClass::as_str),
+            &UploadChecksum {
+                algo: convert::algo(input.checksum_algorithm.as_ref())?,
+                full_object: match input.checksum_type.as_ref().map(ChecksumType::as_str) {
+                    None => None,
+                    Some(ChecksumType::FULL_OBJECT) => Some(true),
+                    Some(ChecksumType::COMPOSITE) => Some(false),
+                    Some(_) => {
+                        return Err(s3_error!(
+                            InvalidRequest,
+                            "Value for x-amz-checksum-type header is invalid."
+                        ));
+                    }
+                },
+            },
         )
         .await
         .map_err(to_s3_error)?;
+    // Echo the checksum choice only when the client made one.
+    let chosen = input.checksum_algorithm.is_some() || input.checksum_type.is_some();
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
-        upload_id: Some(up.upload_id),
+        upload_id: Some(up.upload_id.clone()),
+        checksum_algorithm: chosen
+            .then(|| ChecksumAlgorithm::from(up.part_algo().as_str().to_owned())),
+        checksum_type: chosen.then(|| {
+            ChecksumType::from(
+                if up.full_object {
+                    "FULL_OBJECT"
+                } else {
+                    "COMPOSITE"
+                }
+                .to_owned(),
+            )
+        }),
         ..Default::default()
     }))
 }
@@ -51,8 +81,20 @@ pub async fn upload_part(
     let caller = g.caller(&req).await?;
     let input = req.input;
     let md5 = convert::content_md5(input.content_md5.as_deref())?;
+    let checksum = convert::checksum_spec(
+        input.checksum_algorithm.as_ref(),
+        Sums {
+            crc32: input.checksum_crc32,
+            crc32c: input.checksum_crc32c,
+            crc64nvme: input.checksum_crc64nvme,
+            sha1: input.checksum_sha1,
+            sha256: input.checksum_sha256,
+        },
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
     let body = input.body.unwrap_or_else(convert::empty_body);
-    let part = g
+    let (part, answered) = g
         .engine
         .upload_part(
             &caller,
@@ -61,12 +103,19 @@ pub async fn upload_part(
             &input.upload_id,
             input.part_number,
             md5,
+            checksum,
             convert::body(body),
         )
         .await
         .map_err(to_s3_error)?;
+    let sums = Sums::of(Some(&answered));
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
         ..Default::default()
     }))
 }
@@ -122,7 +171,7 @@ pub async fn upload_part_copy(
             .as_ref()
             .map(convert::micros),
     };
-    let part = g
+    let (part, answered) = g
         .engine
         .upload_part_copy(
             &caller,
@@ -137,10 +186,16 @@ pub async fn upload_part_copy(
         )
         .await
         .map_err(to_s3_error)?;
+    let sums = Sums::of(Some(&answered));
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),
             last_modified: Some(timestamp(part.created_at)),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
             ..Default::default()
         }),
         ..Default::default()
@@ -165,11 +220,29 @@ pub async fn complete(
                 "Each part needs a PartNumber and an ETag"
             ));
         };
+        let sum = Sums {
+            crc32: p.checksum_crc32,
+            crc32c: p.checksum_crc32c,
+            crc64nvme: p.checksum_crc64nvme,
+            sha1: p.checksum_sha1,
+            sha256: p.checksum_sha256,
+        };
         listed.push(ListedPart {
             part_number: n,
             etag: etag.value().to_owned(),
+            checksum: sum.single()?.map(|(_, v)| v),
         });
     }
+    let want = CompleteChecksum {
+        expected: Sums {
+            crc32: input.checksum_crc32,
+            crc32c: input.checksum_crc32c,
+            crc64nvme: input.checksum_crc64nvme,
+            sha1: input.checksum_sha1,
+            sha256: input.checksum_sha256,
+        }
+        .single()?,
+    };
     let condition = match (&input.if_none_match, &input.if_match) {
         (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
         (None, Some(ETagCondition::Any)) => WriteCondition::IfMatch(None),
@@ -185,14 +258,22 @@ pub async fn complete(
             &input.upload_id,
             listed,
             condition,
+            want,
         )
         .await
         .map_err(to_s3_error)?;
+    let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),
         e_tag: Some(ETag::Strong(row.etag)),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        checksum_type: convert::checksum_type(row.checksum.as_ref()),
         ..Default::default()
     }))
 }

@@ -1,4 +1,4 @@
-use super::convert::{self, HeaderFields, timestamp};
+use super::convert::{self, HeaderFields, Sums, timestamp};
 use super::{Gateway, to_s3_error};
 use crate::engine::{ByteRange, CopyRequest, PutRequest};
 use crate::meta::{ObjectRow, SourceCondition, WriteCondition};
@@ -26,6 +26,18 @@ pub async fn put(
         (None, Some(ETagCondition::ETag(e))) => WriteCondition::IfMatch(Some(e.value().to_owned())),
         (None, None) => WriteCondition::None,
     };
+    let checksum = convert::checksum_spec(
+        input.checksum_algorithm.as_ref(),
+        Sums {
+            crc32: input.checksum_crc32,
+            crc32c: input.checksum_crc32c,
+            crc64nvme: input.checksum_crc64nvme,
+            sha1: input.checksum_sha1,
+            sha256: input.checksum_sha256,
+        },
+        &req.headers,
+        req.trailing_headers.as_ref(),
+    )?;
     let put = PutRequest {
         headers: convert::headers(HeaderFields {
             content_type: input.content_type,
@@ -39,20 +51,37 @@ pub async fn put(
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
         content_md5: convert::content_md5(input.content_md5.as_deref())?,
         condition,
+        checksum,
     };
-    let body = input.body.unwrap_or_else(|| {
-        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-    });
+    let body = input.body.unwrap_or_else(convert::empty_body);
     let row = g
         .engine
         .put_object(&caller, &input.bucket, &input.key, put, convert::body(body))
         .await
         .map_err(to_s3_error)?;
+    let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(row.etag)),
         size: i64::try_from(row.size).ok(),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        checksum_type: convert::checksum_type(row.checksum.as_ref()),
         ..Default::default()
     }))
+}
+
+/// The stored checksum, when the client asked for it (`x-amz-checksum-mode: ENABLED`) and the
+/// response carries the whole object (a ranged body must not carry the full-object checksum).
+fn returned_checksum<'a>(
+    row: &'a ObjectRow,
+    mode: Option<&ChecksumMode>,
+    whole: bool,
+) -> Option<&'a crate::meta::Checksum> {
+    let enabled = mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    row.checksum.as_ref().filter(|_| enabled && whole)
 }
 
 fn storage_class(row: &ObjectRow) -> Option<StorageClass> {
@@ -89,6 +118,8 @@ pub async fn get(
     let content_range = range.map(|r| content_range(r, row.size));
     let body = g.engine.open_body(&row, range).await.map_err(to_s3_error)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
+    let sum = returned_checksum(&row, input.checksum_mode.as_ref(), range.is_none());
+    let sums = Sums::of(sum);
     let h = &row.headers;
     Ok(S3Response::new(GetObjectOutput {
         body: Some(StreamingBlob::wrap(body)),
@@ -117,6 +148,12 @@ pub async fn get(
             .response_expires
             .or_else(|| h.expires.as_deref().and_then(convert::expires_from_string)),
         storage_class: storage_class(&row),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        checksum_type: convert::checksum_type(sum),
         parts_count: row.parts_count.filter(|_| input.part_number.is_some()),
         ..Default::default()
     }))
@@ -134,6 +171,8 @@ pub async fn head(
         .map_err(to_s3_error)?;
     let range = part_range(&row, req.input.part_number)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
+    let sum = returned_checksum(&row, req.input.checksum_mode.as_ref(), range.is_none());
+    let sums = Sums::of(sum);
     let h = &row.headers;
     Ok(S3Response::new(HeadObjectOutput {
         content_length: i64::try_from(len).ok(),
@@ -150,6 +189,12 @@ pub async fn head(
         cache_control: h.cache_control.clone(),
         expires: h.expires.as_deref().and_then(convert::expires_from_string),
         storage_class: storage_class(&row),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        checksum_type: convert::checksum_type(sum),
         ..Default::default()
     }))
 }
