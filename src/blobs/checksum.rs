@@ -39,7 +39,7 @@ impl ChecksumAlgo {
     }
 
     /// Length of the raw digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             ChecksumAlgo::Crc32 | ChecksumAlgo::Crc32c => 4,
             ChecksumAlgo::Crc64Nvme => 8,
@@ -59,7 +59,7 @@ impl ChecksumAlgo {
 
     /// A CRC value as S3 encodes it: big-endian, 4 or 8 bytes.
     pub fn crc_bytes(self, v: u64) -> Vec<u8> {
-        if self.len() == 4 {
+        if self.digest_len() == 4 {
             (v as u32).to_be_bytes().to_vec()
         } else {
             v.to_be_bytes().to_vec()

@@ -61,7 +61,7 @@ pub fn decode(algo: ChecksumAlgo, v: &str) -> Result<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(v.trim())
         .ok()
-        .filter(|raw| raw.len() == algo.len())
+        .filter(|raw| raw.len() == algo.digest_len())
         .ok_or_else(|| {
             Error::InvalidChecksum(format!(
                 "Value for x-amz-checksum-{} header is invalid.",

@@ -365,6 +365,7 @@ impl Engine {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn complete_upload(
         &self,
         caller: &Caller,

@@ -196,7 +196,6 @@ pub async fn upload_part_copy(
             checksum_crc64nvme: sums.crc64nvme,
             checksum_sha1: sums.sha1,
             checksum_sha256: sums.sha256,
-            ..Default::default()
         }),
         ..Default::default()
     }))
