@@ -151,6 +151,20 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
+    /// A root client with a given request checksum behaviour.
+    pub fn client_with_checksums(
+        &self,
+        mode: aws_sdk_s3::config::RequestChecksumCalculation,
+    ) -> Client {
+        let conf = self
+            .client
+            .config()
+            .to_builder()
+            .request_checksum_calculation(mode)
+            .build();
+        Client::from_conf(conf)
+    }
+
     /// A client for another key of this server.
     pub fn client_for(&self, key: &str, secret: &str) -> Client {
         client(self.addr(), key, secret)
