@@ -32,7 +32,8 @@ use std::sync::Arc;
 /// Limits on everything a client controls (DESIGN.md, "Tenancy, auth, limits").
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub max_object_size: u64,
+    /// Largest single PUT (S3: 5 GiB; larger objects are multipart, up to 10,000 × 5 GiB).
+    pub max_put_size: u64,
     pub max_key_bytes: usize,
     pub max_user_meta_bytes: usize,
 }
@@ -40,7 +41,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_object_size: 5 << 40,
+            max_put_size: 5 << 30,
             max_key_bytes: 1024,
             max_user_meta_bytes: 2048,
         }
@@ -226,7 +227,7 @@ impl Engine {
                 tier,
                 id,
                 body,
-                self.limits.max_object_size,
+                self.limits.max_put_size,
                 &[req.checksum.effective()],
             )
             .await?;

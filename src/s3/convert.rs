@@ -96,6 +96,8 @@ pub fn body(blob: StreamingBlob) -> impl Stream<Item = Result<Bytes, BodyError>>
             let msg = e.to_string();
             if msg.contains("Sha256Mismatch") {
                 BodyError::Sha256Mismatch
+            } else if msg.contains("ChunkTooLarge") {
+                BodyError::TooLarge(super::limits::MAX_CHUNK)
             } else if msg.contains("SignatureMismatch") {
                 BodyError::SignatureMismatch
             } else if msg.contains("Incomplete")

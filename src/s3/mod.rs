@@ -8,6 +8,7 @@ mod auth;
 mod bucket;
 mod convert;
 mod error;
+mod limits;
 mod list;
 mod multipart;
 mod object;
@@ -34,6 +35,12 @@ impl Protocol {
             region,
         });
         b.set_auth(auth::KeyStore { engine });
+        let mut config = s3s::config::S3Config::default();
+        // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
+        config.xml_max_body_size = 4 << 20;
+        b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
+            std::sync::Arc::new(config),
+        )));
         Protocol { service: b.build() }
     }
 
@@ -44,7 +51,23 @@ impl Protocol {
         request_id: &str,
     ) -> http::Response<Body> {
         let resource = req.uri().path().to_owned();
-        match self.service.call(req.map(Body::from)).await {
+        if let Err(e) = limits::check(&req) {
+            return match e.to_http_response() {
+                Ok(r) => error::complete(r, request_id, &resource).await,
+                Err(e) => {
+                    tracing::error!(error = ?e, "serialising an error");
+                    let mut r = http::Response::new(Body::empty());
+                    *r.status_mut() = http::StatusCode::BAD_REQUEST;
+                    r
+                }
+            };
+        }
+        let req = if limits::is_aws_chunked(&req) {
+            req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
+        } else {
+            req.map(Body::from)
+        };
+        match self.service.call(req).await {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await
             }

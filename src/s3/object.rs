@@ -73,6 +73,53 @@ pub async fn put(
     }))
 }
 
+/// GET/HEAD preconditions, with S3's precedence: If-Match beats If-Unmodified-Since (412),
+/// If-None-Match beats If-Modified-Since (304, carrying the ETag and Last-Modified).
+fn check_read_conditions(
+    row: &ObjectRow,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let cond = SourceCondition {
+        if_match: if_match.map(etag_text),
+        if_none_match: None,
+        if_modified_since: None,
+        if_unmodified_since: if_unmodified_since.map(convert::micros),
+    };
+    if !cond.holds(row) {
+        return Err(s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ));
+    }
+    let cond = SourceCondition {
+        if_match: None,
+        if_none_match: if_none_match.map(etag_text),
+        if_modified_since: if_modified_since.map(convert::micros),
+        if_unmodified_since: None,
+    };
+    if !cond.holds(row) {
+        let mut e = s3s::S3Error::new(s3s::S3ErrorCode::NotModified);
+        let mut h = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", row.etag)) {
+            h.insert(http::header::ETAG, v);
+        }
+        let mut date = Vec::new();
+        if timestamp(row.created_at)
+            .format(TimestampFormat::HttpDate, &mut date)
+            .is_ok()
+            && let Ok(v) = http::HeaderValue::from_bytes(&date)
+        {
+            h.insert(http::header::LAST_MODIFIED, v);
+        }
+        e.set_headers(h);
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// The stored checksum, when the client asked for it (`x-amz-checksum-mode: ENABLED`) and the
 /// response carries the whole object (a ranged body must not carry the full-object checksum).
 fn returned_checksum<'a>(
@@ -99,6 +146,13 @@ pub async fn get(
         .head_object(&caller, &input.bucket, &input.key)
         .await
         .map_err(to_s3_error)?;
+    check_read_conditions(
+        &row,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
     if input.part_number.is_some() && input.range.is_some() {
         return Err(s3_error!(
             InvalidRequest,
@@ -169,6 +223,14 @@ pub async fn head(
         .head_object(&caller, &req.input.bucket, &req.input.key)
         .await
         .map_err(to_s3_error)?;
+    let i = &req.input;
+    check_read_conditions(
+        &row,
+        i.if_match.as_ref(),
+        i.if_none_match.as_ref(),
+        i.if_modified_since.as_ref(),
+        i.if_unmodified_since.as_ref(),
+    )?;
     let range = part_range(&row, req.input.part_number)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
     let sum = returned_checksum(&row, req.input.checksum_mode.as_ref(), range.is_none());
