@@ -1,0 +1,420 @@
+//! The protocol edge: conditional requests, presigned URLs, hostile or malformed requests, each
+//! answered with its precise S3 error while nothing stored changes.
+
+mod common;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use common::*;
+use std::time::Duration;
+
+async fn setup(s: &TestServer, bucket: &str) -> String {
+    s.client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket");
+    s.client
+        .put_object()
+        .bucket(bucket)
+        .key("k")
+        .body(ByteStream::from_static(b"original"))
+        .send()
+        .await
+        .expect("put")
+        .e_tag
+        .expect("etag")
+}
+
+async fn body_is(s: &TestServer, bucket: &str, key: &str, want: &[u8]) {
+    let got = s
+        .client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        want
+    );
+}
+
+async fn conditional_reads(s: &TestServer) {
+    let etag = setup(s, "cond-read").await;
+    let c = &s.client;
+    let past = DateTime::from_secs(1_000_000_000);
+    let future = DateTime::from_secs(4_000_000_000);
+    c.get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_match(&etag)
+        .send()
+        .await
+        .expect("if-match ok");
+    let e = c
+        .get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_match("\"0000\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 412);
+    assert_eq!(code(&e), "PreconditionFailed");
+    let e = c
+        .head_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 304);
+    let e = c
+        .get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 304);
+    c.get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_none_match("\"0000\"")
+        .send()
+        .await
+        .expect("changed");
+    let e = c
+        .get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_modified_since(future)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 304);
+    c.get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_modified_since(past)
+        .send()
+        .await
+        .expect("modified");
+    let e = c
+        .head_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 412);
+    // If-Match wins over If-Unmodified-Since; If-None-Match over If-Modified-Since.
+    c.get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_match(&etag)
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .expect("precedence");
+    let e = c
+        .get_object()
+        .bucket("cond-read")
+        .key("k")
+        .if_none_match(&etag)
+        .if_modified_since(past)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 304);
+}
+both_dbs!(conditional_reads);
+
+async fn conditional_writes(s: &TestServer) {
+    let etag = setup(s, "cond-write").await;
+    let c = &s.client;
+    let e = c
+        .put_object()
+        .bucket("cond-write")
+        .key("k")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"second"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 412);
+    c.put_object()
+        .bucket("cond-write")
+        .key("new")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"first"))
+        .send()
+        .await
+        .expect("create-only write of a new key");
+    let e = c
+        .put_object()
+        .bucket("cond-write")
+        .key("k")
+        .if_match("\"0123\"")
+        .body(ByteStream::from_static(b"second"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 412);
+    body_is(s, "cond-write", "k", b"original").await;
+    c.put_object()
+        .bucket("cond-write")
+        .key("k")
+        .if_match(&etag)
+        .body(ByteStream::from_static(b"swapped"))
+        .send()
+        .await
+        .expect("compare-and-swap");
+    body_is(s, "cond-write", "k", b"swapped").await;
+
+    // Many racing create-only writers: exactly one wins.
+    let results = futures::future::join_all((0..8).map(|i| {
+        let c = c.clone();
+        async move {
+            c.put_object()
+                .bucket("cond-write")
+                .key("race")
+                .if_none_match("*")
+                .body(ByteStream::from(format!("writer {i}").into_bytes()))
+                .send()
+                .await
+                .is_ok()
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
+    assert_refcounts(s).await;
+
+    // x-amz-copy-source-if-*.
+    let e = c
+        .copy_object()
+        .bucket("cond-write")
+        .key("copy")
+        .copy_source("cond-write/k")
+        .copy_source_if_match("\"0123\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PreconditionFailed");
+    let e = c
+        .copy_object()
+        .bucket("cond-write")
+        .key("copy")
+        .copy_source("cond-write/k")
+        .copy_source_if_modified_since(DateTime::from_secs(4_000_000_000))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PreconditionFailed");
+    let e = c
+        .head_object()
+        .bucket("cond-write")
+        .key("copy")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 404);
+}
+both_dbs!(conditional_writes);
+
+/// GET over a raw socket; returns (status, body).
+async fn fetch(addr: std::net::SocketAddr, url: &str) -> RawResponse {
+    let path = url
+        .split_once(&addr.to_string())
+        .map(|(_, p)| p)
+        .expect("url on server");
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    raw(addr, req.as_bytes()).await
+}
+
+async fn presigned_urls(s: &TestServer) {
+    setup(s, "presign").await;
+    let c = &s.client;
+    let url = c
+        .get_object()
+        .bucket("presign")
+        .key("k")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).expect("config"))
+        .await
+        .expect("presign")
+        .uri()
+        .to_owned();
+    let r = fetch(s.addr(), &url).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "original");
+
+    // A lifetime over 7 days is refused before signature checks.
+    let long = url.replace("X-Amz-Expires=600", "X-Amz-Expires=604801");
+    assert_ne!(long, url);
+    let r = fetch(s.addr(), &long).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.body.contains("AuthorizationQueryParametersError"),
+        "{}",
+        r.body
+    );
+
+    // An expired URL.
+    let short = c
+        .get_object()
+        .bucket("presign")
+        .key("k")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(1)).expect("config"))
+        .await
+        .expect("presign")
+        .uri()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = fetch(s.addr(), &short).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("Request has expired"), "{}", r.body);
+
+    // A presigned PUT.
+    let put_url = c
+        .put_object()
+        .bucket("presign")
+        .key("uploaded")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).expect("config"))
+        .await
+        .expect("presign put")
+        .uri()
+        .to_owned();
+    let path = put_url
+        .split_once(&s.addr().to_string())
+        .map(|(_, p)| p)
+        .expect("path");
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: 8\r\nconnection: close\r\n\r\npresigns",
+        s.addr()
+    );
+    let r = raw(s.addr(), req.as_bytes()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    body_is(s, "presign", "uploaded", b"presigns").await;
+}
+both_dbs!(presigned_urls);
+
+async fn hostile_requests(s: &TestServer) {
+    setup(s, "hostile").await;
+    // A chunk header announcing more than the cap: rejected without reading (or buffering) it.
+    let big = format!(
+        "{:x};chunk-signature={}\r\nabc",
+        64u64 << 20,
+        "0".repeat(64)
+    );
+    let r = signed_raw(
+        s.addr(),
+        "PUT",
+        "/hostile/k",
+        &[
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "67108864"),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ],
+        big.as_bytes(),
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    )
+    .await;
+    assert!((400..500).contains(&r.status), "{r:?}");
+    assert!(r.body.contains("EntityTooLarge"), "{}", r.body);
+
+    // Signed chunks with bad chunk signatures.
+    let bad = format!(
+        "3;chunk-signature={}\r\nabc\r\n0;chunk-signature={}\r\n\r\n",
+        "1".repeat(64),
+        "2".repeat(64)
+    );
+    let r = signed_raw(
+        s.addr(),
+        "PUT",
+        "/hostile/k",
+        &[
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "3"),
+        ],
+        bad.as_bytes(),
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    )
+    .await;
+    assert!(r.status == 403 || r.status == 400, "{r:?}");
+    assert!(
+        r.body.contains("SignatureDoesNotMatch") || r.body.contains("IncompleteBody"),
+        "{}",
+        r.body
+    );
+
+    // A single PUT over 5 GiB is refused up front.
+    let r = signed_raw(
+        s.addr(),
+        "PUT",
+        "/hostile/huge",
+        &[("x-amz-decoded-content-length", "6000000000")],
+        b"",
+        "UNSIGNED-PAYLOAD",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("EntityTooLarge"), "{}", r.body);
+
+    // Malformed XML in DeleteObjects.
+    let xml = b"<Delete><Object><Key>k</Key></Object";
+    let md5 = {
+        use base64::Engine as _;
+        use md5::Digest;
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(xml))
+    };
+    let r = signed_raw(
+        s.addr(),
+        "POST",
+        "/hostile?delete",
+        &[("content-md5", md5.as_str())],
+        xml,
+        &sha256_hex(xml),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("MalformedXML"), "{}", r.body);
+
+    // An unknown operation is NotImplemented (501), not a 500.
+    let r = signed_raw(
+        s.addr(),
+        "GET",
+        "/hostile?website",
+        &[],
+        b"",
+        &sha256_hex(b""),
+    )
+    .await;
+    assert_eq!(r.status, 501, "{r:?}");
+    assert!(
+        r.body.contains("<Code>NotImplemented</Code>") && r.body.contains("<RequestId>"),
+        "{}",
+        r.body
+    );
+
+    // Nothing stored changed.
+    body_is(s, "hostile", "k", b"original").await;
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("hot/tmp"))
+            .expect("tmp")
+            .count(),
+        0
+    );
+    assert_refcounts(s).await;
+}
+both_dbs!(hostile_requests);
