@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite on a fresh machine:
-#   1. installs the Python tools the compat tests need (aws CLI v1, boto3)
-#      if they are missing,
+#   1. installs the tools the compat tests need if they are missing
+#      (aws CLI v1 and boto3 with pip, rclone with apt-get),
 #   2. makes sure PostgreSQL is up on 127.0.0.1:5432,
 #   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
-#   4. compat-tests/run.sh (real server, aws CLI + boto3, SQLite and PostgreSQL).
+#   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone, SQLite and PostgreSQL).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +33,18 @@ fi
 command -v aws >/dev/null 2>&1 || die "aws CLI still not on PATH after pip install"
 "$PYTHON" -c 'import boto3' || die "boto3 still not importable by $PYTHON after pip install"
 log "$(aws --version 2>&1), boto3 $("$PYTHON" -c 'import boto3; print(boto3.__version__)')"
+
+# ------------------------------------------------------------------ rclone (Debian package)
+if ! command -v rclone >/dev/null 2>&1; then
+    log "installing rclone (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq rclone >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null && apt-get install -y -qq rclone >/dev/null; } ||
+        die "apt-get install rclone failed"
+    hash -r
+fi
+command -v rclone >/dev/null 2>&1 || die "rclone still not on PATH after apt-get install"
+log "$(rclone version 2>/dev/null | head -n 1)"
 
 # ------------------------------------------------------------------ postgres
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
