@@ -5,6 +5,7 @@
 #   2. makes sure PostgreSQL is up on 127.0.0.1:5432,
 #   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
 #   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone, SQLite and PostgreSQL).
+#   5. scripts/bench-smoke.sh (the benchmark tool's tiny smoke profile, SQLite only).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,5 +70,9 @@ cargo test --doc
 # ------------------------------------------------------------------ compat tests
 log "compat-tests/run.sh"
 bash compat-tests/run.sh
+
+# ------------------------------------------------------------------ benchmark smoke
+log "scripts/bench-smoke.sh"
+bash scripts/bench-smoke.sh
 
 log "all tests passed"
