@@ -59,6 +59,8 @@ pub enum Error {
     ChecksumMismatch(crate::blobs::ChecksumAlgo),
     #[error("{0}")]
     InvalidChecksum(String),
+    #[error("{0}")]
+    InvalidTag(String),
     #[error("storage: {0}")]
     Storage(#[from] std::io::Error),
     #[error("metadata: {0}")]

@@ -27,6 +27,7 @@ use crate::meta::{
 };
 use bytes::Bytes;
 use futures::Stream;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Limits on everything a client controls (DESIGN.md, "Tenancy, auth, limits").
@@ -73,6 +74,8 @@ pub struct CopyRequest {
     pub src_key: String,
     /// `None`: COPY the source's headers; `Some`: REPLACE them.
     pub headers: Option<ObjectHeaders>,
+    /// `None`: COPY the source's tags; `Some`: REPLACE them.
+    pub tags: Option<BTreeMap<String, String>>,
     pub storage_class: Option<String>,
     pub source_condition: SourceCondition,
 }
@@ -170,6 +173,33 @@ impl Engine {
         let bytes: usize = h.user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
         if bytes > self.limits.max_user_meta_bytes {
             return Err(Error::MetadataTooLarge);
+        }
+        check_tags(&h.tags)
+    }
+
+    /// The current version's tags.
+    pub async fn get_tags(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        Ok(self.head_object(caller, bucket, key).await?.headers.tags)
+    }
+
+    /// Replaces the current version's tags (empty: removes them).
+    pub async fn set_tags(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        Self::writable(caller)?;
+        check_tags(tags)?;
+        let b = self.bucket(caller, bucket).await?;
+        if !self.meta.set_tags(&b.id, key, tags).await? {
+            return Err(Error::NoSuchKey);
         }
         Ok(())
     }
@@ -297,6 +327,9 @@ impl Engine {
         if let Some(h) = &req.headers {
             self.check_headers(h)?;
         }
+        if let Some(t) = &req.tags {
+            check_tags(t)?;
+        }
         let storage_class = match req.storage_class.as_deref() {
             Some(sc) => Some(storage_tier(Some(sc))?.0),
             None => None,
@@ -310,6 +343,7 @@ impl Engine {
             dst_bucket_id: dst.id,
             dst_key: key.to_owned(),
             headers: req.headers,
+            tags: req.tags,
             storage_class,
             source_condition: req.source_condition,
         };
@@ -325,6 +359,28 @@ impl Engine {
         let b = self.bucket(caller, bucket).await?;
         list::list(self.meta.as_ref(), &b.id, q).await
     }
+}
+
+/// S3's tag limits: at most 10 tags, keys 1–128 and values 0–256 characters.
+pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    if tags.len() > 10 {
+        return Err(Error::InvalidTag(
+            "Object tags cannot be greater than 10".into(),
+        ));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(Error::InvalidTag(
+                "The TagKey you have provided is invalid".into(),
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(Error::InvalidTag(
+                "The TagValue you have provided is invalid".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// S3 storage class → (stored class name, tier). STANDARD lives on the hot tier; the

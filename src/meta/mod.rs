@@ -75,6 +75,8 @@ pub struct ObjectHeaders {
     /// HTTP-date, as the client sent it.
     pub expires: Option<String>,
     pub user_meta: BTreeMap<String, String>,
+    /// Object tags (`x-amz-tagging`, PutObjectTagging).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One stretch of an object's bytes: a whole blob.
@@ -168,6 +170,8 @@ pub struct CopyCommit {
     pub dst_key: String,
     /// `None`: COPY the source's headers; `Some`: REPLACE them.
     pub headers: Option<ObjectHeaders>,
+    /// `None`: COPY the source's tags; `Some`: REPLACE them (independent of `headers`).
+    pub tags: Option<BTreeMap<String, String>>,
     pub storage_class: Option<String>,
     /// Checked against the source inside the transaction.
     pub source_condition: SourceCondition,
@@ -314,6 +318,13 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Marks the current version DELETING and releases its blob references.
     /// Returns whether there was one.
     async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool>;
+    /// Replaces the current version's tags. Returns whether there is a current version.
+    async fn set_tags(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> MetaResult<bool>;
     /// Current versions with `key > after` (or `>= from`), `key < before`, in key order.
     async fn list_page(
         &self,

@@ -69,17 +69,28 @@ impl PgMeta {
 }
 
 const OBJECT_COLS: &str = "id, key, size, etag, content_type, content_encoding, \
-    content_disposition, content_language, cache_control, expires, user_meta, storage_class, \
+    content_disposition, content_language, cache_control, expires, user_meta, tags, storage_class, \
     created_at, parts_count, checksum_algo, checksum_value, checksum_type";
 
 const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_class, \
     content_type, content_encoding, content_disposition, content_language, cache_control, \
-    expires, user_meta, checksum_algo, checksum_type";
+    expires, user_meta, tags, checksum_algo, checksum_type";
 
 const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, checksum_value";
 
 fn headers_json(h: &ObjectHeaders) -> String {
     serde_json::to_string(&h.user_meta).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn tags_json(h: &ObjectHeaders) -> Option<String> {
+    (!h.tags.is_empty()).then(|| serde_json::to_string(&h.tags).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+fn json_map(v: Option<String>) -> MetaResult<BTreeMap<String, String>> {
+    match v {
+        Some(s) => serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(e.to_string())),
+        None => Ok(BTreeMap::new()),
+    }
 }
 
 fn to_u64(v: i64, what: &str) -> MetaResult<u64> {
@@ -154,11 +165,8 @@ macro_rules! sql_meta {
 
             /// The header columns of an object or upload row (`content_*`, …, `user_meta`).
             fn headers_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ObjectHeaders> {
-                let meta: Option<String> = r.try_get("user_meta")?;
-                let user_meta = match meta {
-                    Some(s) => serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(e.to_string()))?,
-                    None => Default::default(),
-                };
+                let user_meta = json_map(r.try_get("user_meta")?)?;
+                let tags = json_map(r.try_get("tags")?)?;
                 Ok(ObjectHeaders {
                     content_type: r.try_get("content_type")?,
                     content_encoding: r.try_get("content_encoding")?,
@@ -167,6 +175,7 @@ macro_rules! sql_meta {
                     cache_control: r.try_get("cache_control")?,
                     expires: r.try_get("expires")?,
                     user_meta,
+                    tags,
                 })
             }
 
@@ -636,7 +645,7 @@ macro_rules! sql_meta {
                      content_type = $4, content_encoding = $5, content_disposition = $6, \
                      content_language = $7, cache_control = $8, expires = $9, user_meta = $10, \
                      storage_class = $11, checksum_algo = $12, checksum_value = $13, \
-                     checksum_type = $14 WHERE id = $1",
+                     checksum_type = $14, tags = $15 WHERE id = $1",
                 )
                 .bind(&c.object_id)
                 .bind(to_i64(c.size))
@@ -652,6 +661,7 @@ macro_rules! sql_meta {
                 .bind(c.checksum.as_ref().map(|k| k.algo.as_str()))
                 .bind(c.checksum.as_ref().map(|k| k.value.as_str()))
                 .bind(c.checksum.as_ref().map(Checksum::type_str))
+                .bind(tags_json(&c.headers))
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -690,7 +700,11 @@ macro_rules! sql_meta {
                     key: c.dst_key.clone(),
                     size: src.size,
                     etag: src.etag.clone(),
-                    headers: c.headers.clone().unwrap_or(src.headers),
+                    headers: {
+                        let mut h = c.headers.clone().unwrap_or_else(|| src.headers.clone());
+                        h.tags = c.tags.clone().unwrap_or(src.headers.tags);
+                        h
+                    },
                     storage_class: c.storage_class.clone().unwrap_or(src.storage_class),
                     created_at: crate::now_micros(),
                     segments: src.segments,
@@ -702,9 +716,9 @@ macro_rules! sql_meta {
                     "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
                      content_type, content_encoding, content_disposition, content_language, \
                      cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
-                     checksum_algo, checksum_value, checksum_type) \
+                     checksum_algo, checksum_value, checksum_type, tags) \
                      VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16, $17, $18, $19)",
+                     $13, $14, $15, $16, $17, $18, $19, $20)",
                 )
                 .bind(&row.id)
                 .bind(&c.dst_bucket_id)
@@ -725,6 +739,7 @@ macro_rules! sql_meta {
                 .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
                 .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
                 .bind(row.checksum.as_ref().map(Checksum::type_str))
+                .bind(tags_json(&row.headers))
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
@@ -748,6 +763,25 @@ macro_rules! sql_meta {
                 Self::demote(&mut tx, &old.id).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn set_tags(
+                &self,
+                bucket_id: &str,
+                key: &str,
+                tags: &BTreeMap<String, String>,
+            ) -> MetaResult<bool> {
+                let json = (!tags.is_empty())
+                    .then(|| serde_json::to_string(tags).unwrap_or_else(|_| "{}".to_owned()));
+                let done = sqlx::query(
+                    "UPDATE objects SET tags = $3 WHERE bucket_id = $1 AND key = $2 AND is_latest",
+                )
+                .bind(bucket_id)
+                .bind(key)
+                .bind(json)
+                .execute(&self.$write)
+                .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn list_page(
@@ -791,8 +825,9 @@ macro_rules! sql_meta {
                 sqlx::query(
                     "INSERT INTO multipart_uploads (upload_id, bucket_id, key, initiated, tier, \
                      storage_class, content_type, content_encoding, content_disposition, \
-                     content_language, cache_control, expires, user_meta, checksum_algo, checksum_type) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     content_language, cache_control, expires, user_meta, checksum_algo, checksum_type, \
+                     tags) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(&u.upload_id)
                 .bind(&u.bucket_id)
@@ -809,6 +844,7 @@ macro_rules! sql_meta {
                 .bind(headers_json(&u.headers))
                 .bind(u.checksum_algo.map(ChecksumAlgo::as_str))
                 .bind(if u.full_object { "FULL_OBJECT" } else { "COMPOSITE" })
+                .bind(tags_json(&u.headers))
                 .execute(&self.$write)
                 .await?;
                 Ok(())
@@ -919,9 +955,9 @@ macro_rules! sql_meta {
                     "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
                      content_type, content_encoding, content_disposition, content_language, \
                      cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
-                     checksum_algo, checksum_value, checksum_type) \
+                     checksum_algo, checksum_value, checksum_type, tags) \
                      VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16, $17, $18, $19)",
+                     $13, $14, $15, $16, $17, $18, $19, $20)",
                 )
                 .bind(&row.id)
                 .bind(&c.bucket_id)
@@ -942,6 +978,7 @@ macro_rules! sql_meta {
                 .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
                 .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
                 .bind(row.checksum.as_ref().map(Checksum::type_str))
+                .bind(tags_json(&row.headers))
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;

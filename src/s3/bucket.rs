@@ -91,3 +91,16 @@ pub async fn location(
         location_constraint,
     }))
 }
+
+/// Versioning has never been enabled on any bucket: S3 answers an empty configuration.
+pub async fn versioning(
+    g: &Gateway,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    let caller = g.caller(&req).await?;
+    g.engine
+        .bucket(&caller, &req.input.bucket)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

@@ -10,6 +10,7 @@ use s3s::dto::{
     ChecksumAlgorithm, ChecksumType, Metadata, StreamingBlob, Timestamp, TimestampFormat,
 };
 use s3s::{S3Result, TrailingHeaders, s3_error};
+use std::collections::BTreeMap;
 
 /// Stored microseconds → an S3 timestamp.
 pub fn timestamp(micros: i64) -> Timestamp {
@@ -35,6 +36,51 @@ pub fn expires_from_string(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
 }
 
+/// `x-amz-tagging` (`k1=v1&k2=v2`, URL-encoded) → tags; duplicates are InvalidTag.
+pub fn tagging_header(v: Option<&str>) -> S3Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return Ok(out);
+    };
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| {
+                s3_error!(
+                    InvalidArgument,
+                    "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."
+                )
+            })
+    };
+    for pair in v.split('&') {
+        let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+        if out.insert(decode(k)?, decode(val)?).is_some() {
+            return Err(s3_error!(
+                InvalidTag,
+                "Cannot provide multiple Tags with the same key"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A TagSet → tags; duplicate keys are InvalidTag.
+pub fn tag_set(set: Vec<s3s::dto::Tag>) -> S3Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for t in set {
+        let k = t.key.unwrap_or_default();
+        if out.insert(k, t.value.unwrap_or_default()).is_some() {
+            return Err(s3_error!(
+                InvalidTag,
+                "Cannot provide multiple Tags with the same key"
+            ));
+        }
+    }
+    Ok(out)
+}
+
 pub struct HeaderFields {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
@@ -43,6 +89,7 @@ pub struct HeaderFields {
     pub cache_control: Option<String>,
     pub expires: Option<Timestamp>,
     pub metadata: Option<Metadata>,
+    pub tags: BTreeMap<String, String>,
 }
 
 pub fn headers(f: HeaderFields) -> ObjectHeaders {
@@ -69,6 +116,7 @@ pub fn headers(f: HeaderFields) -> ObjectHeaders {
                     .collect()
             })
             .unwrap_or_default(),
+        tags: f.tags,
     }
 }
 

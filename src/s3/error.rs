@@ -39,6 +39,7 @@ pub fn to_s3_error(e: Error) -> S3Error {
         Error::MalformedXml(_) => C::MalformedXML,
         Error::ChecksumMismatch(_) => C::BadDigest,
         Error::InvalidChecksum(_) => C::InvalidRequest,
+        Error::InvalidTag(_) => C::InvalidTag,
         Error::Storage(_) | Error::Meta(_) => {
             tracing::error!(error = %e, "internal error");
             return S3Error::with_message(

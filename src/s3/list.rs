@@ -156,3 +156,75 @@ pub async fn v2(
         ..Default::default()
     }))
 }
+
+/// ListObjectVersions on an unversioned bucket: each current object is its only version, "null".
+pub async fn versions(
+    g: &Gateway,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let url = wants_url(&input.encoding_type)?;
+    if input
+        .version_id_marker
+        .as_deref()
+        .is_some_and(|v| !v.is_empty() && v != "null")
+    {
+        return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+    }
+    let q = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after: input.key_marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let r = g
+        .engine
+        .list_objects(&caller, &input.bucket, &q)
+        .await
+        .map_err(to_s3_error)?;
+    let next = r
+        .truncated
+        .then(|| r.items.last().map(|i| enc(url, i.resume_key().to_owned())))
+        .flatten();
+    let truncated = r.truncated;
+    let owner = Owner {
+        id: Some(caller.tenant_id.clone()),
+        display_name: Some(caller.tenant_id),
+    };
+    let mut versions = Vec::new();
+    let mut prefixes = Vec::new();
+    for item in r.items {
+        match item {
+            ListItem::Object(e) => versions.push(ObjectVersion {
+                key: Some(enc(url, e.key)),
+                version_id: Some("null".to_owned()),
+                is_latest: Some(true),
+                size: i64::try_from(e.size).ok(),
+                e_tag: Some(ETag::Strong(e.etag)),
+                last_modified: Some(timestamp(e.created_at)),
+                storage_class: Some(ObjectVersionStorageClass::from(e.storage_class)),
+                owner: Some(owner.clone()),
+                ..Default::default()
+            }),
+            ListItem::Prefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(enc(url, p)),
+            }),
+        }
+    }
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(enc(url, q.prefix)),
+        delimiter: input.delimiter.map(|d| enc(url, d)),
+        key_marker: Some(enc(url, input.key_marker.unwrap_or_default())),
+        version_id_marker: input.version_id_marker,
+        max_keys: Some(q.max_keys as i32),
+        is_truncated: Some(truncated),
+        next_key_marker: next.clone(),
+        next_version_id_marker: next.map(|_| "null".to_owned()),
+        versions: Some(versions),
+        common_prefixes: Some(prefixes),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}

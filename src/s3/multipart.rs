@@ -26,6 +26,7 @@ pub async fn create(
         cache_control: input.cache_control,
         expires: input.expires,
         metadata: input.metadata,
+        tags: convert::tagging_header(input.tagging.as_deref())?,
     });
     let up = g
         .engine

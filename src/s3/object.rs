@@ -47,6 +47,7 @@ pub async fn put(
             cache_control: input.cache_control,
             expires: input.expires,
             metadata: input.metadata,
+            tags: convert::tagging_header(input.tagging.as_deref())?,
         }),
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
         content_md5: convert::content_md5(input.content_md5.as_deref())?,
@@ -201,6 +202,7 @@ pub async fn get(
         expires: input
             .response_expires
             .or_else(|| h.expires.as_deref().and_then(convert::expires_from_string)),
+        tag_count: (!h.tags.is_empty()).then_some(h.tags.len() as i32),
         storage_class: storage_class(&row),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -343,6 +345,14 @@ pub async fn copy(
              or encryption attributes."
         ));
     }
+    let replace_tags = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let tags = match replace_tags {
+        true => Some(convert::tagging_header(input.tagging.as_deref())?),
+        false => None,
+    };
     let headers = replace.then(|| {
         convert::headers(HeaderFields {
             content_type: input.content_type,
@@ -352,12 +362,14 @@ pub async fn copy(
             cache_control: input.cache_control,
             expires: input.expires,
             metadata: input.metadata,
+            tags: Default::default(),
         })
     });
     let copy = CopyRequest {
         src_bucket: bucket.to_owned(),
         src_key: key.to_owned(),
         headers,
+        tags,
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
         source_condition: SourceCondition {
             if_match: input.copy_source_if_match.as_ref().map(etag_text),
@@ -439,4 +451,96 @@ fn content_range(r: ByteRange, size: u64) -> String {
         return format!("bytes */{size}");
     }
     format!("bytes {}-{}/{}", r.start, r.end - 1, size)
+}
+
+pub async fn get_tagging(
+    g: &Gateway,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    let caller = g.caller(&req).await?;
+    let tags = g
+        .engine
+        .get_tags(&caller, &req.input.bucket, &req.input.key)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(GetObjectTaggingOutput {
+        tag_set: tags
+            .into_iter()
+            .map(|(k, v)| Tag {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect(),
+        version_id: None,
+    }))
+}
+
+pub async fn put_tagging(
+    g: &Gateway,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let tags = convert::tag_set(input.tagging.tag_set)?;
+    g.engine
+        .set_tags(&caller, &input.bucket, &input.key, &tags)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+}
+
+pub async fn delete_tagging(
+    g: &Gateway,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    let caller = g.caller(&req).await?;
+    let i = &req.input;
+    g.engine
+        .set_tags(&caller, &i.bucket, &i.key, &Default::default())
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+}
+
+pub async fn attributes(
+    g: &Gateway,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = req.input;
+    let row = g
+        .engine
+        .head_object(&caller, &input.bucket, &input.key)
+        .await
+        .map_err(to_s3_error)?;
+    let wants = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
+    let sums = Sums::of(row.checksum.as_ref());
+    let parts = row.parts_count.map(|n| GetObjectAttributesParts {
+        total_parts_count: Some(n),
+        ..Default::default()
+    });
+    Ok(S3Response::new(GetObjectAttributesOutput {
+        e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(row.etag.clone())),
+        object_size: wants(ObjectAttributes::OBJECT_SIZE)
+            .then(|| i64::try_from(row.size).ok())
+            .flatten(),
+        storage_class: wants(ObjectAttributes::STORAGE_CLASS)
+            .then(|| StorageClass::from(row.storage_class.clone())),
+        checksum: wants(ObjectAttributes::CHECKSUM)
+            .then_some(row.checksum.as_ref())
+            .flatten()
+            .map(|c| Checksum {
+                checksum_crc32: sums.crc32,
+                checksum_crc32c: sums.crc32c,
+                checksum_crc64nvme: sums.crc64nvme,
+                checksum_sha1: sums.sha1,
+                checksum_sha256: sums.sha256,
+                checksum_type: convert::checksum_type(Some(c)),
+            }),
+        object_parts: wants(ObjectAttributes::OBJECT_PARTS)
+            .then_some(parts)
+            .flatten(),
+        last_modified: Some(timestamp(row.created_at)),
+        ..Default::default()
+    }))
 }
