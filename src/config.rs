@@ -18,6 +18,8 @@ pub enum ConfigError {
     Tiers,
     #[error("root access key and secret must be given together")]
     RootKey,
+    #[error("unknown fault point {0:?}")]
+    Fault(String),
 }
 
 /// `just-storage serve` flags; each also reads its `JUST_STORAGE_*` variable.
@@ -59,6 +61,9 @@ pub struct ServeArgs {
     /// Root secret key to create on first start.
     #[arg(long, env = "JUST_STORAGE_ROOT_SECRET_KEY", hide_env_values = true)]
     pub root_secret_key: Option<String>,
+    /// Test-only crash point (see `fault.rs`); never set in production.
+    #[arg(long, env = "JUST_STORAGE_FAULT", hide = true)]
+    pub fault: Option<String>,
     /// Optional TOML file with the same settings (snake_case names).
     #[arg(long, env = "JUST_STORAGE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -98,6 +103,7 @@ pub struct Config {
     pub region: String,
     pub gc: GcConfig,
     pub root_key: Option<(String, String)>,
+    pub fault: Option<crate::fault::Fault>,
 }
 
 impl Config {
@@ -148,6 +154,10 @@ impl Config {
                 upload_max_age: secs(a.upload_max_age_secs.or(f.upload_max_age_secs), 7 * 86400),
             },
             root_key,
+            fault: match a.fault {
+                Some(f) => Some(crate::fault::Fault::parse(&f).ok_or(ConfigError::Fault(f))?),
+                None => None,
+            },
         })
     }
 

@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fault;
 pub mod meta;
 pub mod s3;
 pub mod server;

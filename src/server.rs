@@ -62,6 +62,9 @@ impl Running {
 
 /// Opens storage and metadata, bootstraps the root key, binds, and serves in the background.
 pub async fn start(cfg: &Config) -> Result<Running, StartError> {
+    if let Some(f) = cfg.fault {
+        crate::fault::arm(f);
+    }
     if let Some(dir) = cfg.sqlite_dir() {
         std::fs::create_dir_all(dir)?;
     }

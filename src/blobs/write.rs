@@ -189,6 +189,9 @@ fn write_and_sha256(
                 }
             }
             out.write_all(chunk)?;
+            if crate::fault::armed(crate::fault::Fault::Enospc) {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
         }
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;

@@ -65,6 +65,8 @@ pub enum Error {
     Storage(#[from] std::io::Error),
     #[error("metadata: {0}")]
     Meta(MetaError),
+    #[error("metadata database unavailable: {0}")]
+    Unavailable(MetaError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -83,6 +85,7 @@ impl From<MetaError> for Error {
                 Ok(e) => *e,
                 Err(e) => Error::Meta(MetaError::Rejected(e)),
             },
+            e if e.is_unavailable() => Error::Unavailable(e),
             e => Error::Meta(e),
         }
     }

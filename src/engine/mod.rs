@@ -267,6 +267,7 @@ impl Engine {
             return Err(Error::BadDigest);
         }
         let checksum = checksum::settle(&req.checksum, &written)?;
+        crate::fault::crash_point(crate::fault::Fault::AfterTempWrite);
         let hash = hex::encode(written.sha256);
         let blob = (written.size > 0).then(|| Segment {
             tier,

@@ -322,7 +322,12 @@ impl Engine {
         let (blobs, tmp, hash) = (self.blobs.clone(), tmp.to_owned(), hash.to_owned());
         move || {
             let (blobs, tmp, hash) = (blobs.clone(), tmp.clone(), hash.clone());
-            async move { blobs.place(tier, &tmp, &hash, size).await }.boxed()
+            async move {
+                blobs.place(tier, &tmp, &hash, size).await?;
+                crate::fault::crash_point(crate::fault::Fault::AfterPlace);
+                Ok(())
+            }
+            .boxed()
         }
     }
 
@@ -380,7 +385,10 @@ impl Engine {
         let b = self.bucket(caller, bucket).await?;
         let up = self.upload_of(&b.id, key, upload_id).await?;
         let check = move |uploaded: &[PartRow]| {
-            assemble(&up, &listed, uploaded, &want).map_err(|e| MetaError::Rejected(Box::new(e)))
+            let a = assemble(&up, &listed, uploaded, &want)
+                .map_err(|e| MetaError::Rejected(Box::new(e)))?;
+            crate::fault::crash_point(crate::fault::Fault::MidComplete);
+            Ok(a)
         };
         let commit = CompleteCommit {
             upload_id: upload_id.to_owned(),

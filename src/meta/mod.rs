@@ -48,6 +48,21 @@ pub enum MetaError {
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
+impl MetaError {
+    /// "The database is not reachable now" (retry later) rather than "this request is wrong".
+    pub fn is_unavailable(&self) -> bool {
+        let MetaError::Db(e) = self else { return false };
+        matches!(
+            e,
+            sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+        ) || matches!(e, sqlx::Error::Database(d)
+            if d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AccessKey {
     pub access_key_id: String,

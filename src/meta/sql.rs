@@ -60,7 +60,8 @@ impl PgMeta {
     pub async fn connect(url: &str) -> MetaResult<PgMeta> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            // A request waits at most this long for the database before answering 503.
+            .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;

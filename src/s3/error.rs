@@ -40,6 +40,29 @@ pub fn to_s3_error(e: Error) -> S3Error {
         Error::ChecksumMismatch(_) => C::BadDigest,
         Error::InvalidChecksum(_) => C::InvalidRequest,
         Error::InvalidTag(_) => C::InvalidTag,
+        Error::Storage(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            tracing::error!(error = %e, "storage full");
+            let mut err = S3Error::with_message(
+                C::Custom("InsufficientStorage".into()),
+                "The server has insufficient storage to complete this request.",
+            );
+            err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+            return err;
+        }
+        Error::Unavailable(_) => {
+            tracing::error!(error = %e, "database unavailable");
+            let mut err = S3Error::with_message(
+                C::ServiceUnavailable,
+                "The metadata database is unavailable. Please retry.",
+            );
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            err.set_headers(h);
+            return err;
+        }
         Error::Storage(_) | Error::Meta(_) => {
             tracing::error!(error = %e, "internal error");
             return S3Error::with_message(

@@ -68,7 +68,12 @@ async fn collect(engine: &Engine, blob: &BlobId, cutoff: i64) -> Result<bool> {
     let (tier, hash) = (blob.tier, blob.hash.clone());
     let unlink = move || {
         let (store, hash) = (store.clone(), hash.clone());
-        async move { store.unlink(tier, &hash).await }.boxed()
+        async move {
+            store.unlink(tier, &hash).await?;
+            crate::fault::crash_point(crate::fault::Fault::AfterUnlink);
+            Ok(())
+        }
+        .boxed()
     };
     Ok(engine.meta().collect_blob(blob, cutoff, &unlink).await?)
 }
