@@ -23,6 +23,16 @@ pub enum Command {
     },
     /// Run the orphan sweep and the collector once, then exit.
     Gc(ServeArgs),
+    /// Re-hash blobs once (at --scrub-mbps), marking mismatches corrupted; exit 1 if any.
+    Scrub(ServeArgs),
+    /// Check blob files, blob rows and reference counts against each other; exit 1 if unclean.
+    Fsck {
+        #[command(flatten)]
+        store: ServeArgs,
+        /// Apply the safe repairs (see ARCHITECTURE.md).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// Root secret key to create on first start.
     #[arg(long, env = "JUST_STORAGE_ROOT_SECRET_KEY", hide_env_values = true)]
     pub root_secret_key: Option<String>,
+    /// Scrubber read rate in MB/s [default: 50; 0 = unlimited].
+    #[arg(long, env = "JUST_STORAGE_SCRUB_MBPS")]
+    pub scrub_mbps: Option<u64>,
+    /// Seconds between scrubber passes [default: 3600].
+    #[arg(long, env = "JUST_STORAGE_SCRUB_INTERVAL_SECS")]
+    pub scrub_interval_secs: Option<u64>,
     /// Test-only crash point (see `fault.rs`); never set in production.
     #[arg(long, env = "JUST_STORAGE_FAULT", hide = true)]
     pub fault: Option<String>,
@@ -83,6 +89,8 @@ struct FileConfig {
     gc_interval_secs: Option<u64>,
     orphan_age_secs: Option<u64>,
     upload_max_age_secs: Option<u64>,
+    scrub_mbps: Option<u64>,
+    scrub_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +112,8 @@ pub struct Config {
     pub gc: GcConfig,
     pub root_key: Option<(String, String)>,
     pub fault: Option<crate::fault::Fault>,
+    pub scrub_mbps: u64,
+    pub scrub_interval: Duration,
 }
 
 impl Config {
@@ -154,6 +164,8 @@ impl Config {
                 upload_max_age: secs(a.upload_max_age_secs.or(f.upload_max_age_secs), 7 * 86400),
             },
             root_key,
+            scrub_mbps: a.scrub_mbps.or(f.scrub_mbps).unwrap_or(50),
+            scrub_interval: secs(a.scrub_interval_secs.or(f.scrub_interval_secs), 3600),
             fault: match a.fault {
                 Some(f) => Some(crate::fault::Fault::parse(&f).ok_or(ConfigError::Fault(f))?),
                 None => None,

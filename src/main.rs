@@ -24,6 +24,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Admin { store, command } => admin(store, command).await,
+        Command::Scrub(args) => {
+            let cfg = Config::from_args(args)?;
+            let engine = open_engine(&cfg).await?;
+            let report =
+                just_storage::workers::scrub_once(&engine, cfg.scrub_mbps, usize::MAX).await?;
+            println!("{report:?}");
+            if report.corrupted > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Fsck { store, repair } => {
+            let cfg = Config::from_args(store)?;
+            let engine = open_engine(&cfg).await?;
+            let report = just_storage::workers::fsck(&engine, repair, cfg.gc.grace).await?;
+            println!("{report:#?}");
+            println!(
+                "{}",
+                if report.is_clean() {
+                    "fsck: clean"
+                } else {
+                    "fsck: PROBLEMS FOUND"
+                }
+            );
+            if !report.is_clean() && !repair {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Gc(args) => {
             let cfg = Config::from_args(args)?;
             let engine = open_engine(&cfg).await?;

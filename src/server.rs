@@ -84,9 +84,16 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.gc.clone(),
         stop_rx.clone(),
     ));
+    let scrub = tokio::spawn(crate::workers::scrub_loop(
+        engine.clone(),
+        cfg.scrub_interval,
+        cfg.scrub_mbps,
+        stop_rx.clone(),
+    ));
     let task = tokio::spawn(async move {
         serve(listener, app, stop_rx).await;
         let _ = gc.await;
+        let _ = scrub.await;
     });
     tracing::info!(%addr, "listening");
     Ok(Running {

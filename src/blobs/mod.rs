@@ -103,6 +103,55 @@ impl BlobStore {
         tokio::fs::File::open(self.blob_path(tier, hash)).await
     }
 
+    /// SHA-256 of a blob file, read at most `bytes_per_sec` (0: unlimited). Blocking: call it
+    /// from a blocking thread.
+    pub fn hash_file(&self, tier: Tier, hash: &str, bytes_per_sec: u64) -> io::Result<[u8; 32]> {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut f = std::fs::File::open(self.blob_path(tier, hash))?;
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let start = std::time::Instant::now();
+        let mut total = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(sha.finalize().into());
+            }
+            sha.update(&buf[..n]);
+            total += n as u64;
+            if bytes_per_sec > 0 {
+                // Sleep off any lead over the allowed rate.
+                let due = std::time::Duration::from_secs_f64(total as f64 / bytes_per_sec as f64);
+                if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(ahead);
+                }
+            }
+        }
+    }
+
+    /// Every blob file of a tier: `(hash, modified)`. For fsck.
+    pub fn blob_files(&self, tier: Tier) -> io::Result<Vec<(String, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(self.root(tier).join("sha256"))? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(fan.path())? {
+                let f = f?;
+                if let Some(name) = f.file_name().to_str() {
+                    out.push((name.to_owned(), f.metadata()?.modified()?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn blob_file_exists(&self, tier: Tier, hash: &str) -> bool {
+        self.blob_path(tier, hash).is_file()
+    }
+
     /// Temp files whose modification time is older than `older_than` (for the orphan sweep).
     pub fn stale_temp_files(
         &self,

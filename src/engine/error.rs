@@ -61,6 +61,8 @@ pub enum Error {
     InvalidChecksum(String),
     #[error("{0}")]
     InvalidTag(String),
+    #[error("The object's data failed an integrity check and cannot be served.")]
+    Corrupted,
     #[error("storage: {0}")]
     Storage(#[from] std::io::Error),
     #[error("metadata: {0}")]

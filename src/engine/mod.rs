@@ -302,6 +302,11 @@ impl Engine {
     /// A body stream of `range` of `row` (whole object when `None`). The first blob is opened
     /// before returning, so a missing file fails the request before any header is sent.
     pub async fn open_body(&self, row: &ObjectRow, range: Option<ByteRange>) -> Result<BodyStream> {
+        if row.corrupted {
+            // Fail loudly rather than serve bytes that are known to be wrong.
+            tracing::error!(key = %row.key, id = %row.id, "refusing to serve a corrupted object");
+            return Err(Error::Corrupted);
+        }
         let range = range.unwrap_or(ByteRange {
             start: 0,
             end: row.size,

@@ -136,6 +136,8 @@ pub struct ObjectRow {
     /// Number of parts of a multipart object; `None` for a plain PUT or a copy of one.
     pub parts_count: Option<i32>,
     pub checksum: Option<Checksum>,
+    /// A blob of this object failed the scrubber's check: its bytes must not be served.
+    pub corrupted: bool,
 }
 
 /// One entry of a key-ordered listing page.
@@ -281,6 +283,26 @@ pub struct RefMismatch {
     pub actual: i64,
 }
 
+/// A `blobs` row as fsck sees it.
+#[derive(Debug, Clone)]
+pub struct BlobRow {
+    pub blob: BlobId,
+    pub size: u64,
+    pub ref_count: i64,
+    pub corrupted: bool,
+}
+
+/// A safe repair of one blob row (fsck --repair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobRepair {
+    /// Set `ref_count` to the number of references that exist.
+    SetRefCount(i64),
+    /// Drop a row with no references (its file is gone).
+    Delete,
+    /// A referenced blob whose file is missing or wrong: refuse to serve it.
+    MarkCorrupted,
+}
+
 /// Usage figures for `admin usage`.
 #[derive(Debug, Clone)]
 pub struct UsageRow {
@@ -403,4 +425,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Blobs whose `ref_count` is not the number of COMMITTED segments plus upload parts that
     /// point at them, and references to blobs without a row. Empty when consistent.
     async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>>;
+    /// Scrubber: intact blobs, least recently verified first.
+    async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<(BlobId, u64)>>;
+    /// Records a verification; a mismatch marks the blob corrupted (for good).
+    async fn mark_verified(&self, blob: &BlobId, intact: bool) -> MetaResult<()>;
+    /// fsck: blob rows with `hash > after`, in hash order.
+    async fn blob_rows(&self, after: &str, limit: usize) -> MetaResult<Vec<BlobRow>>;
+    async fn blob_exists(&self, blob: &BlobId) -> MetaResult<bool>;
+    async fn repair_blob(&self, blob: &BlobId, fix: BlobRepair) -> MetaResult<()>;
 }

@@ -261,25 +261,32 @@ macro_rules! sql_meta {
                 Ok(())
             }
 
+            /// An object's segments in order, and whether any of their blobs is marked corrupted.
             async fn segments(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 object_id: &str,
-            ) -> MetaResult<Vec<Segment>> {
+            ) -> MetaResult<(Vec<Segment>, bool)> {
                 let rows = sqlx::query(
-                    "SELECT tier, blob_hash, size FROM object_segments WHERE object_id = $1 ORDER BY seq",
+                    "SELECT s.tier, s.blob_hash, s.size, COALESCE(b.corrupted, FALSE) AS corrupted \
+                     FROM object_segments s LEFT JOIN blobs b ON b.tier = s.tier AND b.hash = s.blob_hash \
+                     WHERE s.object_id = $1 ORDER BY s.seq",
                 )
                 .bind(object_id)
                 .fetch_all(&mut *conn)
                 .await?;
-                rows.iter()
+                let mut corrupted = false;
+                let segs = rows
+                    .iter()
                     .map(|r| {
+                        corrupted |= r.try_get::<bool, _>("corrupted")?;
                         Ok(Segment {
                             tier: tier_of(r.try_get::<&str, _>("tier")?)?,
                             hash: r.try_get("blob_hash")?,
                             size: to_u64(r.try_get("size")?, "segment size")?,
                         })
                     })
-                    .collect()
+                    .collect::<MetaResult<Vec<Segment>>>()?;
+                Ok((segs, corrupted))
             }
 
             async fn latest_in(
@@ -297,7 +304,7 @@ macro_rules! sql_meta {
                 };
                 let headers = Self::headers_of(&r)?;
                 let id: String = r.try_get("id")?;
-                let segments = Self::segments(conn, &id).await?;
+                let (segments, corrupted) = Self::segments(conn, &id).await?;
                 Ok(Some(ObjectRow {
                     id,
                     key: r.try_get("key")?,
@@ -313,6 +320,7 @@ macro_rules! sql_meta {
                         r.try_get("checksum_value")?,
                         r.try_get("checksum_type")?,
                     )?,
+                    corrupted,
                 }))
             }
 
@@ -677,6 +685,7 @@ macro_rules! sql_meta {
                     segments: new_segs,
                     parts_count: None,
                     checksum: c.checksum.clone(),
+                    corrupted: false,
                 })
             }
 
@@ -711,6 +720,7 @@ macro_rules! sql_meta {
                     segments: src.segments,
                     parts_count: src.parts_count,
                     checksum: src.checksum,
+                    corrupted: src.corrupted,
                 };
                 let tier = row.segments.first().map(|s| s.tier).unwrap_or(Tier::Hot);
                 sqlx::query(
@@ -951,6 +961,7 @@ macro_rules! sql_meta {
                     segments: a.segments.clone(),
                     parts_count: Some(a.parts_count),
                     checksum: a.checksum.clone(),
+                    corrupted: false,
                 };
                 sqlx::query(
                     "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
@@ -1182,6 +1193,110 @@ macro_rules! sql_meta {
                         })
                     })
                     .collect()
+            }
+
+            async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<(BlobId, u64)>> {
+                let rows = sqlx::query(
+                    "SELECT tier, hash, size FROM blobs WHERE NOT corrupted \
+                     ORDER BY COALESCE(verified_at, 0), hash LIMIT $1",
+                )
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            BlobId {
+                                tier: tier_of(r.try_get::<&str, _>("tier")?)?,
+                                hash: r.try_get("hash")?,
+                            },
+                            to_u64(r.try_get("size")?, "blob size")?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn mark_verified(&self, blob: &BlobId, intact: bool) -> MetaResult<()> {
+                sqlx::query(
+                    "UPDATE blobs SET verified_at = $3, corrupted = (corrupted OR $4) \
+                     WHERE tier = $1 AND hash = $2",
+                )
+                .bind(blob.tier.as_str())
+                .bind(&blob.hash)
+                .bind(crate::now_micros())
+                .bind(!intact)
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn blob_rows(&self, after: &str, limit: usize) -> MetaResult<Vec<BlobRow>> {
+                let rows = sqlx::query(
+                    "SELECT tier, hash, size, ref_count, corrupted FROM blobs WHERE hash > $1 \
+                     ORDER BY hash LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(BlobRow {
+                            blob: BlobId {
+                                tier: tier_of(r.try_get::<&str, _>("tier")?)?,
+                                hash: r.try_get("hash")?,
+                            },
+                            size: to_u64(r.try_get("size")?, "blob size")?,
+                            ref_count: r.try_get("ref_count")?,
+                            corrupted: r.try_get("corrupted")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn blob_exists(&self, blob: &BlobId) -> MetaResult<bool> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM blobs WHERE tier = $1 AND hash = $2",
+                )
+                .bind(blob.tier.as_str())
+                .bind(&blob.hash)
+                .fetch_optional(&self.$read)
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn repair_blob(&self, blob: &BlobId, fix: BlobRepair) -> MetaResult<()> {
+                let (tier, hash) = (blob.tier.as_str(), blob.hash.as_str());
+                match fix {
+                    BlobRepair::SetRefCount(n) => {
+                        sqlx::query(
+                            "UPDATE blobs SET ref_count = $3, zero_since = CASE WHEN $3 = 0 \
+                             THEN COALESCE(zero_since, $4) ELSE NULL END \
+                             WHERE tier = $1 AND hash = $2",
+                        )
+                        .bind(tier)
+                        .bind(hash)
+                        .bind(n)
+                        .bind(crate::now_micros())
+                        .execute(&self.$write)
+                        .await?
+                    }
+                    BlobRepair::Delete => {
+                        sqlx::query("DELETE FROM blobs WHERE tier = $1 AND hash = $2 AND ref_count = 0")
+                            .bind(tier)
+                            .bind(hash)
+                            .execute(&self.$write)
+                            .await?
+                    }
+                    BlobRepair::MarkCorrupted => {
+                        sqlx::query("UPDATE blobs SET corrupted = TRUE WHERE tier = $1 AND hash = $2")
+                            .bind(tier)
+                            .bind(hash)
+                            .execute(&self.$write)
+                            .await?
+                    }
+                };
+                Ok(())
             }
 
             async fn usage(&self) -> MetaResult<Vec<UsageRow>> {

@@ -40,6 +40,7 @@ pub fn to_s3_error(e: Error) -> S3Error {
         Error::ChecksumMismatch(_) => C::BadDigest,
         Error::InvalidChecksum(_) => C::InvalidRequest,
         Error::InvalidTag(_) => C::InvalidTag,
+        Error::Corrupted => C::InternalError,
         Error::Storage(io) if io.kind() == std::io::ErrorKind::StorageFull => {
             tracing::error!(error = %e, "storage full");
             let mut err = S3Error::with_message(

@@ -1,6 +1,12 @@
 //! Background maintenance (orphan sweep, abandoned uploads, collector). Each worker is a loop inside `serve` and a one-shot CLI entry; none
 //! keeps state between runs (everything it needs is in the database and the blob tree).
 
+mod fsck;
+mod scrub;
+
+pub use fsck::{FsckReport, fsck};
+pub use scrub::{ScrubReport, scrub_once};
+
 use crate::blobs::Tier;
 use crate::config::GcConfig;
 use crate::engine::{Engine, Error, Result};
@@ -103,6 +109,26 @@ async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -
         }
     }
     Ok(())
+}
+
+/// The scrubber loop inside `serve`: one bounded pass every `interval` until `stop` fires.
+pub async fn scrub_loop(
+    engine: Engine,
+    interval: Duration,
+    mb_per_sec: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        match scrub_once(&engine, mb_per_sec, 10_000).await {
+            Ok(r) if r.corrupted > 0 => tracing::error!(?r, "scrub found corrupted blobs"),
+            Ok(r) => tracing::debug!(?r, "scrub pass"),
+            Err(e) => tracing::warn!(error = %e, "scrub pass failed; will retry"),
+        }
+    }
 }
 
 /// The collector loop inside `serve`: runs every `interval` until `stop` fires.

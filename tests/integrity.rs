@@ -1,0 +1,184 @@
+//! The scrubber finds a flipped byte and GET refuses the object (HEAD still answers); fsck finds
+//! rows without files, files without rows and wrong reference counts, and repairs them.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+use just_storage::blobs::Tier;
+use just_storage::meta::{BlobId, BlobRepair};
+use std::time::Duration;
+
+async fn put(s: &TestServer, key: &str, body: &[u8]) {
+    s.client
+        .put_object()
+        .bucket("integrity")
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .expect("put");
+}
+
+async fn scrub_finds_a_flipped_byte(s: &TestServer) {
+    s.client
+        .create_bucket()
+        .bucket("integrity")
+        .send()
+        .await
+        .expect("bucket");
+    let good = bytes(1 << 20, 1);
+    let bad = bytes(1 << 20, 2);
+    put(s, "good", &good).await;
+    put(s, "bad", &bad).await;
+    let r = just_storage::workers::scrub_once(s.engine(), 0, 100)
+        .await
+        .expect("scrub");
+    assert_eq!((r.checked, r.corrupted), (2, 0));
+
+    let path = s
+        .data_dir()
+        .join("hot/sha256")
+        .join(&sha256_hex(&bad)[..2])
+        .join(sha256_hex(&bad));
+    let mut data = std::fs::read(&path).expect("blob file");
+    data[12345] ^= 0x01;
+    std::fs::write(&path, &data).expect("flip");
+
+    let r = just_storage::workers::scrub_once(s.engine(), 0, 100)
+        .await
+        .expect("scrub");
+    assert_eq!((r.checked, r.corrupted), (2, 1));
+    let e = s
+        .client
+        .get_object()
+        .bucket("integrity")
+        .key("bad")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 500);
+    assert_eq!(code(&e), "InternalError");
+    let h = s
+        .client
+        .head_object()
+        .bucket("integrity")
+        .key("bad")
+        .send()
+        .await
+        .expect("HEAD answers");
+    assert_eq!(h.content_length(), Some(bad.len() as i64));
+    let got = s
+        .client
+        .get_object()
+        .bucket("integrity")
+        .key("good")
+        .send()
+        .await
+        .expect("get good");
+    assert!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref()
+            == good.as_slice()
+    );
+    // A corrupted blob is not scrubbed again.
+    let r = just_storage::workers::scrub_once(s.engine(), 0, 100)
+        .await
+        .expect("scrub");
+    assert_eq!((r.checked, r.corrupted), (1, 0));
+}
+both_dbs!(scrub_finds_a_flipped_byte);
+
+async fn fsck_finds_and_repairs(s: &TestServer) {
+    s.client
+        .create_bucket()
+        .bucket("integrity")
+        .send()
+        .await
+        .expect("bucket");
+    let (a, b) = (bytes(100_000, 3), bytes(100_000, 4));
+    put(s, "a", &a).await;
+    put(s, "b", &b).await;
+    let e = s.engine();
+    let r = just_storage::workers::fsck(e, false, Duration::ZERO)
+        .await
+        .expect("fsck");
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!((r.blob_rows, r.blob_files), (2, 2));
+
+    // Three kinds of damage.
+    let hot = s.data_dir().join("hot/sha256");
+    let (ha, hb) = (sha256_hex(&a), sha256_hex(&b));
+    std::fs::remove_file(hot.join(&ha[..2]).join(&ha)).expect("remove a's file");
+    let stray = "ab".repeat(32);
+    std::fs::create_dir_all(hot.join("ab")).expect("fan dir");
+    std::fs::write(hot.join("ab").join(&stray), b"stray").expect("stray file");
+    let blob_b = BlobId {
+        tier: Tier::Hot,
+        hash: hb.clone(),
+    };
+    e.meta()
+        .repair_blob(&blob_b, BlobRepair::SetRefCount(5))
+        .await
+        .expect("skew count");
+
+    let r = just_storage::workers::fsck(e, false, Duration::ZERO)
+        .await
+        .expect("fsck");
+    assert_eq!(r.rows_without_file, [format!("hot/{ha}")]);
+    assert_eq!(r.files_without_row, [format!("hot/{stray}")]);
+    assert_eq!(r.refcount_mismatches.len(), 1);
+    assert_eq!(r.refcount_mismatches[0].hash, hb);
+    assert_eq!(
+        (
+            r.refcount_mismatches[0].ref_count,
+            r.refcount_mismatches[0].actual
+        ),
+        (Some(5), 1)
+    );
+
+    let r = just_storage::workers::fsck(e, true, Duration::ZERO)
+        .await
+        .expect("repair");
+    assert_eq!(r.repaired, 3);
+    let r = just_storage::workers::fsck(e, false, Duration::ZERO)
+        .await
+        .expect("fsck");
+    assert!(
+        r.files_without_row.is_empty() && r.refcount_mismatches.is_empty(),
+        "{r:?}"
+    );
+    // The referenced blob whose file vanished stays listed, marked corrupted: GET refuses it.
+    assert_eq!(r.rows_without_file.len(), 1);
+    let err = s
+        .client
+        .get_object()
+        .bucket("integrity")
+        .key("a")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&err), 500);
+    let got = s
+        .client
+        .get_object()
+        .bucket("integrity")
+        .key("b")
+        .send()
+        .await
+        .expect("b intact");
+    assert!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref()
+            == b.as_slice()
+    );
+}
+both_dbs!(fsck_finds_and_repairs);
