@@ -38,7 +38,12 @@ impl PgDb {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+        self.url_via(5432)
+    }
+
+    /// The database's URL through another port (e.g. a test proxy in front of PostgreSQL).
+    pub fn url_via(&self, port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/{}", self.name)
     }
 }
 
@@ -71,6 +76,8 @@ pub struct Options {
     pub gc_interval_secs: u64,
     pub orphan_age_secs: u64,
     pub upload_max_age_secs: u64,
+    /// Reach PostgreSQL through this port instead of 5432.
+    pub pg_port: Option<u16>,
 }
 
 impl Default for Options {
@@ -80,6 +87,7 @@ impl Default for Options {
             gc_interval_secs: 3600,
             orphan_age_secs: 3600,
             upload_max_age_secs: 7 * 86400,
+            pg_port: None,
         }
     }
 }
@@ -107,7 +115,7 @@ impl TestServer {
         let args = ServeArgs {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data")),
-            database_url: pg.as_ref().map(PgDb::url),
+            database_url: pg.as_ref().map(|p| p.url_via(opts.pg_port.unwrap_or(5432))),
             gc_grace_secs: Some(opts.gc_grace_secs),
             gc_interval_secs: Some(opts.gc_interval_secs),
             orphan_age_secs: Some(opts.orphan_age_secs),
