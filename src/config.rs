@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// Region reported to clients [default: us-east-1].
     #[arg(long, env = "JUST_STORAGE_REGION")]
     pub region: Option<String>,
+    /// Refuse requests signed for another region than --region (default: accept any region,
+    /// as clients default to us-east-1).
+    #[arg(long, env = "JUST_STORAGE_ENFORCE_REGION")]
+    pub enforce_region: bool,
+    /// Base domain(s) for virtual-hosted-style requests (`bucket.DOMAIN`), comma-separated.
+    #[arg(long, env = "JUST_STORAGE_DOMAIN", value_delimiter = ',')]
+    pub domain: Vec<String>,
     /// Seconds a blob stays unreferenced before the collector may remove it [default: 300].
     #[arg(long, env = "JUST_STORAGE_GC_GRACE_SECS")]
     pub gc_grace_secs: Option<u64>,
@@ -85,6 +92,8 @@ struct FileConfig {
     cold_dir: Option<PathBuf>,
     database_url: Option<String>,
     region: Option<String>,
+    enforce_region: Option<bool>,
+    domain: Option<Vec<String>>,
     gc_grace_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
     orphan_age_secs: Option<u64>,
@@ -109,6 +118,8 @@ pub struct Config {
     pub cold_dir: PathBuf,
     pub database_url: String,
     pub region: String,
+    pub enforce_region: bool,
+    pub domains: Vec<String>,
     pub gc: GcConfig,
     pub root_key: Option<(String, String)>,
     pub fault: Option<crate::fault::Fault>,
@@ -157,6 +168,12 @@ impl Config {
                 .region
                 .or(f.region)
                 .unwrap_or_else(|| "us-east-1".to_owned()),
+            enforce_region: a.enforce_region || f.enforce_region.unwrap_or(false),
+            domains: if a.domain.is_empty() {
+                f.domain.unwrap_or_default()
+            } else {
+                a.domain
+            },
             gc: GcConfig {
                 grace: secs(a.gc_grace_secs.or(f.gc_grace_secs), 300),
                 interval: secs(a.gc_interval_secs.or(f.gc_interval_secs), 30),

@@ -31,6 +31,8 @@ pub enum StartError {
     Meta(#[from] crate::meta::MetaError),
     #[error("bootstrap: {0}")]
     Engine(#[from] crate::engine::Error),
+    #[error("protocol: {0}")]
+    Protocol(String),
 }
 
 /// A started server.
@@ -76,7 +78,15 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let app = App {
-        s3: crate::s3::Protocol::new(engine.clone(), cfg.region.clone()),
+        s3: crate::s3::Protocol::new(
+            engine.clone(),
+            crate::s3::Settings {
+                region: cfg.region.clone(),
+                enforce_region: cfg.enforce_region,
+                domains: cfg.domains.clone(),
+            },
+        )
+        .map_err(StartError::Protocol)?,
         meta,
     };
     let gc = tokio::spawn(crate::workers::gc_loop(

@@ -418,3 +418,84 @@ async fn hostile_requests(s: &TestServer) {
     assert_refcounts(s).await;
 }
 both_dbs!(hostile_requests);
+
+async fn virtual_hosted_style(s: &TestServer) {
+    setup(s, "vhost").await;
+    let host = format!("vhost.s3.example.test:{}", s.addr().port());
+    let r = signed_raw(
+        s.addr(),
+        "GET",
+        "/k",
+        &[("host", host.as_str())],
+        b"",
+        &sha256_hex(b""),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "original");
+    let r = signed_raw(
+        s.addr(),
+        "PUT",
+        "/via-host",
+        &[("host", host.as_str())],
+        b"vh",
+        &sha256_hex(b"vh"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    body_is(s, "vhost", "via-host", b"vh").await;
+    // Path style keeps working next to it.
+    body_is(s, "vhost", "k", b"original").await;
+}
+both_dbs!(
+    virtual_hosted_style,
+    Options {
+        domains: vec!["s3.example.test".to_owned()],
+        ..Options::default()
+    }
+);
+
+async fn any_region_by_default(s: &TestServer) {
+    setup(s, "regions").await;
+    let conf = s
+        .client
+        .config()
+        .to_builder()
+        .region(aws_sdk_s3::config::Region::new("eu-central-1"))
+        .build();
+    let other = aws_sdk_s3::Client::from_conf(conf);
+    other
+        .head_object()
+        .bucket("regions")
+        .key("k")
+        .send()
+        .await
+        .expect("any region accepted");
+}
+both_dbs!(any_region_by_default);
+
+async fn enforced_region(s: &TestServer) {
+    setup(s, "regions").await;
+    let conf = s
+        .client
+        .config()
+        .to_builder()
+        .region(aws_sdk_s3::config::Region::new("eu-central-1"))
+        .build();
+    let other = aws_sdk_s3::Client::from_conf(conf);
+    let e = other
+        .get_object()
+        .bucket("regions")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AuthorizationHeaderMalformed");
+}
+both_dbs!(
+    enforced_region,
+    Options {
+        enforce_region: true,
+        ..Options::default()
+    }
+);

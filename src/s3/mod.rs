@@ -8,6 +8,7 @@ mod auth;
 mod bucket;
 mod convert;
 mod error;
+mod host;
 mod limits;
 mod list;
 mod multipart;
@@ -28,20 +29,41 @@ pub struct Protocol {
     service: s3s::service::S3Service,
 }
 
+/// Protocol settings from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub region: String,
+    /// Refuse requests signed for another region.
+    pub enforce_region: bool,
+    /// Base domains for virtual-hosted-style addressing (empty: path style only).
+    pub domains: Vec<String>,
+}
+
 impl Protocol {
-    pub fn new(engine: Engine, region: String) -> Protocol {
+    pub fn new(engine: Engine, settings: Settings) -> Result<Protocol, String> {
         let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
             engine: engine.clone(),
-            region,
+            region: settings.region,
+            enforce_region: settings.enforce_region,
         });
         b.set_auth(auth::KeyStore { engine });
+        if !settings.domains.is_empty() {
+            if let Some(bad) = settings
+                .domains
+                .iter()
+                .find(|d| d.is_empty() || d.contains('/'))
+            {
+                return Err(format!("invalid --domain {bad:?}: expected a host name"));
+            }
+            b.set_host(host::Domains(settings.domains));
+        }
         let mut config = s3s::config::S3Config::default();
         // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
         config.xml_max_body_size = 4 << 20;
         b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
             std::sync::Arc::new(config),
         )));
-        Protocol { service: b.build() }
+        Ok(Protocol { service: b.build() })
     }
 
     /// Answers one request. Error responses carry Message, Resource and `request_id`.
@@ -86,6 +108,7 @@ impl Protocol {
 pub struct Gateway {
     engine: Engine,
     region: String,
+    enforce_region: bool,
 }
 
 impl Gateway {
@@ -98,6 +121,16 @@ impl Gateway {
                 "Anonymous access is not allowed"
             ));
         };
+        if self.enforce_region
+            && let Some(r) = req.region.as_ref().map(|r| r.as_str())
+            && r != self.region
+        {
+            return Err(s3s::s3_error!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; the region '{r}' is wrong; expecting '{}'",
+                self.region
+            ));
+        }
         self.engine
             .caller(&cred.access_key)
             .await

@@ -78,6 +78,8 @@ pub struct Options {
     pub upload_max_age_secs: u64,
     /// Reach PostgreSQL through this port instead of 5432.
     pub pg_port: Option<u16>,
+    pub enforce_region: bool,
+    pub domains: Vec<String>,
 }
 
 impl Default for Options {
@@ -88,6 +90,8 @@ impl Default for Options {
             orphan_age_secs: 3600,
             upload_max_age_secs: 7 * 86400,
             pg_port: None,
+            enforce_region: false,
+            domains: Vec::new(),
         }
     }
 }
@@ -120,6 +124,8 @@ impl TestServer {
             gc_interval_secs: Some(opts.gc_interval_secs),
             orphan_age_secs: Some(opts.orphan_age_secs),
             upload_max_age_secs: Some(opts.upload_max_age_secs),
+            enforce_region: opts.enforce_region,
+            domain: opts.domains.clone(),
             root_access_key: Some(ROOT_KEY.into()),
             root_secret_key: Some(ROOT_SECRET.into()),
             ..Default::default()
@@ -357,14 +363,19 @@ pub async fn signed_raw(
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
     let host = addr.to_string();
-    let url = format!("http://{host}{path_and_query}");
     let len = body.len().to_string();
+    // A `host` in `extra_headers` replaces the socket address (virtual-hosted style).
+    let host = extra_headers
+        .iter()
+        .find(|(k, _)| *k == "host")
+        .map_or(host, |(_, v)| (*v).to_owned());
+    let url = format!("http://{host}{path_and_query}");
     let mut headers: Vec<(&str, &str)> = vec![
         ("host", host.as_str()),
         ("content-length", len.as_str()),
         ("x-amz-content-sha256", payload_hash),
     ];
-    headers.extend_from_slice(extra_headers);
+    headers.extend(extra_headers.iter().filter(|(k, _)| *k != "host"));
     let identity =
         aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
     let params = v4::SigningParams::builder()
