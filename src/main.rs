@@ -56,6 +56,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gc(args) => {
             let cfg = Config::from_args(args)?;
             let engine = open_engine(&cfg).await?;
+            let adopted =
+                just_storage::workers::adopt_orphan_files(&engine, cfg.gc.orphan_age).await?;
+            println!("orphan blob files adopted: {adopted}");
             let report = just_storage::workers::gc_once(&engine, &cfg.gc).await?;
             println!("{report:?}");
             Ok(())

@@ -89,6 +89,15 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         .map_err(StartError::Protocol)?,
         meta,
     };
+    // Crash recovery for blob files placed by a transaction that never committed.
+    let (e, age) = (engine.clone(), cfg.gc.orphan_age);
+    tokio::spawn(async move {
+        match crate::workers::adopt_orphan_files(&e, age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(n, "adopted orphan blob files for collection"),
+            Err(err) => tracing::warn!(error = %err, "orphan blob file scan failed"),
+        }
+    });
     let gc = tokio::spawn(crate::workers::gc_loop(
         engine.clone(),
         cfg.gc.clone(),

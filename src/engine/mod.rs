@@ -291,7 +291,26 @@ impl Engine {
             checksum: Some(checksum),
         };
         let place = self.placer(tier, id, &hash, written.size);
-        Ok(self.meta.commit_put(&commit, Some(&place)).await?)
+        let committed = self.meta.commit_put(&commit, Some(&place)).await;
+        if committed.is_err() {
+            self.adopt_orphan(tier, &hash, written.size).await;
+        }
+        Ok(committed?)
+    }
+
+    /// After a failed commit the blob may have been placed with its row rolled back: hand such a
+    /// file to the collector. Best effort: the startup scan catches whatever this misses.
+    pub(crate) async fn adopt_orphan(&self, tier: Tier, hash: &str, size: u64) {
+        if size == 0 || !self.blobs.blob_file_exists(tier, hash) {
+            return;
+        }
+        let blob = crate::meta::BlobId {
+            tier,
+            hash: hash.to_owned(),
+        };
+        if let Err(e) = self.meta.adopt_blob(&blob, size).await {
+            tracing::warn!(%hash, error = %e, "could not adopt a blob file; the startup scan will");
+        }
     }
 
     pub async fn head_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {

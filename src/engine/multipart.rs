@@ -304,9 +304,14 @@ impl Engine {
             checksum: Some(stored),
         };
         let place = self.placer(tier, tmp, &hash, written.size);
-        self.meta
+        let committed = self
+            .meta
             .commit_part(&up.upload_id, &part, Some(&place))
-            .await?;
+            .await;
+        if committed.is_err() {
+            self.adopt_orphan(tier, &hash, written.size).await;
+        }
+        committed?;
         Ok((part, answered))
     }
 

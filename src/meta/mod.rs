@@ -432,5 +432,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// fsck: blob rows with `hash > after`, in hash order.
     async fn blob_rows(&self, after: &str, limit: usize) -> MetaResult<Vec<BlobRow>>;
     async fn blob_exists(&self, blob: &BlobId) -> MetaResult<bool>;
+    /// Gives a blob file that no row knows (left by a crash or a failed commit after `place`) a
+    /// row with no references, so the collector removes it under the GC invariant. A row that
+    /// already exists is left alone. Returns whether a row was created.
+    async fn adopt_blob(&self, blob: &BlobId, size: u64) -> MetaResult<bool>;
     async fn repair_blob(&self, blob: &BlobId, fix: BlobRepair) -> MetaResult<()>;
 }

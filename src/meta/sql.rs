@@ -1265,6 +1265,21 @@ macro_rules! sql_meta {
                 Ok(found.is_some())
             }
 
+            async fn adopt_blob(&self, blob: &BlobId, size: u64) -> MetaResult<bool> {
+                let now = crate::now_micros();
+                let done = sqlx::query(
+                    "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at) \
+                     VALUES ($1, $2, $3, 0, $4, $4) ON CONFLICT (tier, hash) DO NOTHING",
+                )
+                .bind(blob.tier.as_str())
+                .bind(&blob.hash)
+                .bind(to_i64(size))
+                .bind(now)
+                .execute(&self.$write)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn repair_blob(&self, blob: &BlobId, fix: BlobRepair) -> MetaResult<()> {
                 let (tier, hash) = (blob.tier.as_str(), blob.hash.as_str());
                 match fix {

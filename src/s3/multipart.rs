@@ -332,21 +332,49 @@ pub async fn list_parts(
         next_part_number_marker: next,
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
-        storage_class: Some(StorageClass::from(up.storage_class)),
+        storage_class: Some(StorageClass::from(up.storage_class.clone())),
         initiator: Some(Initiator {
             id: owner.id.clone(),
             display_name: owner.display_name.clone(),
         }),
         owner: Some(owner),
+        // The checksum choice, and each part's checksum, when the client made one at creation.
+        checksum_algorithm: up
+            .checksum_algo
+            .map(|a| ChecksumAlgorithm::from(a.as_str().to_owned())),
+        checksum_type: up.checksum_algo.map(|_| {
+            ChecksumType::from(
+                if up.full_object {
+                    "FULL_OBJECT"
+                } else {
+                    "COMPOSITE"
+                }
+                .to_owned(),
+            )
+        }),
         parts: Some(
             parts
                 .into_iter()
-                .map(|p| Part {
-                    part_number: Some(p.part_number),
-                    e_tag: Some(ETag::Strong(p.etag)),
-                    size: i64::try_from(p.size).ok(),
-                    last_modified: Some(timestamp(p.created_at)),
-                    ..Default::default()
+                .map(|p| {
+                    let sum = up.checksum_algo.zip(p.checksum).map(|(algo, value)| {
+                        crate::meta::Checksum {
+                            algo,
+                            value,
+                            full_object: true,
+                        }
+                    });
+                    let sums = Sums::of(sum.as_ref());
+                    Part {
+                        part_number: Some(p.part_number),
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        size: i64::try_from(p.size).ok(),
+                        last_modified: Some(timestamp(p.created_at)),
+                        checksum_crc32: sums.crc32,
+                        checksum_crc32c: sums.crc32c,
+                        checksum_crc64nvme: sums.crc64nvme,
+                        checksum_sha1: sums.sha1,
+                        checksum_sha256: sums.sha256,
+                    }
                 })
                 .collect(),
         ),

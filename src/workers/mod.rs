@@ -84,6 +84,40 @@ async fn collect(engine: &Engine, blob: &BlobId, cutoff: i64) -> Result<bool> {
     Ok(engine.meta().collect_blob(blob, cutoff, &unlink).await?)
 }
 
+/// Blob files that no row knows and that are older than `orphan_age` (a crash between placing a
+/// blob and committing its row) get a row with no references; the collector then removes them
+/// after the grace period, under the GC invariant. Walks every blob file: run at startup and
+/// from `just-storage gc`, not on every collector pass.
+pub async fn adopt_orphan_files(engine: &Engine, orphan_age: Duration) -> Result<u64> {
+    let older = SystemTime::now()
+        .checked_sub(orphan_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut adopted = 0;
+    for tier in [Tier::Hot, Tier::Cold] {
+        let store = engine.blobs().clone();
+        let files = tokio::task::spawn_blocking(move || store.blob_files(tier))
+            .await
+            .map_err(|e| Error::Storage(std::io::Error::other(e)))??;
+        for (hash, modified) in files {
+            if modified >= older {
+                continue;
+            }
+            let blob = BlobId { tier, hash };
+            if engine.meta().blob_exists(&blob).await? {
+                continue;
+            }
+            let size = std::fs::metadata(engine.blobs().blob_path(tier, &blob.hash))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if engine.meta().adopt_blob(&blob, size).await? {
+                tracing::warn!(tier = tier.as_str(), hash = %blob.hash, "adopted an orphan blob file");
+                adopted += 1;
+            }
+        }
+    }
+    Ok(adopted)
+}
+
 /// WRITING rows older than the orphan age lose their temp file and row; temp files that no
 /// WRITING row names (a crash between removing the row and the file) go too.
 async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -> Result<()> {
