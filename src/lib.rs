@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod fault;
 pub mod meta;
+pub mod metrics;
 pub mod s3;
 pub mod server;
 pub mod workers;

@@ -187,6 +187,7 @@ fn probe(req: &Request<Incoming>) -> Option<&'static str> {
     match req.uri().path() {
         "/health" => Some("health"),
         "/ready" => Some("ready"),
+        "/metrics" => Some("metrics"),
         _ => None,
     }
 }
@@ -194,8 +195,11 @@ fn probe(req: &Request<Incoming>) -> Option<&'static str> {
 async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
     let request_id = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
     let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
     async move {
-        let mut resp = match probe(&req) {
+        let probe = probe(&req);
+        let mut resp = match probe {
             Some("ready") => match app.meta.ping().await {
                 Ok(()) => text(StatusCode::OK, "ready\n"),
                 Err(e) => {
@@ -203,6 +207,7 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
                     text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
                 }
             },
+            Some("metrics") => metrics(&app).await,
             Some(_) => text(StatusCode::OK, "ok\n"),
             None => app.s3.call(req, &request_id).await,
         };
@@ -210,10 +215,35 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
         tracing::debug!(status = resp.status().as_u16(), "done");
+        if probe.is_none() {
+            // Time to the response head; bodies stream on afterwards.
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            crate::metrics::request(&method, resp.status().as_u16(), micros);
+        }
         resp
     }
     .instrument(span)
     .await
+}
+
+async fn metrics(app: &App) -> Response<Body> {
+    // Usage gauges come from the database; without it the counters are still served.
+    let usage: Vec<(String, String, i64, i64)> = match app.meta.usage().await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|u| (u.tenant, u.bucket, u.objects, u.bytes))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: usage query failed");
+            Vec::new()
+        }
+    };
+    let mut r = Response::new(Body::from(crate::metrics::render(&usage)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

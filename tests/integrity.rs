@@ -59,6 +59,32 @@ async fn scrub_finds_a_flipped_byte(s: &TestServer) {
         .unwrap_err();
     assert_eq!(status(&e), 500);
     assert_eq!(code(&e), "InternalError");
+    // ...loudly: logged, and counted on /metrics.
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        s.addr()
+    );
+    let m = raw(s.addr(), req.as_bytes()).await;
+    assert_eq!(m.status, 200);
+    let corrupted: u64 = m
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("juststorage_corrupted_reads_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("corrupted reads counter");
+    assert!(corrupted >= 1, "{}", m.body);
+    assert!(
+        m.body
+            .contains("juststorage_requests_total{method=\"GET\",status=\"5xx\"}"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("juststorage_bucket_objects{tenant=\"root\",bucket=\"integrity\"} 2"),
+        "{}",
+        m.body
+    );
     let h = s
         .client
         .head_object()

@@ -324,6 +324,7 @@ impl Engine {
         if row.corrupted {
             // Fail loudly rather than serve bytes that are known to be wrong.
             tracing::error!(key = %row.key, id = %row.id, "refusing to serve a corrupted object");
+            crate::metrics::CORRUPTED_READS.inc();
             return Err(Error::Corrupted);
         }
         let range = range.unwrap_or(ByteRange {

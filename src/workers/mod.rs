@@ -157,7 +157,13 @@ pub async fn scrub_loop(
             _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
-        match scrub_once(&engine, mb_per_sec, 10_000).await {
+        let result = scrub_once(&engine, mb_per_sec, 10_000).await;
+        if let Ok(r) = &result {
+            crate::metrics::SCRUB_BLOBS_CHECKED.add(r.checked);
+            crate::metrics::SCRUB_BYTES.add(r.bytes);
+            crate::metrics::SCRUB_CORRUPTED.add(r.corrupted);
+        }
+        match result {
             Ok(r) if r.corrupted > 0 => tracing::error!(?r, "scrub found corrupted blobs"),
             Ok(r) => tracing::debug!(?r, "scrub pass"),
             Err(e) => tracing::warn!(error = %e, "scrub pass failed; will retry"),
@@ -173,7 +179,13 @@ pub async fn gc_loop(engine: Engine, cfg: GcConfig, mut stop: tokio::sync::watch
             _ = stop.changed() => return,
         }
         match gc_once(&engine, &cfg).await {
-            Ok(r) if r != GcReport::default() => tracing::info!(?r, "gc run"),
+            Ok(r) if r != GcReport::default() => {
+                crate::metrics::GC_BLOBS_REMOVED.add(r.blobs_removed);
+                crate::metrics::GC_ROWS_PURGED.add(r.purged_rows);
+                crate::metrics::ORPHANS_REMOVED.add(r.orphan_rows + r.orphan_temp_files);
+                crate::metrics::UPLOADS_ABORTED.add(r.uploads_aborted);
+                tracing::info!(?r, "gc run");
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "gc run failed; will retry"),
         }
