@@ -405,6 +405,46 @@ macro_rules! sql_meta {
                 Ok(())
             }
 
+            /// Inserts a version that is COMMITTED and current from the start (copy, complete).
+            async fn insert_committed(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                bucket_id: &str,
+                tier: Tier,
+                row: &ObjectRow,
+            ) -> MetaResult<()> {
+                sqlx::query(
+                    "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
+                     content_type, content_encoding, content_disposition, content_language, \
+                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
+                     checksum_algo, checksum_value, checksum_type, tags) \
+                     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, $15, $16, $17, $18, $19, $20)",
+                )
+                .bind(&row.id)
+                .bind(bucket_id)
+                .bind(&row.key)
+                .bind(to_i64(row.size))
+                .bind(&row.etag)
+                .bind(&row.headers.content_type)
+                .bind(&row.headers.content_encoding)
+                .bind(&row.headers.content_disposition)
+                .bind(&row.headers.content_language)
+                .bind(&row.headers.cache_control)
+                .bind(&row.headers.expires)
+                .bind(headers_json(&row.headers))
+                .bind(&row.storage_class)
+                .bind(tier.as_str())
+                .bind(row.created_at)
+                .bind(row.parts_count)
+                .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
+                .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
+                .bind(row.checksum.as_ref().map(Checksum::type_str))
+                .bind(tags_json(&row.headers))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             async fn insert_segments(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 object_id: &str,
@@ -723,36 +763,7 @@ macro_rules! sql_meta {
                     corrupted: src.corrupted,
                 };
                 let tier = row.segments.first().map(|s| s.tier).unwrap_or(Tier::Hot);
-                sqlx::query(
-                    "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
-                     content_type, content_encoding, content_disposition, content_language, \
-                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
-                     checksum_algo, checksum_value, checksum_type, tags) \
-                     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16, $17, $18, $19, $20)",
-                )
-                .bind(&row.id)
-                .bind(&c.dst_bucket_id)
-                .bind(&row.key)
-                .bind(to_i64(row.size))
-                .bind(&row.etag)
-                .bind(&row.headers.content_type)
-                .bind(&row.headers.content_encoding)
-                .bind(&row.headers.content_disposition)
-                .bind(&row.headers.content_language)
-                .bind(&row.headers.cache_control)
-                .bind(&row.headers.expires)
-                .bind(headers_json(&row.headers))
-                .bind(&row.storage_class)
-                .bind(tier.as_str())
-                .bind(row.created_at)
-                .bind(row.parts_count)
-                .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
-                .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
-                .bind(row.checksum.as_ref().map(Checksum::type_str))
-                .bind(tags_json(&row.headers))
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_committed(&mut tx, &c.dst_bucket_id, tier, &row).await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
                 tx.commit().await?;
                 Ok(row)
@@ -963,36 +974,7 @@ macro_rules! sql_meta {
                     checksum: a.checksum.clone(),
                     corrupted: false,
                 };
-                sqlx::query(
-                    "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
-                     content_type, content_encoding, content_disposition, content_language, \
-                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
-                     checksum_algo, checksum_value, checksum_type, tags) \
-                     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16, $17, $18, $19, $20)",
-                )
-                .bind(&row.id)
-                .bind(&c.bucket_id)
-                .bind(&row.key)
-                .bind(to_i64(row.size))
-                .bind(&row.etag)
-                .bind(&row.headers.content_type)
-                .bind(&row.headers.content_encoding)
-                .bind(&row.headers.content_disposition)
-                .bind(&row.headers.content_language)
-                .bind(&row.headers.cache_control)
-                .bind(&row.headers.expires)
-                .bind(headers_json(&row.headers))
-                .bind(&row.storage_class)
-                .bind(up.tier.as_str())
-                .bind(row.created_at)
-                .bind(row.parts_count)
-                .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
-                .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
-                .bind(row.checksum.as_ref().map(Checksum::type_str))
-                .bind(tags_json(&row.headers))
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_committed(&mut tx, &c.bucket_id, up.tier, &row).await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
                 sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
                     .bind(&c.upload_id)
