@@ -323,6 +323,7 @@ async fn bench(
                         .max(0.0)
                 });
                 let peak_rss = pid.and_then(|p| servers::status_bytes(p, "VmHWM:"));
+                let build_procs = build_procs.max(servers::build_processes());
                 let sample = report::Sample {
                     measured,
                     wall_s: wall,

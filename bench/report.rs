@@ -391,8 +391,8 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
         .count();
     if busy > 0 {
         notes.push(format!(
-            "a compiler/linker was running at the start of {busy} measurement(s): those numbers \
-             are depressed by a concurrent build"
+            "a compiler/linker was running at the start or end of {busy} measurement(s): those \
+             numbers are depressed by a concurrent build (see the other CPU rows)"
         ));
     }
     let other: f64 = results

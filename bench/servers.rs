@@ -505,7 +505,14 @@ pub fn build_processes() -> usize {
         .filter(|c| {
             matches!(
                 c.trim(),
-                "rustc" | "cc1" | "cc1plus" | "ld" | "ld.lld" | "mold"
+                "rustc"
+                    | "clippy-driver"
+                    | "rustdoc"
+                    | "cc1"
+                    | "cc1plus"
+                    | "ld"
+                    | "ld.lld"
+                    | "mold"
             )
         })
         .count()
