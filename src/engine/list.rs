@@ -9,6 +9,8 @@ use crate::meta::{ListEntry, MetaStore};
 
 /// Rows fetched per index seek (bounded; a page needs at most `max_keys + 1` items).
 const BATCH: usize = 1000;
+/// First seek of a delimiter listing, and after each common prefix.
+const FIRST_BATCH: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -67,10 +69,17 @@ pub(super) async fn list(
             inclusive: true,
         },
     };
+    // With a delimiter, a seek that lands on a common prefix uses one row and skips the rest, so
+    // seeks start small and grow only while rows are used as keys: rows read stay O(page).
+    let mut batch = if q.delimiter.is_some() {
+        FIRST_BATCH
+    } else {
+        BATCH
+    };
     // Each round is one index seek; every round but the last emits or skips at least one item,
     // so this bound is never the reason a listing ends.
     for _ in 0..(q.max_keys + 3) * 2 {
-        let want = (q.max_keys - out.items.len() + 1).min(BATCH);
+        let want = (q.max_keys - out.items.len() + 1).min(batch);
         let rows = meta
             .list_page(
                 bucket_id,
@@ -83,9 +92,9 @@ pub(super) async fn list(
         let exhausted = rows.len() < want;
         match scan(q, rows, &mut out, &mut cursor) {
             Scan::Full | Scan::End => return Ok(out),
-            Scan::Reseek => continue,
+            Scan::Reseek => batch = FIRST_BATCH.min(batch),
             Scan::More if exhausted => return Ok(out),
-            Scan::More => {}
+            Scan::More => batch = (batch * 4).min(BATCH),
         }
     }
     Err(Error::InvalidArgument("listing did not converge".into()))

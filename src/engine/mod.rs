@@ -6,6 +6,7 @@
 mod admin;
 mod checksum;
 mod error;
+mod keys;
 mod list;
 mod multipart;
 mod read;
@@ -85,6 +86,7 @@ pub struct Engine {
     meta: Arc<dyn MetaStore>,
     blobs: BlobStore,
     limits: Limits,
+    keys: Arc<keys::KeyCache>,
 }
 
 impl Engine {
@@ -93,6 +95,7 @@ impl Engine {
             meta,
             blobs,
             limits,
+            keys: Arc::default(),
         }
     }
 
@@ -104,13 +107,20 @@ impl Engine {
         &self.blobs
     }
 
+    /// An enabled access key (cached for a couple of seconds; unknown keys are not cached).
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
-        Ok(self.meta.access_key(access_key_id).await?)
+        if let Some(k) = self.keys.get(access_key_id) {
+            return Ok(Some(k));
+        }
+        let found = self.meta.access_key(access_key_id).await?;
+        if let Some(k) = &found {
+            self.keys.put(k);
+        }
+        Ok(found)
     }
 
     pub async fn caller(&self, access_key_id: &str) -> Result<Caller> {
         let key = self
-            .meta
             .access_key(access_key_id)
             .await?
             .ok_or(Error::AccessDenied)?;
