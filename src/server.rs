@@ -131,7 +131,9 @@ struct App {
 }
 
 async fn serve(listener: TcpListener, app: App, mut stop: watch::Receiver<bool>) {
-    let builder = ConnBuilder::new(TokioExecutor::new());
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    // The request head (line + headers) may not exceed 64 KiB: 431 beyond (S3 allows 8 KiB).
+    builder.http1().max_buf_size(64 << 10);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {

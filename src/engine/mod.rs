@@ -66,6 +66,8 @@ pub struct PutRequest {
     pub content_md5: Option<[u8; 16]>,
     pub condition: WriteCondition,
     pub checksum: ChecksumSpec,
+    /// The signed `x-amz-decoded-content-length` of an aws-chunked body: the bytes must match.
+    pub expected_size: Option<u64>,
 }
 
 /// A CopyObject request (metadata-only: the new version shares the source's blobs).
@@ -275,6 +277,14 @@ impl Engine {
             && want != written.md5
         {
             return Err(Error::BadDigest);
+        }
+        if let Some(n) = req.expected_size
+            && n != written.size
+        {
+            return Err(Error::IncompleteBody(format!(
+                "x-amz-decoded-content-length says {n} bytes, the body had {}",
+                written.size
+            )));
         }
         let checksum = checksum::settle(&req.checksum, &written)?;
         crate::fault::crash_point(crate::fault::Fault::AfterTempWrite);

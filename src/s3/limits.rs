@@ -14,6 +14,13 @@ pub const MAX_SINGLE_UPLOAD: u64 = 5 << 30;
 pub const MAX_CHUNK: u64 = 16 << 20;
 /// Presigned URLs live at most 7 days (S3's limit).
 pub const MAX_PRESIGN_SECS: u64 = 604_800;
+/// Largest XML request body (DeleteObjects with 1,000 keys, CompleteMultipartUpload with 10,000
+/// parts fit). s3s's own check answers 500 when it trips, so it is enforced here first.
+pub const MAX_XML_BODY: u64 = 4 << 20;
+/// Largest browser POST upload: s3s holds the file part in memory.
+pub const MAX_POST_FILE: u64 = 64 << 20;
+/// Largest clock difference for a SigV2 request (SigV4's is checked by s3s).
+const MAX_SKEW_SECS: i64 = 15 * 60;
 /// Longest chunk header line (`<hex size>;chunk-signature=<64 hex>`) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 
@@ -35,6 +42,13 @@ pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> 
             "Your proposed upload exceeds the maximum allowed size"
         ));
     }
+    if req.method() == http::Method::POST && !is_form(req) && declared > MAX_XML_BODY {
+        return Err(s3_error!(
+            MaxMessageLengthExceeded,
+            "Your request was too big."
+        ));
+    }
+    check_sigv2_date(req)?;
     if let Some(q) = req.uri().query() {
         for (k, v) in form_urlencoded_pairs(q) {
             if k.eq_ignore_ascii_case("X-Amz-Expires") {
@@ -49,6 +63,110 @@ pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> 
         }
     }
     Ok(())
+}
+
+fn is_form(req: &http::Request<hyper::body::Incoming>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
+
+/// SigV2 header auth carries its time in `x-amz-date` or `Date`; s3s does not bound it, so an
+/// old request could be replayed forever. S3 refuses a difference over 15 minutes.
+fn check_sigv2_date(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> {
+    let v2 = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS "));
+    if !v2 {
+        return Ok(());
+    }
+    let date = ["x-amz-date", "date"]
+        .iter()
+        .find_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()));
+    let Some(date) = date else {
+        return Err(s3_error!(
+            AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header"
+        ));
+    };
+    let when = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, date.trim())
+        .map_err(|_| {
+            s3_error!(
+                AccessDenied,
+                "AWS authentication requires a valid Date or x-amz-date header"
+            )
+        })?;
+    let when: time::OffsetDateTime = when.into();
+    let skew = (time::OffsetDateTime::now_utc() - when)
+        .whole_seconds()
+        .abs();
+    if skew > MAX_SKEW_SECS {
+        return Err(s3_error!(
+            RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large."
+        ));
+    }
+    Ok(())
+}
+
+/// Re-frames a browser POST body into pieces of at most 32 KiB. s3s's form parser keeps a read
+/// that ends in `\r` and appends the next whole read to it, failing past 64 KiB.
+pub struct Rechunk<B> {
+    inner: B,
+    pending: Bytes,
+}
+
+const FORM_PIECE: usize = 32 << 10;
+
+impl<B> Rechunk<B> {
+    pub fn new(inner: B) -> Self {
+        Rechunk {
+            inner,
+            pending: Bytes::new(),
+        }
+    }
+}
+
+impl<B> Body for Rechunk<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(FORM_PIECE);
+                return Poll::Ready(Some(Ok(Frame::data(this.pending.split_to(n)))));
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => this.pending = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {

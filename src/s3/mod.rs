@@ -59,7 +59,8 @@ impl Protocol {
         }
         let mut config = s3s::config::S3Config::default();
         // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
-        config.xml_max_body_size = 4 << 20;
+        config.xml_max_body_size = limits::MAX_XML_BODY as usize;
+        config.post_object_max_file_size = limits::MAX_POST_FILE;
         b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
             std::sync::Arc::new(config),
         )));
@@ -86,6 +87,14 @@ impl Protocol {
         }
         let req = if limits::is_aws_chunked(&req) {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
+        } else if req.method() == http::Method::POST
+            && req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("multipart/form-data"))
+        {
+            req.map(|b| Body::http_body_unsync(limits::Rechunk::new(b)))
         } else {
             req.map(Body::from)
         };

@@ -53,6 +53,11 @@ pub async fn put(
         content_md5: convert::content_md5(input.content_md5.as_deref())?,
         condition,
         checksum,
+        expected_size: req
+            .headers
+            .get("x-amz-decoded-content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok()),
     };
     let body = input.body.unwrap_or_else(convert::empty_body);
     let row = g
