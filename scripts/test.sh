@@ -23,7 +23,7 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found"
 # ------------------------------------------------------------------ python tools
 PYTHON="${PYTHON:-python3}"
 export PYTHON
-if ! command -v aws >/dev/null 2>&1 || ! "$PYTHON" -c 'import boto3' >/dev/null 2>&1; then
+if ! command -v aws >/dev/null 2>&1 || ! "$PYTHON" -c 'import boto3, awscrt' >/dev/null 2>&1; then
     log "installing awscli, boto3 (pip)"
     "$PYTHON" -m pip install --quiet awscli boto3 'botocore[crt]'
     if command -v pyenv >/dev/null 2>&1; then
@@ -32,7 +32,7 @@ if ! command -v aws >/dev/null 2>&1 || ! "$PYTHON" -c 'import boto3' >/dev/null 
     hash -r
 fi
 command -v aws >/dev/null 2>&1 || die "aws CLI still not on PATH after pip install"
-"$PYTHON" -c 'import boto3' || die "boto3 still not importable by $PYTHON after pip install"
+"$PYTHON" -c 'import boto3, awscrt' || die "boto3 or awscrt still not importable by $PYTHON after pip install"
 log "$(aws --version 2>&1), boto3 $("$PYTHON" -c 'import boto3; print(boto3.__version__)')"
 
 # ------------------------------------------------------------------ rclone (Debian package)

@@ -79,15 +79,43 @@ impl BlobStore {
         self.root(tier).join("sha256").join(&hash[..2]).join(hash)
     }
 
-    /// Moves a fully written, fsynced temp file to its content address, or drops it when an
-    /// identical blob is already there (dedup). Idempotent: a retry after the temp file is gone
-    /// succeeds when the final file exists. Callers hold the blob row lock (write path, step 3).
-    pub async fn place(&self, tier: Tier, id: &str, hash: &str, size: u64) -> io::Result<()> {
+    /// Links a fully written, fsynced temp file at its content address (unless an identical
+    /// blob is there already: dedup) and makes the name durable. Runs outside any transaction,
+    /// so concurrent writers pay their directory fsyncs in parallel; the commit then `confirm`s
+    /// the blob under its row lock. The temp file stays until `drop_temp` after the commit, so
+    /// that `confirm` can place it again. Idempotent.
+    pub async fn place(&self, tier: Tier, id: &str, hash: &str, size: u64) -> io::Result<Placed> {
         let temp = self.temp_path(tier, id);
         let fin = self.blob_path(tier, hash);
         tokio::task::spawn_blocking(move || place_blocking(&temp, &fin, size))
             .await
             .map_err(io::Error::other)?
+    }
+
+    /// Under the blob row lock (write path, step 3): the file `place` made durable is still
+    /// the one at its address. Otherwise the collector unlinked it in between (an unreferenced
+    /// blob with the same bytes), and it is placed again from the temp file.
+    pub async fn confirm(
+        &self,
+        tier: Tier,
+        id: &str,
+        hash: &str,
+        placed: Placed,
+    ) -> io::Result<()> {
+        // One stat of a hot directory entry: cheaper inline than a hand-off to a thread.
+        if Placed::of(&self.blob_path(tier, hash)).is_ok_and(|p| p == placed) {
+            return Ok(());
+        }
+        self.place(tier, id, hash, placed.size).await.map(|_| ())
+    }
+
+    /// Removes a temp file whose blob is placed and committed (or whose commit failed).
+    /// Inline: unlinking one name of a file that stays linked is a directory update, no I/O
+    /// wait, cheaper than a hand-off to a thread. A leftover is a stray the sweep removes.
+    pub fn drop_temp(&self, tier: Tier, id: &str) {
+        if let Err(e) = ignore_not_found(std::fs::remove_file(self.temp_path(tier, id))) {
+            tracing::warn!(%id, error = %e, "could not remove a temp file; the sweep will");
+        }
     }
 
     pub async fn remove_temp(&self, tier: Tier, id: &str) -> io::Result<()> {
@@ -183,12 +211,59 @@ fn ignore_not_found(r: io::Result<()>) -> io::Result<()> {
     }
 }
 
-fn place_blocking(temp: &Path, fin: &Path, size: u64) -> io::Result<()> {
-    match std::fs::metadata(fin) {
-        // Same content address and same size: the bytes are already durable; drop ours.
-        Ok(m) if m.len() == size => return ignore_not_found(std::fs::remove_file(temp)),
-        Ok(_) | Err(_) => {}
+/// Identity of a placed blob file: which inode holds the name, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    dev: u64,
+    ino: u64,
+    size: u64,
+}
+
+impl Placed {
+    fn of(path: &Path) -> io::Result<Placed> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Placed {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+        })
     }
+}
+
+fn place_blocking(temp: &Path, fin: &Path, size: u64) -> io::Result<Placed> {
+    // No lock is held here: the collector may unlink an unreferenced blob with these bytes at
+    // any moment, so try again a few times (`confirm` re-checks under the lock in any case).
+    let mut tries = 0;
+    let placed = loop {
+        match std::fs::metadata(fin) {
+            // Same content address and same size: the bytes are there already (dedup).
+            Ok(m) if m.len() == size => {}
+            // Wrong size at this address: a damaged blob; ours replaces it.
+            Ok(_) => {
+                ignore_not_found(std::fs::remove_file(fin))?;
+                link(temp, fin)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => link(temp, fin)?,
+            Err(e) => return Err(e),
+        }
+        match Placed::of(fin) {
+            Ok(p) => break p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    // Also when the file was there: a concurrent writer may have linked it without having
+    // synced the directory yet. The name is durable only once the directory entry is.
+    let dir = fin
+        .parent()
+        .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(placed)
+}
+
+/// Hard-links `temp` at `fin` (keeping `temp`), creating the fan-out directory durably.
+fn link(temp: &Path, fin: &Path) -> io::Result<()> {
     let dir = fin
         .parent()
         .ok_or_else(|| io::Error::other("blob path has no parent"))?;
@@ -199,7 +274,9 @@ fn place_blocking(temp: &Path, fin: &Path, size: u64) -> io::Result<()> {
             std::fs::File::open(parent)?.sync_all()?;
         }
     }
-    std::fs::rename(temp, fin)?;
-    // The rename is durable only once the directory entry is.
-    std::fs::File::open(dir)?.sync_all()
+    match std::fs::hard_link(temp, fin) {
+        // A concurrent writer of the same bytes linked it first.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
 }

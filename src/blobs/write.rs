@@ -1,9 +1,12 @@
 //! The hashing pipeline of the write path (step 2).
 //!
-//! The async side only batches body chunks into ~1 MiB messages. Two blocking threads do the
-//! work: one writes the temp file and computes SHA-256 (the content address), the other computes
-//! MD5 (the ETag). They run in parallel because MD5 alone is the PUT bottleneck (~0.6 GB/s/core).
-//! Channels are bounded, so a request holds at most ~`2 × DEPTH × CHUNK` bytes whatever its size.
+//! A body that ends within `SMALL` bytes is read whole, then written, hashed and fsynced in a
+//! single hand-off to a blocking thread: for small objects the hand-offs cost more than the
+//! hashing. Larger bodies stream: the async side batches chunks into ~1 MiB messages and two
+//! blocking threads do the work, one writing the temp file and computing SHA-256 (the content
+//! address), the other computing MD5 (the ETag). They run in parallel because MD5 alone is the PUT
+//! bottleneck (~0.6 GB/s/core). Channels are bounded, so a request holds at most
+//! ~`SMALL + 2 × DEPTH × CHUNK` bytes whatever its size.
 
 use super::checksum::{ChecksumAlgo, Hasher};
 use super::{BlobStore, CHUNK, Tier};
@@ -16,6 +19,9 @@ use tokio::sync::mpsc;
 
 /// Messages in flight per hashing thread.
 const DEPTH: usize = 4;
+
+/// Bodies up to this size take the one-hand-off path.
+const SMALL: usize = 256 << 10;
 
 /// Why a request body could not be read to its end.
 #[derive(Debug, thiserror::Error)]
@@ -79,13 +85,7 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, BodyError>> + Send,
     {
         let path = self.temp_path(tier, id);
-        let file = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || std::fs::File::create_new(path)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        let result = pump(file, body, max_size, extra).await;
+        let result = pump(&path, body, max_size, extra).await;
         if result.is_err() {
             let _ = self.remove_temp(tier, id).await;
         }
@@ -96,7 +96,7 @@ impl BlobStore {
 type Batch = Vec<Bytes>;
 
 async fn pump<S>(
-    file: std::fs::File,
+    path: &std::path::Path,
     body: S,
     max_size: u64,
     extra: &[ChecksumAlgo],
@@ -104,16 +104,43 @@ async fn pump<S>(
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send,
 {
+    let mut body = std::pin::pin!(body);
+    // The extra checksums ride with SHA-256: CRCs cost nothing next to it, and MD5's thread is
+    // the bottleneck already.
+    let digests = Digests::new(extra);
+    let mut head: Batch = Vec::new();
+    let mut size: u64 = 0;
+    while size < SMALL as u64 {
+        let Some(chunk) = body.next().await else {
+            let path = path.to_owned();
+            return tokio::task::spawn_blocking(move || write_small(&path, head, digests))
+                .await
+                .map_err(io::Error::other)?;
+        };
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > max_size {
+            return Err(BodyError::TooLarge(max_size).into());
+        }
+        head.push(chunk);
+    }
+
     let (file_tx, file_rx) = mpsc::channel::<Batch>(DEPTH);
     let (md5_tx, md5_rx) = mpsc::channel::<Batch>(DEPTH);
-    // The extra checksums ride with the writer: CRCs cost nothing next to SHA-256, and MD5's
-    // thread is the bottleneck already.
-    let hashers: Vec<(ChecksumAlgo, Hasher)> =
-        extra.iter().map(|a| (*a, Hasher::new(*a))).collect();
-    let writer = tokio::task::spawn_blocking(move || write_and_sha256(file, file_rx, hashers));
+    let file_path = path.to_owned();
+    let writer =
+        tokio::task::spawn_blocking(move || write_and_sha256(&file_path, file_rx, digests));
     let md5er = tokio::task::spawn_blocking(move || md5_all(md5_rx));
-
-    let fed = feed(body, max_size, &file_tx, &md5_tx).await;
+    let seeded = async {
+        let closed = || io::Error::other("hashing thread stopped");
+        md5_tx.send(head.clone()).await.map_err(|_| closed())?;
+        file_tx.send(head).await.map_err(|_| closed())?;
+        Ok::<(), WriteError>(())
+    };
+    let fed = match seeded.await {
+        Ok(()) => feed(body, size, max_size, &file_tx, &md5_tx).await,
+        Err(e) => Err(e),
+    };
     // Closing the channels ends both threads; join them even on error so no thread outlives
     // the request and the file is closed before the caller removes it.
     drop(file_tx);
@@ -131,9 +158,11 @@ where
     })
 }
 
-/// Batches the body into ~CHUNK messages for both threads. Returns the byte count.
+/// Batches the rest of the body (after `size` bytes already sent) into ~CHUNK messages for both
+/// threads. Returns the byte count.
 async fn feed<S>(
-    body: S,
+    mut body: std::pin::Pin<&mut S>,
+    mut size: u64,
     max_size: u64,
     file_tx: &mpsc::Sender<Batch>,
     md5_tx: &mpsc::Sender<Batch>,
@@ -141,8 +170,6 @@ async fn feed<S>(
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send,
 {
-    let mut body = std::pin::pin!(body);
-    let mut size: u64 = 0;
     let mut batch: Batch = Vec::new();
     let mut batch_len = 0usize;
     loop {
@@ -172,37 +199,93 @@ where
 
 type Checksums = Vec<(ChecksumAlgo, Vec<u8>)>;
 
+/// SHA-256 (the content address) and the requested extra checksums.
+struct Digests {
+    sha: Sha256,
+    extra: Vec<(ChecksumAlgo, Hasher)>,
+}
+
+impl Digests {
+    fn new(extra: &[ChecksumAlgo]) -> Digests {
+        Digests {
+            sha: Sha256::new(),
+            extra: extra.iter().map(|a| (*a, Hasher::new(*a))).collect(),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.sha.update(chunk);
+        for (algo, h) in self.extra.iter_mut() {
+            // SHA-256 is the content address, computed above already.
+            if *algo != ChecksumAlgo::Sha256 {
+                h.update(chunk);
+            }
+        }
+    }
+
+    fn finish(self) -> ([u8; 32], Checksums) {
+        let sha256: [u8; 32] = self.sha.finalize().into();
+        let sums = self
+            .extra
+            .into_iter()
+            .map(|(a, h)| (a, h.finish(Some(&sha256))))
+            .collect();
+        (sha256, sums)
+    }
+}
+
+/// Writes one chunk of the temp file (and honours the test-only ENOSPC fault).
+fn write_chunk(out: &mut impl Write, chunk: &[u8]) -> io::Result<()> {
+    out.write_all(chunk)?;
+    if crate::fault::armed(crate::fault::Fault::Enospc) {
+        return Err(io::Error::from(io::ErrorKind::StorageFull));
+    }
+    Ok(())
+}
+
+/// The whole small-body path on one blocking thread: create, write, hash, fsync.
+fn write_small(
+    path: &std::path::Path,
+    chunks: Batch,
+    mut digests: Digests,
+) -> Result<Written, WriteError> {
+    let mut file = std::fs::File::create_new(path)?;
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    for chunk in &chunks {
+        digests.update(chunk);
+        md5.update(chunk);
+        write_chunk(&mut file, chunk)?;
+        size += chunk.len() as u64;
+    }
+    // Durability of the bytes before anything refers to them (write path, step 2).
+    file.sync_data()?;
+    let (sha256, checksums) = digests.finish();
+    Ok(Written {
+        size,
+        sha256,
+        md5: md5.finalize().into(),
+        checksums,
+    })
+}
+
 fn write_and_sha256(
-    file: std::fs::File,
+    path: &std::path::Path,
     mut rx: mpsc::Receiver<Batch>,
-    mut hashers: Vec<(ChecksumAlgo, Hasher)>,
+    mut digests: Digests,
 ) -> io::Result<([u8; 32], Checksums)> {
+    let file = std::fs::File::create_new(path)?;
     let mut out = io::BufWriter::with_capacity(CHUNK, file);
-    let mut sha = Sha256::new();
     while let Some(batch) = rx.blocking_recv() {
         for chunk in &batch {
-            sha.update(chunk);
-            for (algo, h) in hashers.iter_mut() {
-                // SHA-256 is the content address, computed above already.
-                if *algo != ChecksumAlgo::Sha256 {
-                    h.update(chunk);
-                }
-            }
-            out.write_all(chunk)?;
-            if crate::fault::armed(crate::fault::Fault::Enospc) {
-                return Err(io::Error::from(io::ErrorKind::StorageFull));
-            }
+            digests.update(chunk);
+            write_chunk(&mut out, chunk)?;
         }
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     // Durability of the bytes before anything refers to them (write path, step 2).
-    file.sync_all()?;
-    let sha256: [u8; 32] = sha.finalize().into();
-    let sums = hashers
-        .into_iter()
-        .map(|(a, h)| (a, h.finish(Some(&sha256))))
-        .collect();
-    Ok((sha256, sums))
+    file.sync_data()?;
+    Ok(digests.finish())
 }
 
 fn md5_all(mut rx: mpsc::Receiver<Batch>) -> [u8; 16] {

@@ -81,7 +81,7 @@ impl From<MetaError> for Error {
             MetaError::BucketNotEmpty => Error::BucketNotEmpty,
             MetaError::BucketExists => Error::BucketAlreadyOwnedByYou,
             MetaError::PreconditionFailed => Error::PreconditionFailed,
-            MetaError::Place(io) => Error::Storage(io),
+            MetaError::Place(io) | MetaError::Sync(io) => Error::Storage(io),
             MetaError::NoSuchUpload => Error::NoSuchUpload,
             MetaError::Rejected(e) => match e.downcast::<Error>() {
                 Ok(e) => *e,

@@ -310,8 +310,12 @@ impl Engine {
             condition: req.condition,
             checksum: Some(checksum),
         };
-        let place = self.placer(tier, id, &hash, written.size);
+        if commit.blob.is_none() {
+            return Ok(self.meta.commit_put(&commit, None).await?);
+        }
+        let place = self.placer(tier, id, &hash, written.size).await?;
         let committed = self.meta.commit_put(&commit, Some(&place)).await;
+        self.blobs.drop_temp(tier, id);
         if committed.is_err() {
             self.adopt_orphan(tier, &hash, written.size).await;
         }
@@ -334,8 +338,10 @@ impl Engine {
     }
 
     pub async fn head_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {
-        let b = self.bucket(caller, bucket).await?;
-        self.meta.latest(&b.id, key).await?.ok_or(Error::NoSuchKey)
+        self.meta
+            .latest(&caller.tenant_id, bucket, key)
+            .await?
+            .ok_or(Error::NoSuchKey)
     }
 
     /// A body stream of `range` of `row` (whole object when `None`). The first blob is opened

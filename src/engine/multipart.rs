@@ -303,37 +303,50 @@ impl Engine {
             blob,
             checksum: Some(stored),
         };
-        let place = self.placer(tier, tmp, &hash, written.size);
-        let committed = self
-            .meta
-            .commit_part(&up.upload_id, &part, Some(&place))
-            .await;
-        if committed.is_err() {
-            self.adopt_orphan(tier, &hash, written.size).await;
-        }
+        let committed = match &part.blob {
+            Some(_) => {
+                let place = self.placer(tier, tmp, &hash, written.size).await?;
+                let r = self
+                    .meta
+                    .commit_part(&up.upload_id, &part, Some(&place))
+                    .await;
+                self.blobs.drop_temp(tier, tmp);
+                if r.is_err() {
+                    self.adopt_orphan(tier, &hash, written.size).await;
+                }
+                r
+            }
+            None => self.meta.commit_part(&up.upload_id, &part, None).await,
+        };
         committed?;
         Ok((part, answered))
     }
 
-    /// The idempotent "move temp file to its content address" step, run under the blob row lock.
-    pub(super) fn placer(
+    /// Write path step 3a, before the commit: places the temp file at its content address
+    /// (`BlobStore::place`). Returns the re-check the commit runs under the blob's row lock.
+    pub(super) async fn placer(
         &self,
         tier: Tier,
         tmp: &str,
         hash: &str,
         size: u64,
-    ) -> impl Fn() -> futures::future::BoxFuture<'static, std::io::Result<()>> + Send + Sync + use<>
-    {
-        let (blobs, tmp, hash) = (self.blobs.clone(), tmp.to_owned(), hash.to_owned());
-        move || {
-            let (blobs, tmp, hash) = (blobs.clone(), tmp.clone(), hash.clone());
-            async move {
-                blobs.place(tier, &tmp, &hash, size).await?;
-                crate::fault::crash_point(crate::fault::Fault::AfterPlace);
-                Ok(())
+    ) -> Result<
+        impl Fn() -> futures::future::BoxFuture<'static, std::io::Result<()>> + Send + Sync + use<>,
+    > {
+        let placed = match self.blobs.place(tier, tmp, hash, size).await {
+            Ok(p) => p,
+            Err(e) => {
+                // It may be linked without a row (e.g. the directory fsync failed).
+                self.adopt_orphan(tier, hash, size).await;
+                return Err(e.into());
             }
-            .boxed()
-        }
+        };
+        crate::fault::crash_point(crate::fault::Fault::AfterPlace);
+        let (blobs, tmp, hash) = (self.blobs.clone(), tmp.to_owned(), hash.to_owned());
+        Ok(move || {
+            let (blobs, tmp, hash) = (blobs.clone(), tmp.clone(), hash.clone());
+            async move { blobs.confirm(tier, &tmp, &hash, placed).await }.boxed()
+        })
     }
 
     /// UploadPartCopy: the bytes of `range` of the source become this part's blob.

@@ -7,6 +7,7 @@
 //! advisory lock; SQLite serialises all writes through one writer connection instead.
 
 mod sql;
+mod wal;
 
 use crate::blobs::{ChecksumAlgo, Tier};
 use futures::future::BoxFuture;
@@ -40,6 +41,8 @@ pub enum MetaError {
     NoSuchTenant(String),
     #[error("blob file placement: {0}")]
     Place(std::io::Error),
+    #[error("syncing the database log: {0}")]
+    Sync(std::io::Error),
     #[error("invariant violated: {0}")]
     Invariant(String),
     #[error("corrupt row: {0}")]
@@ -351,7 +354,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Txn B of the write path. Returns the committed version.
     async fn commit_put(&self, c: &PutCommit, place: Option<PlaceFn<'_>>) -> MetaResult<ObjectRow>;
     async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow>;
-    async fn latest(&self, bucket_id: &str, key: &str) -> MetaResult<Option<ObjectRow>>;
+    /// The current version of `key` in the tenant's bucket named `bucket` (NoSuchBucket when
+    /// there is no such bucket).
+    async fn latest(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+    ) -> MetaResult<Option<ObjectRow>>;
     /// Marks the current version DELETING and releases its blob references.
     /// Returns whether there was one.
     async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool>;

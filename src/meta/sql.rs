@@ -2,7 +2,7 @@
 //!
 //! GC invariant (DESIGN.md): a blob file is unlinked only by the collector, inside a transaction
 //! holding that blob's row lock, when `ref_count = 0` and `zero_since` is older than the grace
-//! period. A writer that finds the row re-checks the file under the same lock (`place`). So a
+//! period. A writer that finds the row re-checks the file under the same lock (`confirm`). So a
 //! COMMITTED object never points at a missing file.
 //!
 //! Lock order, to stay deadlock-free on Postgres: the per-key advisory lock first, then blob rows
@@ -26,6 +26,8 @@ pub struct SqliteMeta {
     /// The one writer: SQLite serialises writers anyway; one connection avoids SQLITE_BUSY.
     write: sqlx::SqlitePool,
     read: sqlx::SqlitePool,
+    /// Group commit: commits do not fsync; acknowledged mutations pass this barrier.
+    wal: super::wal::WalSync,
 }
 
 impl SqliteMeta {
@@ -35,8 +37,9 @@ impl SqliteMeta {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an acknowledged commit survives power loss (NORMAL may lose the last ones).
-            .synchronous(SqliteSynchronous::Full)
+            // NORMAL: commits do not fsync; `durable()` syncs the WAL for a group of them
+            // before any of them is acknowledged (see `wal`), as durable as FULL.
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let write = SqlitePoolOptions::new()
@@ -44,16 +47,40 @@ impl SqliteMeta {
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let file = opts.get_filename();
+        let wal = file.is_file().then(|| {
+            let mut name = file.as_os_str().to_owned();
+            name.push("-wal");
+            std::path::PathBuf::from(name)
+        });
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteMeta { write, read })
+        Ok(SqliteMeta {
+            write,
+            read,
+            wal: super::wal::WalSync::new(wal),
+        })
     }
 }
 
 pub struct PgMeta {
     pool: sqlx::PgPool,
+}
+
+impl SqliteMeta {
+    /// Every commit that returned before this call is on stable storage.
+    async fn durable(&self) -> MetaResult<()> {
+        self.wal.barrier().await
+    }
+}
+
+impl PgMeta {
+    /// Postgres commits are durable when they return (`synchronous_commit = on`).
+    async fn durable(&self) -> MetaResult<()> {
+        Ok(())
+    }
 }
 
 impl PgMeta {
@@ -69,9 +96,17 @@ impl PgMeta {
     }
 }
 
-const OBJECT_COLS: &str = "id, key, size, etag, content_type, content_encoding, \
-    content_disposition, content_language, cache_control, expires, user_meta, tags, storage_class, \
-    created_at, parts_count, checksum_algo, checksum_value, checksum_type";
+/// An object row's columns (alias `o`: the queries join segments and blobs).
+const OBJECT_COLS: &str = "o.id, o.key, o.size, o.etag, o.content_type, o.content_encoding, \
+    o.content_disposition, o.content_language, o.cache_control, o.expires, o.user_meta, o.tags, \
+    o.storage_class, o.created_at, o.parts_count, o.checksum_algo, o.checksum_value, \
+    o.checksum_type";
+
+/// An object's segments (`s`) and whether their blobs (`b`) are marked corrupted.
+const SEGMENT_COLS: &str = "s.tier AS seg_tier, s.blob_hash, s.size AS seg_size, \
+    COALESCE(b.corrupted, FALSE) AS corrupted";
+const SEGMENT_JOIN: &str = "LEFT JOIN object_segments s ON s.object_id = o.id \
+    LEFT JOIN blobs b ON b.tier = s.tier AND b.hash = s.blob_hash";
 
 const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_class, \
     content_type, content_encoding, content_disposition, content_language, cache_control, \
@@ -261,56 +296,55 @@ macro_rules! sql_meta {
                 Ok(())
             }
 
-            /// An object's segments in order, and whether any of their blobs is marked corrupted.
-            async fn segments(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                object_id: &str,
-            ) -> MetaResult<(Vec<Segment>, bool)> {
-                let rows = sqlx::query(
-                    "SELECT s.tier, s.blob_hash, s.size, COALESCE(b.corrupted, FALSE) AS corrupted \
-                     FROM object_segments s LEFT JOIN blobs b ON b.tier = s.tier AND b.hash = s.blob_hash \
-                     WHERE s.object_id = $1 ORDER BY s.seq",
-                )
-                .bind(object_id)
-                .fetch_all(&mut *conn)
-                .await?;
-                let mut corrupted = false;
-                let segs = rows
-                    .iter()
-                    .map(|r| {
-                        corrupted |= r.try_get::<bool, _>("corrupted")?;
-                        Ok(Segment {
-                            tier: tier_of(r.try_get::<&str, _>("tier")?)?,
-                            hash: r.try_get("blob_hash")?,
-                            size: to_u64(r.try_get("size")?, "segment size")?,
-                        })
-                    })
-                    .collect::<MetaResult<Vec<Segment>>>()?;
-                Ok((segs, corrupted))
-            }
-
+            /// The current version of a key with its segments, in one query.
             async fn latest_in(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 bucket_id: &str,
                 key: &str,
             ) -> MetaResult<Option<ObjectRow>> {
                 const Q: &str = const_format::concatcp!(
-                    "SELECT ", OBJECT_COLS,
-                    " FROM objects WHERE bucket_id = $1 AND key = $2 AND is_latest"
+                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS,
+                    " FROM objects o ", SEGMENT_JOIN,
+                    " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
                 );
-                let Some(r) = sqlx::query(Q).bind(bucket_id).bind(key).fetch_optional(&mut *conn).await?
-                else {
+                let rows = sqlx::query(Q).bind(bucket_id).bind(key).fetch_all(&mut *conn).await?;
+                Self::object_from_rows(&rows)
+            }
+
+            /// An object assembled from rows of `OBJECT_COLS` + `SEGMENT_COLS`, one per segment
+            /// (one row with NULL segment columns for an empty object).
+            fn object_from_rows(rows: &[<$db as sqlx::Database>::Row]) -> MetaResult<Option<ObjectRow>> {
+                let Some(first) = rows.first() else {
                     return Ok(None);
                 };
-                let headers = Self::headers_of(&r)?;
-                let id: String = r.try_get("id")?;
-                let (segments, corrupted) = Self::segments(conn, &id).await?;
-                Ok(Some(ObjectRow {
-                    id,
+                let mut corrupted = false;
+                let mut segments = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let Some(tier) = r.try_get::<Option<&str>, _>("seg_tier")? else {
+                        continue;
+                    };
+                    corrupted |= r.try_get::<bool, _>("corrupted")?;
+                    segments.push(Segment {
+                        tier: tier_of(tier)?,
+                        hash: r.try_get("blob_hash")?,
+                        size: to_u64(r.try_get("seg_size")?, "segment size")?,
+                    });
+                }
+                Self::object_of(first, segments, corrupted).map(Some)
+            }
+
+            /// An object row (`OBJECT_COLS`) with its segments.
+            fn object_of(
+                r: &<$db as sqlx::Database>::Row,
+                segments: Vec<Segment>,
+                corrupted: bool,
+            ) -> MetaResult<ObjectRow> {
+                Ok(ObjectRow {
+                    id: r.try_get("id")?,
                     key: r.try_get("key")?,
                     size: to_u64(r.try_get("size")?, "size")?,
                     etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
-                    headers,
+                    headers: Self::headers_of(r)?,
                     storage_class: r.try_get("storage_class")?,
                     created_at: r.try_get("created_at")?,
                     segments,
@@ -321,7 +355,7 @@ macro_rules! sql_meta {
                         r.try_get("checksum_type")?,
                     )?,
                     corrupted,
-                }))
+                })
             }
 
             /// Applies reference-count changes in lock order; `place` runs right after the new
@@ -482,6 +516,7 @@ macro_rules! sql_meta {
                     .bind(crate::now_micros())
                     .execute(&self.$write)
                     .await?;
+                self.durable().await?;
                 Ok(id)
             }
 
@@ -510,6 +545,7 @@ macro_rules! sql_meta {
                 .bind(crate::now_micros())
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 Ok(())
             }
 
@@ -559,6 +595,7 @@ macro_rules! sql_meta {
                 .bind(row.created_at)
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 if done.rows_affected() == 0 {
                     return Err(MetaError::BucketExists);
                 }
@@ -632,6 +669,7 @@ macro_rules! sql_meta {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(())
             }
 
@@ -671,30 +709,18 @@ macro_rules! sql_meta {
             ) -> MetaResult<ObjectRow> {
                 let mut tx = self.$write.begin().await?;
                 Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
-                let writing: Option<i64> = sqlx::query_scalar(
-                    "SELECT created_at FROM objects WHERE id = $1 AND status = 'WRITING'",
-                )
-                .bind(&c.object_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                // The bucket was deleted (or the sweep took the row) while the body streamed.
-                let Some(created_at) = writing else { return Err(MetaError::NoSuchBucket) };
                 let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
                 check_condition(&c.condition, old.as_ref())?;
-                let new_segs: Vec<Segment> = c.blob.iter().cloned().collect();
-                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
-                let ds = deltas(&new_segs, old_segs);
-                Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
                 if let Some(o) = &old {
                     Self::demote(&mut tx, &o.id).await?;
                 }
-                Self::insert_segments(&mut tx, &c.object_id, &new_segs).await?;
-                sqlx::query(
+                let writing: Option<i64> = sqlx::query_scalar(
                     "UPDATE objects SET status = 'COMMITTED', is_latest = TRUE, size = $2, etag = $3, \
                      content_type = $4, content_encoding = $5, content_disposition = $6, \
                      content_language = $7, cache_control = $8, expires = $9, user_meta = $10, \
                      storage_class = $11, checksum_algo = $12, checksum_value = $13, \
-                     checksum_type = $14, tags = $15 WHERE id = $1",
+                     checksum_type = $14, tags = $15 WHERE id = $1 AND status = 'WRITING' \
+                     RETURNING created_at",
                 )
                 .bind(&c.object_id)
                 .bind(to_i64(c.size))
@@ -711,9 +737,17 @@ macro_rules! sql_meta {
                 .bind(c.checksum.as_ref().map(|k| k.value.as_str()))
                 .bind(c.checksum.as_ref().map(Checksum::type_str))
                 .bind(tags_json(&c.headers))
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                // The bucket was deleted (or the sweep took the row) while the body streamed.
+                let Some(created_at) = writing else { return Err(MetaError::NoSuchBucket) };
+                let new_segs: Vec<Segment> = c.blob.iter().cloned().collect();
+                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+                let ds = deltas(&new_segs, old_segs);
+                Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
+                Self::insert_segments(&mut tx, &c.object_id, &new_segs).await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(ObjectRow {
                     id: c.object_id.clone(),
                     key: c.key.clone(),
@@ -766,12 +800,37 @@ macro_rules! sql_meta {
                 Self::insert_committed(&mut tx, &c.dst_bucket_id, tier, &row).await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(row)
             }
 
-            async fn latest(&self, bucket_id: &str, key: &str) -> MetaResult<Option<ObjectRow>> {
-                let mut conn = self.$read.acquire().await?;
-                Self::latest_in(&mut conn, bucket_id, key).await
+            async fn latest(
+                &self,
+                tenant_id: &str,
+                bucket: &str,
+                key: &str,
+            ) -> MetaResult<Option<ObjectRow>> {
+                // One query for bucket, version and segments: HEAD and GET are the hot path.
+                const Q: &str = const_format::concatcp!(
+                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS,
+                    " FROM buckets k JOIN objects o ON o.bucket_id = k.id ", SEGMENT_JOIN,
+                    " WHERE k.tenant_id = $1 AND k.name = $2 AND o.key = $3 AND o.is_latest \
+                     ORDER BY s.seq"
+                );
+                let rows = sqlx::query(Q)
+                    .bind(tenant_id)
+                    .bind(bucket)
+                    .bind(key)
+                    .fetch_all(&self.$read)
+                    .await?;
+                if rows.is_empty() {
+                    // No version: tell a missing bucket from a missing key.
+                    return match self.bucket(tenant_id, bucket).await? {
+                        Some(_) => Ok(None),
+                        None => Err(MetaError::NoSuchBucket),
+                    };
+                }
+                Self::object_from_rows(&rows)
             }
 
             async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
@@ -784,6 +843,7 @@ macro_rules! sql_meta {
                 Self::apply_deltas(&mut tx, &ds, None, None).await?;
                 Self::demote(&mut tx, &old.id).await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(true)
             }
 
@@ -803,6 +863,7 @@ macro_rules! sql_meta {
                 .bind(json)
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -869,6 +930,7 @@ macro_rules! sql_meta {
                 .bind(tags_json(&u.headers))
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 Ok(())
             }
 
@@ -923,6 +985,7 @@ macro_rules! sql_meta {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(())
             }
 
@@ -981,6 +1044,7 @@ macro_rules! sql_meta {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(row)
             }
 
@@ -998,6 +1062,7 @@ macro_rules! sql_meta {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(true)
             }
 
@@ -1087,6 +1152,7 @@ macro_rules! sql_meta {
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 Ok(done.rows_affected())
             }
 
@@ -1144,6 +1210,7 @@ macro_rules! sql_meta {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.durable().await?;
                 Ok(true)
             }
 
@@ -1209,6 +1276,7 @@ macro_rules! sql_meta {
                 .bind(!intact)
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 Ok(())
             }
 
@@ -1259,6 +1327,7 @@ macro_rules! sql_meta {
                 .bind(now)
                 .execute(&self.$write)
                 .await?;
+                self.durable().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -1293,6 +1362,7 @@ macro_rules! sql_meta {
                             .await?
                     }
                 };
+                self.durable().await?;
                 Ok(())
             }
 
