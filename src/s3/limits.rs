@@ -65,7 +65,8 @@ pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> 
     Ok(())
 }
 
-fn is_form(req: &http::Request<hyper::body::Incoming>) -> bool {
+/// Whether the body is a `multipart/form-data` form (a browser POST upload).
+pub(super) fn is_form<B>(req: &http::Request<B>) -> bool {
     req.headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

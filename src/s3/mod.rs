@@ -13,6 +13,7 @@ mod limits;
 mod list;
 mod multipart;
 mod object;
+mod sigv2;
 
 pub use error::to_s3_error;
 
@@ -27,6 +28,10 @@ pub type Body = s3s::Body;
 #[derive(Clone)]
 pub struct Protocol {
     service: s3s::service::S3Service,
+    /// For the SigV2 `/bucket/` check (secrets via the engine's cached key lookup).
+    engine: Engine,
+    /// Virtual-host base domains (the list given to `host::Domains`).
+    domains: Vec<String>,
 }
 
 /// Protocol settings from the configuration.
@@ -46,7 +51,9 @@ impl Protocol {
             region: settings.region,
             enforce_region: settings.enforce_region,
         });
-        b.set_auth(auth::KeyStore { engine });
+        b.set_auth(auth::KeyStore {
+            engine: engine.clone(),
+        });
         if !settings.domains.is_empty() {
             if let Some(bad) = settings
                 .domains
@@ -55,7 +62,7 @@ impl Protocol {
             {
                 return Err(format!("invalid --domain {bad:?}: expected a host name"));
             }
-            b.set_host(host::Domains(settings.domains));
+            b.set_host(host::Domains(settings.domains.clone()));
         }
         let mut config = s3s::config::S3Config::default();
         // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
@@ -64,13 +71,17 @@ impl Protocol {
         b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
             std::sync::Arc::new(config),
         )));
-        Ok(Protocol { service: b.build() })
+        Ok(Protocol {
+            service: b.build(),
+            engine,
+            domains: settings.domains,
+        })
     }
 
     /// Answers one request. Error responses carry Message, Resource and `request_id`.
     pub async fn call(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        mut req: http::Request<hyper::body::Incoming>,
         request_id: &str,
     ) -> http::Response<Body> {
         let resource = req.uri().path().to_owned();
@@ -84,6 +95,14 @@ impl Protocol {
                     r
                 }
             };
+        }
+        // botocore's SigV2 `/bucket/` resource for `/bucket` (see sigv2.rs): an unknown key or a
+        // failed lookup leaves the request as sent, for s3s to refuse.
+        if let Some(c) = sigv2::candidate(&req, &self.domains)
+            && let Ok(Some(key)) = self.engine.access_key(&c.access_key).await
+            && sigv2::signed_with_slash(&req, &c, &key.secret)
+        {
+            sigv2::add_slash(&mut req);
         }
         let req = if limits::is_aws_chunked(&req) {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
