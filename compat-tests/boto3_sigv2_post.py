@@ -500,11 +500,6 @@ def main():
     s3.create_bucket(Bucket=bucket)
     ok(f"create_bucket {bucket} (SigV4)")
 
-    # Known gaps, not run by default (JS_KNOWN_GAPS=1 runs them): s3s 0.14.1 does not substitute
-    # ${filename} in POST keys.
-    known_gaps = [
-        ("POST ${filename}", lambda: check_post_filename_variable(s3, bucket)),
-    ]
     groups = [
         ("SigV2 object round trips", lambda: check_sigv2_round_trips(v2, s3, bucket)),
         ("SigV2 bucket-level requests", lambda: check_sigv2_bucket_requests(v2, s3, bucket)),
@@ -513,12 +508,9 @@ def main():
         ("POST policy violations", lambda: check_post_violations(s3, bucket)),
         ("POST policy SigV2", lambda: check_post_v2(v2, s3, bucket)),
         ("POST CRLF text file", lambda: check_post_crlf_text(s3, bucket)),
+        ("POST ${filename}", lambda: check_post_filename_variable(s3, bucket)),
         ("SigV2 stale Date", lambda: check_sigv2_stale_date(bucket)),
     ]
-    if os.environ.get("JS_KNOWN_GAPS") == "1":
-        groups += known_gaps
-    else:
-        print("skipped known gaps: " + ", ".join(n for n, _ in known_gaps), flush=True)
     failures = []
     for name, fn in groups:
         try:

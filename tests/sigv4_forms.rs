@@ -1399,6 +1399,20 @@ both_dbs!(delete_objects_over_1000_keys);
 /// A SigV4 POST policy form for `bucket` allowing keys under `prefix` up to `max` bytes, with
 /// `file` as the upload: (content-type, body).
 fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (String, Vec<u8>) {
+    post_form_with(bucket, key, prefix, max, file, Some("f.bin"), &[])
+}
+
+/// `post_form` with the file part's `filename` (none: no filename parameter) and `extra` fields,
+/// each also an exact-match condition of the policy.
+fn post_form_with(
+    bucket: &str,
+    key: &str,
+    prefix: &str,
+    max: u64,
+    file: &[u8],
+    filename: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (String, Vec<u8>) {
     let now = SystemTime::now();
     let (date, day) = amz_date(now);
     let credential = format!("{ROOT_KEY}/{day}/{REGION}/s3/aws4_request");
@@ -1408,7 +1422,11 @@ fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (S
         ))
         .expect("format");
     let policy = format!(
-        r#"{{"expiration":"{expiration}","conditions":[{{"bucket":"{bucket}"}},["starts-with","$key","{prefix}"],{{"x-amz-algorithm":"AWS4-HMAC-SHA256"}},{{"x-amz-credential":"{credential}"}},{{"x-amz-date":"{date}"}},["content-length-range",0,{max}]]}}"#
+        r#"{{"expiration":"{expiration}","conditions":[{{"bucket":"{bucket}"}},["starts-with","$key","{prefix}"],{{"x-amz-algorithm":"AWS4-HMAC-SHA256"}},{{"x-amz-credential":"{credential}"}},{{"x-amz-date":"{date}"}},["content-length-range",0,{max}]{extra_conditions}]}}"#,
+        extra_conditions = extra
+            .iter()
+            .map(|(k, v)| format!(r#",{{"{k}":"{v}"}}"#))
+            .collect::<String>()
     );
     let policy = b64(policy.as_bytes());
     let k_date = hmac_sha256(format!("AWS4{ROOT_SECRET}").as_bytes(), day.as_bytes());
@@ -1425,7 +1443,10 @@ fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (S
         ("x-amz-date", date.as_str()),
         ("policy", policy.as_str()),
         ("x-amz-signature", signature.as_str()),
-    ] {
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    {
         body.extend_from_slice(
             format!(
                 "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
@@ -1435,8 +1456,9 @@ fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (S
     }
     body.extend_from_slice(
         format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"{}\r\n\
+             Content-Type: application/octet-stream\r\n\r\n",
+            filename.map_or(String::new(), |f| format!("; filename=\"{f}\""))
         )
         .as_bytes(),
     );
@@ -1487,6 +1509,77 @@ async fn post_policy_upload(s: &TestServer) {
     nothing_half_written(s).await;
 }
 both_dbs!(post_policy_upload);
+
+/// S3 replaces `${filename}` in a POST form's key with the file part's filename; the policy,
+/// the stored key and the 201 answer all see the final key.
+async fn post_filename_variable(s: &TestServer) {
+    make_bucket(s, "form-named").await;
+    let up = |key: &str, prefix: &str, filename: Option<&str>, extra: &[(&str, &str)]| {
+        post_form_with(
+            "form-named",
+            key,
+            prefix,
+            1 << 20,
+            b"photo bytes",
+            filename,
+            extra,
+        )
+    };
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/${filename}", "up/", Some("photo.jpg"), &[]),
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (204, ""), "{r:?}");
+    assert_eq!(
+        get(s, "form-named", "up/photo.jpg").await.as_deref(),
+        Some(&b"photo bytes"[..])
+    );
+    assert_eq!(get(s, "form-named", "up/${filename}").await, None);
+
+    let status = [("success_action_status", "201")];
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/${filename}", "up/", Some("a b.pdf"), &status),
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (201, ""), "{r:?}");
+    assert!(r.body.contains("<Key>up/a b.pdf</Key>"), "{}", r.body);
+    assert!(get(s, "form-named", "up/a b.pdf").await.is_some());
+
+    // A key without the variable, or a file part without a filename: the key as sent.
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/plain", "up/", Some("photo.jpg"), &[]),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(get(s, "form-named", "up/plain").await.is_some());
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/${filename}", "up/", None, &[]),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(get(s, "form-named", "up/${filename}").await.is_some());
+
+    // The policy is checked against the final key: `${filename}` alone is not under `up/`.
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("${filename}", "up/", Some("escape.jpg"), &[]),
+    )
+    .await;
+    assert!((400..500).contains(&r.status), "{r:?}");
+    assert_eq!(get(s, "form-named", "escape.jpg").await, None);
+    assert_eq!(get(s, "form-named", "${filename}").await, None);
+    nothing_half_written(s).await;
+}
+both_dbs!(post_filename_variable);
 
 /// A 16 MiB text file with CRLF line endings (a CSV saved on Windows) uploaded through a
 /// browser POST form is stored intact. s3s 0.14.1's form parser refuses it ("failed to read file

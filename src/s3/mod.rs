@@ -107,13 +107,18 @@ impl Protocol {
         let req = if limits::is_aws_chunked(&req) {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST
-            && req
+            && let Some(ctype) = req
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("multipart/form-data"))
+                .filter(|v| v.starts_with("multipart/form-data"))
         {
-            req.map(|b| Body::http_body_unsync(limits::Rechunk::new(b)))
+            // Rechunk outermost: it also cuts the (up to 1 MiB) head FilenameKey passes on.
+            let boundary = limits::form_boundary(ctype).map(str::to_owned);
+            req.map(|b| {
+                let b = limits::FilenameKey::new(b, boundary.as_deref());
+                Body::http_body_unsync(limits::Rechunk::new(b))
+            })
         } else {
             req.map(Body::from)
         };
