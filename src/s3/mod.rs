@@ -126,6 +126,10 @@ impl Protocol {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await
             }
+            Ok(mut r) if r.extensions().get::<UnquoteXmlEtag>().is_some() => {
+                unquote_xml_etag(&mut r);
+                r
+            }
             Ok(r) => r,
             Err(e) => {
                 // s3s turns operation errors into responses itself; this is a failure to do so.
@@ -136,6 +140,37 @@ impl Protocol {
             }
         }
     }
+}
+
+/// Set by GetObjectAttributes on its response: S3 writes that ETag without quotes, while s3s's
+/// XML always quotes an ETag (no DTO value avoids it), so `Protocol::call` strips them.
+#[derive(Clone, Copy)]
+pub(crate) struct UnquoteXmlEtag;
+
+/// Unquotes the `<ETag>` of a small in-memory XML body (GetObjectAttributes has one ETag).
+fn unquote_xml_etag(r: &mut http::Response<Body>) {
+    let Some(bytes) = r.body().bytes() else {
+        return;
+    };
+    let Ok(xml) = std::str::from_utf8(&bytes) else {
+        return;
+    };
+    let Some((before, rest)) = xml.split_once("<ETag>") else {
+        return;
+    };
+    let Some((etag, after)) = rest.split_once("</ETag>") else {
+        return;
+    };
+    let bare = etag.trim_matches('"');
+    if bare.len() == etag.len() {
+        return;
+    }
+    let xml = format!("{before}<ETag>{bare}</ETag>{after}");
+    if r.headers().contains_key(http::header::CONTENT_LENGTH) {
+        r.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, xml.len().into());
+    }
+    *r.body_mut() = Body::from(xml);
 }
 
 pub struct Gateway {

@@ -524,7 +524,7 @@ pub async fn attributes(
         total_parts_count: Some(n),
         ..Default::default()
     });
-    Ok(S3Response::new(GetObjectAttributesOutput {
+    let mut resp = S3Response::new(GetObjectAttributesOutput {
         e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(row.etag.clone())),
         object_size: wants(ObjectAttributes::OBJECT_SIZE)
             .then(|| i64::try_from(row.size).ok())
@@ -547,5 +547,7 @@ pub async fn attributes(
             .flatten(),
         last_modified: Some(timestamp(row.created_at)),
         ..Default::default()
-    }))
+    });
+    resp.extensions.insert(super::UnquoteXmlEtag);
+    Ok(resp)
 }
