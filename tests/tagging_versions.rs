@@ -237,7 +237,8 @@ async fn versions_and_attributes(s: &TestServer) {
         s.addr(),
         "GET",
         "/vers/a?attributes",
-        &[("x-amz-object-attributes", "ETag")],
+        // One comma-separated header, as botocore and the CLI send it.
+        &[("x-amz-object-attributes", "ETag, ObjectSize")],
         b"",
         &sha256_hex(b""),
     )
@@ -245,6 +246,7 @@ async fn versions_and_attributes(s: &TestServer) {
     assert_eq!(r.status, 200, "{r:?}");
     let etag = format!("<ETag>{}</ETag>", md5_hex(b"a"));
     assert!(r.body.contains(&etag), "{}", r.body);
+    assert!(r.body.contains("<ObjectSize>1</ObjectSize>"), "{}", r.body);
     assert_eq!(
         r.header("content-length"),
         Some(r.body.len().to_string().as_str()),
