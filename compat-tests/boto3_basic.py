@@ -110,6 +110,11 @@ def main():
     expect("LastModified" in head, "head_object has no LastModified")
     ok("head_object metadata/content-type round trip")
 
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="meta/obj.txt", ObjectAttributes=["ETag", "ObjectSize"])
+    expect_eq(attrs.get("ETag"), hashlib.md5(b"metadata body").hexdigest(), "get_object_attributes ETag (unquoted)")
+    expect_eq(attrs.get("ObjectSize"), len(b"metadata body"), "get_object_attributes ObjectSize")
+    ok("get_object_attributes (ETag, ObjectSize): the ETag unquoted, as S3 sends it")
+
     try:
         s3.head_object(Bucket=bucket, Key="meta/missing")
         raise CheckFailed("head_object on missing key succeeded")

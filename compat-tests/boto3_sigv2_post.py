@@ -257,6 +257,13 @@ def check_sigv2_bucket_requests(v2, s3, bucket):
         r = v2.list_objects(Bucket=bucket, Prefix="v2b/", Delimiter="/")
         expect_eq([o["Key"] for o in r.get("Contents", [])], ["v2b/one", "v2b/two"], "list_objects keys")
 
+    def presigned_list():
+        url = v2.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket, "Prefix": "v2b/"},
+                                        ExpiresIn=300)
+        r = HTTP.request("GET", url, redirect=False)
+        expect_eq(r.status, 200, f"presigned SigV2 list_objects_v2: {describe(r)}")
+        expect(b"<Key>v2b/one</Key>" in r.data, f"presigned SigV2 list_objects_v2 body: {r.data[:400]!r}")
+
     def delete_many():
         r = v2.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "v2b/one"}, {"Key": "v2b/two"}]})
         expect_eq(sorted(d["Key"] for d in r.get("Deleted", [])), ["v2b/one", "v2b/two"], "delete_objects Deleted")
@@ -273,12 +280,13 @@ def check_sigv2_bucket_requests(v2, s3, bucket):
     attempt("head_bucket", lambda: v2.head_bucket(Bucket=bucket))
     attempt("list_objects_v2 (prefix)", list_v2)
     attempt("list_objects v1 (prefix + delimiter)", list_v1)
+    attempt("presigned list_objects_v2 URL", presigned_list)
     attempt("get_bucket_location (?location)", lambda: v2.get_bucket_location(Bucket=bucket))
     attempt("list_multipart_uploads (?uploads)", lambda: v2.list_multipart_uploads(Bucket=bucket))
     attempt("delete_objects (?delete)", delete_many)
     attempt("create_bucket, head_bucket, delete_bucket", bucket_life)
     if failures:
-        raise CheckFailed(f"{len(failures)} of 7 SigV2 bucket-level requests failed; first: {failures[0]}")
+        raise CheckFailed(f"{len(failures)} of 8 SigV2 bucket-level requests failed; first: {failures[0]}")
 
 
 def check_sigv2_refusals(bucket):
@@ -492,26 +500,17 @@ def main():
     s3.create_bucket(Bucket=bucket)
     ok(f"create_bucket {bucket} (SigV4)")
 
-    # Known gaps, not run by default (JS_KNOWN_GAPS=1 runs them): s3s 0.14.1 canonicalises SigV2
-    # bucket-level resources without the trailing slash botocore signs, and does not substitute
-    # ${filename} in POST keys.
-    known_gaps = [
-        ("SigV2 bucket-level requests", lambda: check_sigv2_bucket_requests(v2, s3, bucket)),
-        ("POST ${filename}", lambda: check_post_filename_variable(s3, bucket)),
-    ]
     groups = [
         ("SigV2 object round trips", lambda: check_sigv2_round_trips(v2, s3, bucket)),
+        ("SigV2 bucket-level requests", lambda: check_sigv2_bucket_requests(v2, s3, bucket)),
         ("SigV2 refusals", lambda: check_sigv2_refusals(bucket)),
         ("POST policy SigV4", lambda: check_post_v4(s3, bucket)),
         ("POST policy violations", lambda: check_post_violations(s3, bucket)),
         ("POST policy SigV2", lambda: check_post_v2(v2, s3, bucket)),
         ("POST CRLF text file", lambda: check_post_crlf_text(s3, bucket)),
+        ("POST ${filename}", lambda: check_post_filename_variable(s3, bucket)),
         ("SigV2 stale Date", lambda: check_sigv2_stale_date(bucket)),
     ]
-    if os.environ.get("JS_KNOWN_GAPS") == "1":
-        groups += known_gaps
-    else:
-        print("skipped known gaps: " + ", ".join(n for n, _ in known_gaps), flush=True)
     failures = []
     for name, fn in groups:
         try:

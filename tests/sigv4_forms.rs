@@ -977,10 +977,35 @@ async fn sigv2_header_auth(s: &TestServer) {
 }
 both_dbs!(sigv2_header_auth);
 
+/// A SigV2 header-auth request as `v2_signed_as` sends it, with its own Host header and
+/// Authorization (for virtual-hosted requests, other keys, changed headers).
+async fn v2_raw(
+    s: &TestServer,
+    method: &str,
+    target: &str,
+    host: &str,
+    date: &str,
+    auth: &str,
+) -> RawResponse {
+    let headers: Vec<(String, String)> = vec![
+        ("host".into(), host.into()),
+        ("date".into(), date.into()),
+        ("authorization".into(), auth.into()),
+        ("content-length".into(), "0".into()),
+    ];
+    exchange(s.addr(), request_bytes(method, target, &headers, b""))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+}
+
+async fn bucket_exists(s: &TestServer, bucket: &str) -> bool {
+    s.client.head_bucket().bucket(bucket).send().await.is_ok()
+}
+
 /// botocore (`signature_version='s3'`, path style) signs a bucket-level request's SigV2 resource
 /// as `/bucket/` (its `auth_path`) while the request line says `/bucket`; S3 accepts it. Without
 /// this, every bucket-level SigV2 request from boto3 (list, head/create/delete bucket, ?delete,
-/// ?uploads, ?location) is SignatureDoesNotMatch.
+/// ?uploads, ?location) is SignatureDoesNotMatch. Signed as sent keeps working too.
 async fn sigv2_bucket_resource_signed_with_trailing_slash(s: &TestServer) {
     make_bucket(s, "sig-v2-slash").await;
     put(s, "sig-v2-slash", "k", b"v").await;
@@ -988,11 +1013,78 @@ async fn sigv2_bucket_resource_signed_with_trailing_slash(s: &TestServer) {
     // The control: signed as sent.
     let r = v2(s, "GET", "/sig-v2-slash", ROOT_SECRET, now, &[], b"").await;
     assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("<Key>k</Key>"), "{}", r.body);
+    for (method, target, signed, status, want) in [
+        (
+            "GET",
+            "/sig-v2-slash",
+            "/sig-v2-slash/",
+            200,
+            "<Key>k</Key>",
+        ),
+        (
+            "GET",
+            "/sig-v2-slash?list-type=2&prefix=k",
+            "/sig-v2-slash/",
+            200,
+            "<Key>k</Key>",
+        ),
+        (
+            "GET",
+            "/sig-v2-slash?location",
+            "/sig-v2-slash/?location",
+            200,
+            "LocationConstraint",
+        ),
+        (
+            "GET",
+            "/sig-v2-slash?uploads",
+            "/sig-v2-slash/?uploads",
+            200,
+            "ListMultipartUploadsResult",
+        ),
+        ("HEAD", "/sig-v2-slash", "/sig-v2-slash/", 200, ""),
+        ("PUT", "/sig-v2-made", "/sig-v2-made/", 200, ""),
+        ("DELETE", "/sig-v2-made", "/sig-v2-made/", 204, ""),
+    ] {
+        let r = v2_signed_as(s, method, target, signed, ROOT_SECRET, now, &[], b"").await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (status, ""),
+            "{method} {target} signed as botocore signs it ({signed:?}): {r:?}"
+        );
+        assert!(r.body.contains(want), "{method} {target}: {}", r.body);
+    }
+    assert!(!bucket_exists(s, "sig-v2-made").await);
+
+    // A presigned SigV2 bucket URL (botocore signs `/bucket/` there too).
+    let expires = (SystemTime::now() + Duration::from_secs(300))
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let sts = format!("GET\n\n\n{expires}\n/sig-v2-slash/");
+    let sig = b64(&hmac(sha1, ROOT_SECRET.as_bytes(), sts.as_bytes()));
+    let sig = percent_encoding::utf8_percent_encode(&sig, percent_encoding::NON_ALPHANUMERIC);
+    let target = format!(
+        "/sig-v2-slash?list-type=2&AWSAccessKeyId={ROOT_KEY}&Expires={expires}&Signature={sig}"
+    );
+    let headers = vec![("host".to_owned(), s.addr().to_string())];
+    let r = exchange(s.addr(), request_bytes("GET", &target, &headers, b""))
+        .await
+        .expect("response");
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (200, ""),
+        "presigned {target}: {r:?}"
+    );
+    assert!(r.body.contains("<Key>k</Key>"), "{}", r.body);
+
+    // An object path signed with a trailing slash is another resource: refused.
     let r = v2_signed_as(
         s,
         "GET",
-        "/sig-v2-slash",
-        "/sig-v2-slash/",
+        "/sig-v2-slash/k",
+        "/sig-v2-slash/k/",
         ROOT_SECRET,
         now,
         &[],
@@ -1001,20 +1093,104 @@ async fn sigv2_bucket_resource_signed_with_trailing_slash(s: &TestServer) {
     .await;
     assert_eq!(
         (r.status, error_code(&r)),
-        (200, ""),
-        "GET /sig-v2-slash signed as botocore signs it (resource '/sig-v2-slash/'): {r:?}"
+        (403, "SignatureDoesNotMatch"),
+        "{r:?}"
     );
-    assert!(r.body.contains("<Key>k</Key>"), "{}", r.body);
+
+    // Virtual-hosted: `/k` is the key, signed as `/<bucket>/k`, never rewritten.
+    let date = http_date(now);
+    let host = format!("sig-v2-slash.s3.example.test:{}", s.addr().port());
+    let auth = sign_v2(ROOT_SECRET, "GET", "/sig-v2-slash/k", "", &date, &[]);
+    let r = v2_raw(s, "GET", "/k", &host, &date, &auth).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "v"), "{r:?}");
 }
-// Known gap, kept as a record and run on demand: s3s 0.14.1 canonicalises a SigV2 bucket
-// resource without the trailing slash that botocore and s3cmd sign.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap in s3s 0.14.1: SigV2 bucket resource `/bucket/`"]
-async fn sigv2_bucket_resource_trailing_slash_sqlite() {
-    let s = TestServer::start(Db::Sqlite).await;
-    sigv2_bucket_resource_signed_with_trailing_slash(&s).await;
-    s.stop().await;
+both_dbs!(
+    sigv2_bucket_resource_signed_with_trailing_slash,
+    Options {
+        domains: vec!["s3.example.test".to_owned()],
+        ..Options::default()
+    }
+);
+
+/// A bad SigV2 signature on a bare bucket path stays SignatureDoesNotMatch (or
+/// InvalidAccessKeyId) whichever resource it was computed over, and changes nothing.
+async fn sigv2_bucket_wrong_signature_refused(s: &TestServer) {
+    make_bucket(s, "sig-v2-keep").await;
+    put(s, "sig-v2-keep", "k", b"v").await;
+    let now = SystemTime::now();
+    for (method, target, signed) in [
+        ("DELETE", "/sig-v2-keep", "/sig-v2-keep/"),
+        ("DELETE", "/sig-v2-keep", "/sig-v2-keep"),
+        ("PUT", "/sig-v2-never", "/sig-v2-never/"),
+        ("PUT", "/sig-v2-never", "/sig-v2-never"),
+        ("GET", "/sig-v2-keep", "/sig-v2-keep/"),
+        ("GET", "/sig-v2-keep?location", "/sig-v2-keep/?location"),
+    ] {
+        let r = v2_signed_as(s, method, target, signed, "not-the-secret", now, &[], b"").await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (403, "SignatureDoesNotMatch"),
+            "{method} {target} signed over {signed:?} with a wrong secret: {r:?}"
+        );
+    }
+    // Right secret over `/bucket/`, but a signed header changed in flight.
+    let date = http_date(now);
+    let auth = sign_v2(
+        ROOT_SECRET,
+        "DELETE",
+        "/sig-v2-keep/",
+        "",
+        &date,
+        &[("x-amz-meta-a", "1")],
+    );
+    let headers = vec![
+        ("host".to_owned(), s.addr().to_string()),
+        ("date".to_owned(), date.clone()),
+        ("authorization".to_owned(), auth.clone()),
+        ("x-amz-meta-a".to_owned(), "2".to_owned()),
+    ];
+    let r = exchange(
+        s.addr(),
+        request_bytes("DELETE", "/sig-v2-keep", &headers, b""),
+    )
+    .await
+    .expect("response");
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (403, "SignatureDoesNotMatch"),
+        "{r:?}"
+    );
+    // An unknown access key.
+    let auth = sign_v2(ROOT_SECRET, "DELETE", "/sig-v2-keep/", "", &date, &[]).replacen(
+        ROOT_KEY,
+        "JSNOSUCHKEY000000000",
+        1,
+    );
+    let r = v2_raw(
+        s,
+        "DELETE",
+        "/sig-v2-keep",
+        &s.addr().to_string(),
+        &date,
+        &auth,
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (403, "InvalidAccessKeyId"),
+        "{r:?}"
+    );
+    assert!(
+        r.body.contains("<Resource>/sig-v2-keep</Resource>"),
+        "{}",
+        r.body
+    );
+
+    assert!(bucket_exists(s, "sig-v2-keep").await);
+    assert!(!bucket_exists(s, "sig-v2-never").await);
+    assert_eq!(get(s, "sig-v2-keep", "k").await.as_deref(), Some(&b"v"[..]));
 }
+both_dbs!(sigv2_bucket_wrong_signature_refused);
 
 /// S3 refuses SigV2 requests whose Date is more than 15 minutes off (RequestTimeTooSkewed), as
 /// for SigV4; otherwise a captured request can be replayed for as long as the key lives.
@@ -1223,6 +1399,20 @@ both_dbs!(delete_objects_over_1000_keys);
 /// A SigV4 POST policy form for `bucket` allowing keys under `prefix` up to `max` bytes, with
 /// `file` as the upload: (content-type, body).
 fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (String, Vec<u8>) {
+    post_form_with(bucket, key, prefix, max, file, Some("f.bin"), &[])
+}
+
+/// `post_form` with the file part's `filename` (none: no filename parameter) and `extra` fields,
+/// each also an exact-match condition of the policy.
+fn post_form_with(
+    bucket: &str,
+    key: &str,
+    prefix: &str,
+    max: u64,
+    file: &[u8],
+    filename: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (String, Vec<u8>) {
     let now = SystemTime::now();
     let (date, day) = amz_date(now);
     let credential = format!("{ROOT_KEY}/{day}/{REGION}/s3/aws4_request");
@@ -1232,7 +1422,11 @@ fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (S
         ))
         .expect("format");
     let policy = format!(
-        r#"{{"expiration":"{expiration}","conditions":[{{"bucket":"{bucket}"}},["starts-with","$key","{prefix}"],{{"x-amz-algorithm":"AWS4-HMAC-SHA256"}},{{"x-amz-credential":"{credential}"}},{{"x-amz-date":"{date}"}},["content-length-range",0,{max}]]}}"#
+        r#"{{"expiration":"{expiration}","conditions":[{{"bucket":"{bucket}"}},["starts-with","$key","{prefix}"],{{"x-amz-algorithm":"AWS4-HMAC-SHA256"}},{{"x-amz-credential":"{credential}"}},{{"x-amz-date":"{date}"}},["content-length-range",0,{max}]{extra_conditions}]}}"#,
+        extra_conditions = extra
+            .iter()
+            .map(|(k, v)| format!(r#",{{"{k}":"{v}"}}"#))
+            .collect::<String>()
     );
     let policy = b64(policy.as_bytes());
     let k_date = hmac_sha256(format!("AWS4{ROOT_SECRET}").as_bytes(), day.as_bytes());
@@ -1249,7 +1443,10 @@ fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (S
         ("x-amz-date", date.as_str()),
         ("policy", policy.as_str()),
         ("x-amz-signature", signature.as_str()),
-    ] {
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    {
         body.extend_from_slice(
             format!(
                 "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
@@ -1259,8 +1456,9 @@ fn post_form(bucket: &str, key: &str, prefix: &str, max: u64, file: &[u8]) -> (S
     }
     body.extend_from_slice(
         format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"{}\r\n\
+             Content-Type: application/octet-stream\r\n\r\n",
+            filename.map_or(String::new(), |f| format!("; filename=\"{f}\""))
         )
         .as_bytes(),
     );
@@ -1311,6 +1509,77 @@ async fn post_policy_upload(s: &TestServer) {
     nothing_half_written(s).await;
 }
 both_dbs!(post_policy_upload);
+
+/// S3 replaces `${filename}` in a POST form's key with the file part's filename; the policy,
+/// the stored key and the 201 answer all see the final key.
+async fn post_filename_variable(s: &TestServer) {
+    make_bucket(s, "form-named").await;
+    let up = |key: &str, prefix: &str, filename: Option<&str>, extra: &[(&str, &str)]| {
+        post_form_with(
+            "form-named",
+            key,
+            prefix,
+            1 << 20,
+            b"photo bytes",
+            filename,
+            extra,
+        )
+    };
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/${filename}", "up/", Some("photo.jpg"), &[]),
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (204, ""), "{r:?}");
+    assert_eq!(
+        get(s, "form-named", "up/photo.jpg").await.as_deref(),
+        Some(&b"photo bytes"[..])
+    );
+    assert_eq!(get(s, "form-named", "up/${filename}").await, None);
+
+    let status = [("success_action_status", "201")];
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/${filename}", "up/", Some("a b.pdf"), &status),
+    )
+    .await;
+    assert_eq!((r.status, error_code(&r)), (201, ""), "{r:?}");
+    assert!(r.body.contains("<Key>up/a b.pdf</Key>"), "{}", r.body);
+    assert!(get(s, "form-named", "up/a b.pdf").await.is_some());
+
+    // A key without the variable, or a file part without a filename: the key as sent.
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/plain", "up/", Some("photo.jpg"), &[]),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(get(s, "form-named", "up/plain").await.is_some());
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("up/${filename}", "up/", None, &[]),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(get(s, "form-named", "up/${filename}").await.is_some());
+
+    // The policy is checked against the final key: `${filename}` alone is not under `up/`.
+    let r = post_object(
+        s.addr(),
+        "form-named",
+        up("${filename}", "up/", Some("escape.jpg"), &[]),
+    )
+    .await;
+    assert!((400..500).contains(&r.status), "{r:?}");
+    assert_eq!(get(s, "form-named", "escape.jpg").await, None);
+    assert_eq!(get(s, "form-named", "${filename}").await, None);
+    nothing_half_written(s).await;
+}
+both_dbs!(post_filename_variable);
 
 /// A 16 MiB text file with CRLF line endings (a CSV saved on Windows) uploaded through a
 /// browser POST form is stored intact. s3s 0.14.1's form parser refuses it ("failed to read file

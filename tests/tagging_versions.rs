@@ -231,10 +231,26 @@ async fn versions_and_attributes(s: &TestServer) {
         .send()
         .await
         .expect("attributes");
-    // S3 sends this ETag unquoted; s3s always quotes ETags. Clients treat it as opaque.
+    // S3 sends this ETag unquoted (unlike the ETag header and other XML bodies).
+    assert_eq!(attrs.e_tag(), Some(md5_hex(b"a").as_str()));
+    let r = signed_raw(
+        s.addr(),
+        "GET",
+        "/vers/a?attributes",
+        // One comma-separated header, as botocore and the CLI send it.
+        &[("x-amz-object-attributes", "ETag, ObjectSize")],
+        b"",
+        &sha256_hex(b""),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let etag = format!("<ETag>{}</ETag>", md5_hex(b"a"));
+    assert!(r.body.contains(&etag), "{}", r.body);
+    assert!(r.body.contains("<ObjectSize>1</ObjectSize>"), "{}", r.body);
     assert_eq!(
-        attrs.e_tag().map(|e| e.trim_matches('"')),
-        Some(md5_hex(b"a").as_str())
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str()),
+        "{r:?}"
     );
     assert_eq!(attrs.object_size(), Some(1));
     assert!(

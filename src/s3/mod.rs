@@ -13,6 +13,7 @@ mod limits;
 mod list;
 mod multipart;
 mod object;
+mod sigv2;
 
 pub use error::to_s3_error;
 
@@ -27,6 +28,10 @@ pub type Body = s3s::Body;
 #[derive(Clone)]
 pub struct Protocol {
     service: s3s::service::S3Service,
+    /// For the SigV2 `/bucket/` check (secrets via the engine's cached key lookup).
+    engine: Engine,
+    /// Virtual-host base domains (the list given to `host::Domains`).
+    domains: Vec<String>,
 }
 
 /// Protocol settings from the configuration.
@@ -46,7 +51,9 @@ impl Protocol {
             region: settings.region,
             enforce_region: settings.enforce_region,
         });
-        b.set_auth(auth::KeyStore { engine });
+        b.set_auth(auth::KeyStore {
+            engine: engine.clone(),
+        });
         if !settings.domains.is_empty() {
             if let Some(bad) = settings
                 .domains
@@ -55,7 +62,7 @@ impl Protocol {
             {
                 return Err(format!("invalid --domain {bad:?}: expected a host name"));
             }
-            b.set_host(host::Domains(settings.domains));
+            b.set_host(host::Domains(settings.domains.clone()));
         }
         let mut config = s3s::config::S3Config::default();
         // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
@@ -64,13 +71,17 @@ impl Protocol {
         b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
             std::sync::Arc::new(config),
         )));
-        Ok(Protocol { service: b.build() })
+        Ok(Protocol {
+            service: b.build(),
+            engine,
+            domains: settings.domains,
+        })
     }
 
     /// Answers one request. Error responses carry Message, Resource and `request_id`.
     pub async fn call(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        mut req: http::Request<hyper::body::Incoming>,
         request_id: &str,
     ) -> http::Response<Body> {
         let resource = req.uri().path().to_owned();
@@ -85,22 +96,39 @@ impl Protocol {
                 }
             };
         }
+        // botocore's SigV2 `/bucket/` resource for `/bucket` (see sigv2.rs): an unknown key or a
+        // failed lookup leaves the request as sent, for s3s to refuse.
+        if let Some(c) = sigv2::candidate(&req, &self.domains)
+            && let Ok(Some(key)) = self.engine.access_key(&c.access_key).await
+            && sigv2::signed_with_slash(&req, &c, &key.secret)
+        {
+            sigv2::add_slash(&mut req);
+        }
         let req = if limits::is_aws_chunked(&req) {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST
-            && req
+            && let Some(ctype) = req
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("multipart/form-data"))
+                .filter(|v| v.starts_with("multipart/form-data"))
         {
-            req.map(|b| Body::http_body_unsync(limits::Rechunk::new(b)))
+            // Rechunk outermost: it also cuts the (up to 1 MiB) head FilenameKey passes on.
+            let boundary = limits::form_boundary(ctype).map(str::to_owned);
+            req.map(|b| {
+                let b = limits::FilenameKey::new(b, boundary.as_deref());
+                Body::http_body_unsync(limits::Rechunk::new(b))
+            })
         } else {
             req.map(Body::from)
         };
         match self.service.call(req).await {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await
+            }
+            Ok(mut r) if r.extensions().get::<UnquoteXmlEtag>().is_some() => {
+                unquote_xml_etag(&mut r);
+                r
             }
             Ok(r) => r,
             Err(e) => {
@@ -112,6 +140,37 @@ impl Protocol {
             }
         }
     }
+}
+
+/// Set by GetObjectAttributes on its response: S3 writes that ETag without quotes, while s3s's
+/// XML always quotes an ETag (no DTO value avoids it), so `Protocol::call` strips them.
+#[derive(Clone, Copy)]
+pub(crate) struct UnquoteXmlEtag;
+
+/// Unquotes the `<ETag>` of a small in-memory XML body (GetObjectAttributes has one ETag).
+fn unquote_xml_etag(r: &mut http::Response<Body>) {
+    let Some(bytes) = r.body().bytes() else {
+        return;
+    };
+    let Ok(xml) = std::str::from_utf8(&bytes) else {
+        return;
+    };
+    let Some((before, rest)) = xml.split_once("<ETag>") else {
+        return;
+    };
+    let Some((etag, after)) = rest.split_once("</ETag>") else {
+        return;
+    };
+    let bare = etag.trim_matches('"');
+    if bare.len() == etag.len() {
+        return;
+    }
+    let xml = format!("{before}<ETag>{bare}</ETag>{after}");
+    if r.headers().contains_key(http::header::CONTENT_LENGTH) {
+        r.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, xml.len().into());
+    }
+    *r.body_mut() = Body::from(xml);
 }
 
 pub struct Gateway {

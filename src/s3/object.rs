@@ -518,13 +518,21 @@ pub async fn attributes(
         .head_object(&caller, &input.bucket, &input.key)
         .await
         .map_err(to_s3_error)?;
-    let wants = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
+    // One header per attribute (the Rust SDK) or one comma-separated header (botocore, the CLI);
+    // s3s takes each header value as one attribute.
+    let wants = |a: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|x| x.as_str().split(','))
+            .any(|x| x.trim() == a)
+    };
     let sums = Sums::of(row.checksum.as_ref());
     let parts = row.parts_count.map(|n| GetObjectAttributesParts {
         total_parts_count: Some(n),
         ..Default::default()
     });
-    Ok(S3Response::new(GetObjectAttributesOutput {
+    let mut resp = S3Response::new(GetObjectAttributesOutput {
         e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(row.etag.clone())),
         object_size: wants(ObjectAttributes::OBJECT_SIZE)
             .then(|| i64::try_from(row.size).ok())
@@ -547,5 +555,7 @@ pub async fn attributes(
             .flatten(),
         last_modified: Some(timestamp(row.created_at)),
         ..Default::default()
-    }))
+    });
+    resp.extensions.insert(super::UnquoteXmlEtag);
+    Ok(resp)
 }
