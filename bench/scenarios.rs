@@ -26,6 +26,9 @@ pub struct Profile {
     pub big: u64,
     pub par_n: usize,
     pub par_size: u64,
+    /// Many large bodies at once: memory per request must stay bounded.
+    pub wide_n: usize,
+    pub wide_size: u64,
     pub mp_total: u64,
     pub mp_part: u64,
     pub mp_inflight: usize,
@@ -51,6 +54,8 @@ impl Profile {
             big: GIB,
             par_n: 4,
             par_size: 256 * MIB,
+            wide_n: 32,
+            wide_size: 32 * MIB,
             mp_total: GIB,
             mp_part: 16 * MIB,
             mp_inflight: 8,
@@ -76,6 +81,8 @@ impl Profile {
             big: 8 * MIB,
             par_n: 4,
             par_size: 2 * MIB,
+            wide_n: 32,
+            wide_size: MIB,
             mp_total: 15 * MIB,
             mp_part: 5 * MIB,
             mp_inflight: 8,
@@ -107,6 +114,8 @@ pub enum Step {
     Get1,
     Put4,
     Get4,
+    PutWide,
+    GetWide,
     Multipart,
     SmallPut,
     SmallGet,
@@ -119,11 +128,13 @@ pub enum Step {
     Dedup,
 }
 
-pub const ALL_STEPS: [Step; 14] = [
+pub const ALL_STEPS: [Step; 16] = [
     Step::Put1,
     Step::Get1,
     Step::Put4,
     Step::Get4,
+    Step::PutWide,
+    Step::GetWide,
     Step::Multipart,
     Step::SmallPut,
     Step::SmallGet,
@@ -136,7 +147,15 @@ pub const ALL_STEPS: [Step; 14] = [
     Step::Dedup,
 ];
 
-pub const GROUPS: [&str; 6] = ["stream", "parallel", "multipart", "small", "list", "dedup"];
+pub const GROUPS: [&str; 7] = [
+    "stream",
+    "parallel",
+    "wide",
+    "multipart",
+    "small",
+    "list",
+    "dedup",
+];
 
 /// What "good" means for a JustStorage result (issue 7's targets; judged on the full profile).
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +171,8 @@ impl Step {
             Step::Get1 => "get-single",
             Step::Put4 => "put-parallel",
             Step::Get4 => "get-parallel",
+            Step::PutWide => "put-wide",
+            Step::GetWide => "get-wide",
             Step::Multipart => "multipart",
             Step::SmallPut => "small-put",
             Step::SmallGet => "small-get",
@@ -169,6 +190,7 @@ impl Step {
         match self {
             Step::Put1 | Step::Get1 => "stream",
             Step::Put4 | Step::Get4 => "parallel",
+            Step::PutWide | Step::GetWide => "wide",
             Step::Multipart => "multipart",
             Step::SmallPut | Step::SmallGet | Step::SmallHead | Step::SmallDelete => "small",
             Step::ListSetup | Step::ListFlat | Step::ListDelim | Step::ListPrefixDelim => "list",
@@ -183,6 +205,8 @@ impl Step {
             Step::Get1 => format!("GET 1 x {}", sz(p.big)),
             Step::Put4 => format!("PUT {} x {} parallel", p.par_n, sz(p.par_size)),
             Step::Get4 => format!("GET {} x {} parallel", p.par_n, sz(p.par_size)),
+            Step::PutWide => format!("PUT {} x {} c{}", p.wide_n, sz(p.wide_size), p.wide_n),
+            Step::GetWide => format!("GET {} x {} c{}", p.wide_n, sz(p.wide_size), p.wide_n),
             Step::Multipart => format!(
                 "multipart {} ({} parts, {} in flight)",
                 sz(p.mp_total),
@@ -205,7 +229,13 @@ impl Step {
 
     pub fn unit(self) -> &'static str {
         match self {
-            Step::Put1 | Step::Get1 | Step::Put4 | Step::Get4 | Step::Multipart => "MB/s",
+            Step::Put1
+            | Step::Get1
+            | Step::Put4
+            | Step::Get4
+            | Step::PutWide
+            | Step::GetWide
+            | Step::Multipart => "MB/s",
             Step::SmallPut
             | Step::SmallGet
             | Step::SmallHead
@@ -284,6 +314,10 @@ pub async fn run(step: Step, cx: Ctx<'_>) -> Result<Measured> {
         Step::Get1 => get_many(cx.client, cx.bucket, "stream/one", 1, p.big).await,
         Step::Put4 => put_many(cx.client, cx.bucket, "par/obj", p.par_n, p.par_size, 100).await,
         Step::Get4 => get_many(cx.client, cx.bucket, "par/obj", p.par_n, p.par_size).await,
+        Step::PutWide => {
+            put_many(cx.client, cx.bucket, "wide/obj", p.wide_n, p.wide_size, 200).await
+        }
+        Step::GetWide => get_many(cx.client, cx.bucket, "wide/obj", p.wide_n, p.wide_size).await,
         Step::Multipart => multipart(cx.client, cx.bucket, p).await,
         Step::SmallPut => {
             let m = small(cx.client, cx.bucket, step, p, p.small_puts, 0).await?;

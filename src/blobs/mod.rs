@@ -40,7 +40,7 @@ impl Tier {
 
 /// Bytes per message handed from the reactor to the hashing threads: large enough to amortise
 /// the hand-off, small enough to keep memory per request bounded (see `write`).
-pub const CHUNK: usize = 1 << 20;
+pub const CHUNK: usize = 256 << 10;
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
