@@ -280,3 +280,67 @@ fn link(temp: &Path, fin: &Path) -> io::Result<()> {
         r => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_blob(store: &BlobStore, id: &str, bytes: &[u8]) {
+        std::fs::write(store.temp_path(Tier::Hot, id), bytes).expect("write temp");
+    }
+
+    const HASH: &str = "00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa";
+
+    #[tokio::test]
+    async fn place_links_and_confirm_restores_a_collected_blob() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            BlobStore::open(&dir.path().join("hot"), &dir.path().join("cold")).expect("open");
+        temp_blob(&store, "t1", b"hello");
+        let placed = store.place(Tier::Hot, "t1", HASH, 5).await.expect("place");
+        let fin = store.blob_path(Tier::Hot, HASH);
+        assert_eq!(std::fs::read(&fin).expect("read blob"), b"hello");
+        // The temp name stays until the commit is done.
+        assert!(store.temp_path(Tier::Hot, "t1").exists());
+        store
+            .confirm(Tier::Hot, "t1", HASH, placed)
+            .await
+            .expect("confirm as placed");
+
+        // The collector unlinked the blob between place and commit: confirm places it again.
+        std::fs::remove_file(&fin).expect("unlink");
+        store
+            .confirm(Tier::Hot, "t1", HASH, placed)
+            .await
+            .expect("confirm re-places");
+        assert_eq!(std::fs::read(&fin).expect("read blob"), b"hello");
+
+        store.drop_temp(Tier::Hot, "t1");
+        assert!(!store.temp_path(Tier::Hot, "t1").exists());
+        assert_eq!(
+            std::fs::read(&fin).expect("blob outlives its temp name"),
+            b"hello"
+        );
+    }
+
+    #[tokio::test]
+    async fn place_dedups_and_replaces_a_damaged_blob() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            BlobStore::open(&dir.path().join("hot"), &dir.path().join("cold")).expect("open");
+        temp_blob(&store, "a", b"same!");
+        let first = store.place(Tier::Hot, "a", HASH, 5).await.expect("place a");
+        temp_blob(&store, "b", b"same!");
+        let second = store.place(Tier::Hot, "b", HASH, 5).await.expect("place b");
+        // Dedup: the second writer keeps the file that was there.
+        assert_eq!(first, second);
+
+        // A file of the wrong size at the address is damaged: the next writer replaces it.
+        let fin = store.blob_path(Tier::Hot, HASH);
+        std::fs::remove_file(&fin).expect("unlink");
+        std::fs::write(&fin, b"bad").expect("damage");
+        temp_blob(&store, "c", b"same!");
+        store.place(Tier::Hot, "c", HASH, 5).await.expect("place c");
+        assert_eq!(std::fs::read(&fin).expect("read"), b"same!");
+    }
+}
