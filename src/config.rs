@@ -20,6 +20,8 @@ pub enum ConfigError {
     RootKey,
     #[error("unknown fault point {0:?}")]
     Fault(String),
+    #[error("inline_max_bytes {0} is over the limit of {limit}", limit = crate::blobs::INLINE_LIMIT)]
+    InlineMax(usize),
 }
 
 /// `just-storage serve` flags; each also reads its `JUST_STORAGE_*` variable.
@@ -68,6 +70,10 @@ pub struct ServeArgs {
     /// Root secret key to create on first start.
     #[arg(long, env = "JUST_STORAGE_ROOT_SECRET_KEY", hide_env_values = true)]
     pub root_secret_key: Option<String>,
+    /// PUT bodies up to this many bytes are stored in the database instead of a file
+    /// [default: 16384; 0 = always files; at most 65536].
+    #[arg(long, env = "JUST_STORAGE_INLINE_MAX_BYTES")]
+    pub inline_max_bytes: Option<usize>,
     /// Scrubber read rate in MB/s [default: 50; 0 = unlimited].
     #[arg(long, env = "JUST_STORAGE_SCRUB_MBPS")]
     pub scrub_mbps: Option<u64>,
@@ -100,6 +106,7 @@ struct FileConfig {
     upload_max_age_secs: Option<u64>,
     scrub_mbps: Option<u64>,
     scrub_interval_secs: Option<u64>,
+    inline_max_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +132,8 @@ pub struct Config {
     pub fault: Option<crate::fault::Fault>,
     pub scrub_mbps: u64,
     pub scrub_interval: Duration,
+    /// Largest PUT body kept inline in its blob row (`engine::Limits::inline_max`).
+    pub inline_max: usize,
 }
 
 impl Config {
@@ -183,6 +192,11 @@ impl Config {
             root_key,
             scrub_mbps: a.scrub_mbps.or(f.scrub_mbps).unwrap_or(50),
             scrub_interval: secs(a.scrub_interval_secs.or(f.scrub_interval_secs), 3600),
+            inline_max: match a.inline_max_bytes.or(f.inline_max_bytes) {
+                Some(n) if n > crate::blobs::INLINE_LIMIT => return Err(ConfigError::InlineMax(n)),
+                Some(n) => n,
+                None => crate::engine::Limits::default().inline_max,
+            },
             fault: match a.fault {
                 Some(f) => Some(crate::fault::Fault::parse(&f).ok_or(ConfigError::Fault(f))?),
                 None => None,

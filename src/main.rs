@@ -108,7 +108,14 @@ async fn open_engine(cfg: &Config) -> anyhow::Result<Engine> {
     }
     let blobs = just_storage::blobs::BlobStore::open(&cfg.hot_dir, &cfg.cold_dir)?;
     let meta = just_storage::meta::open(&cfg.database_url).await?;
-    Ok(Engine::new(meta, blobs, Limits::default()))
+    Ok(Engine::new(
+        meta,
+        blobs,
+        Limits {
+            inline_max: cfg.inline_max,
+            ..Limits::default()
+        },
+    ))
 }
 
 async fn admin(store: ServeArgs, command: AdminCommand) -> anyhow::Result<()> {

@@ -72,7 +72,14 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     }
     let blobs = BlobStore::open(&cfg.hot_dir, &cfg.cold_dir)?;
     let meta = crate::meta::open(&cfg.database_url).await?;
-    let engine = Engine::new(meta.clone(), blobs, Limits::default());
+    let engine = Engine::new(
+        meta.clone(),
+        blobs,
+        Limits {
+            inline_max: cfg.inline_max,
+            ..Limits::default()
+        },
+    );
     let created_root = engine.ensure_root(cfg.root_key.clone()).await?;
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;

@@ -142,7 +142,7 @@ impl Env {
 
     /// The consistency check after `gc`, with every server process stopped: no temp file, no
     /// WRITING/DELETING row, `refcount_mismatches()` empty, every referenced blob has its file
-    /// (with the right content) and every blob file and blob row is referenced.
+    /// or inline bytes (with the right content) and every blob file and blob row is referenced.
     async fn check_store(&self) {
         let url = self.meta_url();
         let meta = just_storage::meta::open(&url)
@@ -162,11 +162,24 @@ impl Env {
         .await;
         let files = self.blob_file_set();
         let temps = self.temp_files();
+        // Inline blobs: their bytes are in the row, no file needed.
+        let inline: Vec<(String, String, Vec<u8>)> = db_rows(
+            &url,
+            "SELECT tier, hash, data FROM blobs WHERE data IS NOT NULL",
+        )
+        .await;
 
         let mut problems = Vec::new();
+        for (_, hash, data) in &inline {
+            if &sha256_hex(data) != hash {
+                problems.push(format!("inline blob {hash} does not hash to its name"));
+            }
+        }
+        let inline: BTreeSet<(String, String)> =
+            inline.into_iter().map(|(t, h, _)| (t, h)).collect();
         let missing: Vec<_> = referenced
             .iter()
-            .filter(|b| !files.contains_key(*b))
+            .filter(|b| !files.contains_key(*b) && !inline.contains(*b))
             .collect();
         if !missing.is_empty() {
             problems.push(format!(
@@ -238,7 +251,18 @@ const REFERENCED_SQL: &str = "SELECT s.tier, s.blob_hash FROM object_segments s 
      UNION SELECT tier, blob_hash FROM upload_parts WHERE blob_hash IS NOT NULL";
 
 async fn db_pairs(url: &str, sql: &'static str) -> BTreeSet<(String, String)> {
-    let rows: Vec<(String, String)> = if url.starts_with("postgres") {
+    db_rows(url, sql).await.into_iter().collect()
+}
+
+/// Every row of `sql`, on either database.
+async fn db_rows<T>(url: &str, sql: &'static str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url)
             .await
             .expect("connect PostgreSQL");
@@ -256,8 +280,7 @@ async fn db_pairs(url: &str, sql: &'static str) -> BTreeSet<(String, String)> {
         let rows = sqlx::query_as(sql).fetch_all(&pool).await.expect(sql);
         pool.close().await;
         rows
-    };
-    rows.into_iter().collect()
+    }
 }
 
 /// Runs a command to completion, killing it (and failing) after `limit`.
@@ -482,11 +505,15 @@ async fn crash_during_put(db: Db, point: &str) {
 
     // Each request runs against its own armed process: a new key, an overwrite of an
     // acknowledged key, and a new key whose body already exists (the dedup branch of `place`).
-    let cases = [
+    let mut cases = vec![
         ("new-key", bytes(512 << 10, 10)),
         ("a", bytes(700 << 10, 11)),
         ("dup-of-b", acked["b"].clone()),
     ];
+    if point == "after-temp-write" {
+        // An inline body (no temp file, never placed) passes this point too.
+        cases.push(("small-new", bytes(3000, 12)));
+    }
     for (key, body) in cases {
         let mut p = env.spawn(Some(point), &[]);
         let c = strict_client(p.addr);
@@ -518,6 +545,7 @@ async fn crash_during_put(db: Db, point: &str) {
     verify_acked(&c, &acked).await;
     expect_absent(&c, "new-key").await;
     expect_absent(&c, "dup-of-b").await;
+    expect_absent(&c, "small-new").await;
     env.gc();
     verify_acked(&c, &acked).await;
     assert!(p.terminate().success(), "clean exit on SIGTERM");

@@ -56,6 +56,7 @@ async fn ten_thousand_parts(s: &TestServer) {
                 tier: Tier::Hot,
                 hash: hash.clone(),
                 size: body.len() as u64,
+                inline: None,
             }),
             checksum: Some(crc.clone()),
         };

@@ -9,7 +9,7 @@ mod checksum;
 mod write;
 
 pub use checksum::ChecksumAlgo;
-pub use write::{BodyError, WriteError, Written};
+pub use write::{BodyError, INLINE_LIMIT, WriteError, Written};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -68,8 +68,8 @@ impl BlobStore {
         }
     }
 
-    /// Temp file of an upload; `id` is the object row id (a UUID), so the orphan sweep can match
-    /// temp files to WRITING rows.
+    /// Temp file of an upload; `id` is the new version's id (a UUID). The file is the upload's
+    /// only trace until the commit, so the orphan sweep ages it by mtime.
     pub fn temp_path(&self, tier: Tier, id: &str) -> PathBuf {
         self.root(tier).join("tmp").join(id)
     }

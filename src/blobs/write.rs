@@ -25,6 +25,9 @@ const DEPTH: usize = 2;
 /// Bodies up to this size take the one-hand-off path.
 const SMALL: usize = 256 << 10;
 
+/// The most a caller may keep in memory instead of a file (`inline_max`).
+pub const INLINE_LIMIT: usize = 64 << 10;
+
 /// Why a request body could not be read to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -45,7 +48,7 @@ pub enum BodyError {
     Client(String),
 }
 
-/// A fully written, fsynced temp file and its digests.
+/// A fully written, fsynced temp file (or a body kept in memory) and its digests.
 #[derive(Debug, Clone)]
 pub struct Written {
     pub size: u64,
@@ -53,6 +56,8 @@ pub struct Written {
     pub md5: [u8; 16],
     /// The requested extra checksums, raw (CRCs big-endian), in request order.
     pub checksums: Vec<(ChecksumAlgo, Vec<u8>)>,
+    /// A body of at most the caller's `inline_max` bytes: kept here, no temp file was made.
+    pub inline: Option<Bytes>,
 }
 
 impl Written {
@@ -74,20 +79,23 @@ pub enum WriteError {
 
 impl BlobStore {
     /// Streams `body` into `<tier>/tmp/<id>`, hashing it off the reactor (SHA-256, MD5 and the
-    /// `extra` checksums), and fsyncs the file. On any error the temp file is removed.
+    /// `extra` checksums), and fsyncs the file. On any error the temp file is removed. A body
+    /// that ends within `inline_max` bytes is hashed on the spot (a few microseconds) and
+    /// returned in `Written::inline` instead: no file at all.
     pub async fn write_temp<S>(
         &self,
         tier: Tier,
         id: &str,
         body: S,
         max_size: u64,
+        inline_max: usize,
         extra: &[ChecksumAlgo],
     ) -> Result<Written, WriteError>
     where
         S: Stream<Item = Result<Bytes, BodyError>> + Send,
     {
         let path = self.temp_path(tier, id);
-        let result = pump(&path, body, max_size, extra).await;
+        let result = pump(&path, body, max_size, inline_max, extra).await;
         if result.is_err() {
             let _ = self.remove_temp(tier, id).await;
         }
@@ -101,11 +109,13 @@ async fn pump<S>(
     path: &std::path::Path,
     body: S,
     max_size: u64,
+    inline_max: usize,
     extra: &[ChecksumAlgo],
 ) -> Result<Written, WriteError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send,
 {
+    debug_assert!(inline_max <= INLINE_LIMIT);
     let mut body = std::pin::pin!(body);
     // The extra checksums ride with SHA-256: CRCs cost nothing next to it, and MD5's thread is
     // the bottleneck already.
@@ -114,6 +124,9 @@ where
     let mut size: u64 = 0;
     while size < SMALL as u64 {
         let Some(chunk) = body.next().await else {
+            if size <= inline_max as u64 {
+                return Ok(keep_inline(head, digests));
+            }
             let path = path.to_owned();
             return tokio::task::spawn_blocking(move || write_small(&path, head, digests))
                 .await
@@ -157,6 +170,7 @@ where
         sha256,
         md5,
         checksums,
+        inline: None,
     })
 }
 
@@ -245,6 +259,28 @@ fn write_chunk(out: &mut impl Write, chunk: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// A small body hashed where it is (bounded by `INLINE_LIMIT`, so tens of microseconds of
+/// CPU at most: less than a hand-off to a blocking thread).
+fn keep_inline(chunks: Batch, mut digests: Digests) -> Written {
+    let mut md5 = Md5::new();
+    for chunk in &chunks {
+        digests.update(chunk);
+        md5.update(chunk);
+    }
+    let bytes = match <[Bytes; 1]>::try_from(chunks) {
+        Ok([one]) => one,
+        Err(chunks) => Bytes::from(chunks.concat()),
+    };
+    let (sha256, checksums) = digests.finish();
+    Written {
+        size: bytes.len() as u64,
+        sha256,
+        md5: md5.finalize().into(),
+        checksums,
+        inline: Some(bytes),
+    }
+}
+
 /// The whole small-body path on one blocking thread: create, write, hash, fsync.
 fn write_small(
     path: &std::path::Path,
@@ -268,6 +304,7 @@ fn write_small(
         sha256,
         md5: md5.finalize().into(),
         checksums,
+        inline: None,
     })
 }
 

@@ -38,6 +38,10 @@ pub struct Limits {
     pub max_put_size: u64,
     pub max_key_bytes: usize,
     pub max_user_meta_bytes: usize,
+    /// PUT bodies up to this size are kept in their blob row, not in a file: a small write then
+    /// costs one transaction and one log fsync instead of a file create, fsync, link, directory
+    /// fsync and unlink. At most `blobs::INLINE_LIMIT`.
+    pub inline_max: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +50,7 @@ impl Default for Limits {
             max_put_size: 5 << 30,
             max_key_bytes: 1024,
             max_user_meta_bytes: 2048,
+            inline_max: 16 << 10,
         }
     }
 }
@@ -216,8 +221,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The write path of DESIGN.md: WRITING row → streamed, hashed, fsynced temp file →
-    /// verification → one commit transaction that places the blob and flips the version.
+    /// The write path: streamed, hashed, fsynced temp file (the WRITING state: the file is
+    /// named by the new version's id) → verification → blob placed at its content address →
+    /// one commit transaction that inserts the version and takes the blob reference.
     pub async fn put_object<S>(
         &self,
         caller: &Caller,
@@ -235,16 +241,13 @@ impl Engine {
         let (storage_class, tier) = storage_tier(req.storage_class.as_deref())?;
         let b = self.bucket(caller, bucket).await?;
         let id = uuid::Uuid::now_v7().to_string();
-        self.meta.insert_writing(&id, &b.id, key, tier).await?;
         let result = self
             .write_and_commit(&id, &b, key, tier, storage_class, req, body)
             .await;
         if result.is_err() {
-            // Nothing became visible; leave no temp file and no WRITING row behind.
+            // Nothing became visible; leave no temp file behind (the sweep takes what a crash
+            // leaves).
             let _ = self.blobs.remove_temp(tier, &id).await;
-            if let Err(e) = self.meta.abort_writing(&id).await {
-                tracing::warn!(%id, error = %e, "could not remove WRITING row; the sweep will");
-            }
         }
         result
     }
@@ -270,6 +273,7 @@ impl Engine {
                 id,
                 body,
                 self.limits.max_put_size,
+                self.limits.inline_max,
                 &[req.checksum.effective()],
             )
             .await?;
@@ -289,12 +293,14 @@ impl Engine {
         let checksum = checksum::settle(&req.checksum, &written)?;
         crate::fault::crash_point(crate::fault::Fault::AfterTempWrite);
         let hash = hex::encode(written.sha256);
+        let inline = written.inline.is_some();
         let blob = (written.size > 0).then(|| Segment {
             tier,
             hash: hash.clone(),
             size: written.size,
+            inline: written.inline,
         });
-        if blob.is_none() {
+        if blob.is_none() && !inline {
             // An empty object has no segments and needs no file.
             self.blobs.remove_temp(tier, id).await?;
         }
@@ -310,7 +316,8 @@ impl Engine {
             condition: req.condition,
             checksum: Some(checksum),
         };
-        if commit.blob.is_none() {
+        if commit.blob.is_none() || inline {
+            // No file to place: the bytes (if any) go into the blob row.
             return Ok(self.meta.commit_put(&commit, None).await?);
         }
         let place = self.placer(tier, id, &hash, written.size).await?;

@@ -275,7 +275,7 @@ impl Engine {
         let tier = up.tier;
         let written = self
             .blobs
-            .write_temp(tier, tmp, body, MAX_PART_SIZE, &part_algos(up, spec))
+            .write_temp(tier, tmp, body, MAX_PART_SIZE, 0, &part_algos(up, spec))
             .await?;
         if content_md5.is_some_and(|want| want != written.md5) {
             return Err(Error::BadDigest);
@@ -291,6 +291,7 @@ impl Engine {
             tier,
             hash: hash.clone(),
             size: written.size,
+            inline: None,
         });
         if blob.is_none() {
             self.blobs.remove_temp(tier, tmp).await?;
@@ -548,6 +549,7 @@ mod tests {
                 tier: Tier::Hot,
                 hash: format!("{n:064x}"),
                 size,
+                inline: None,
             }),
             checksum: Some(checksum::b64(&ChecksumAlgo::Crc64Nvme.digest(body))),
         }

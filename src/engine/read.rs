@@ -27,6 +27,8 @@ struct Piece {
     hash: String,
     offset: u64,
     len: u64,
+    /// The segment's bytes when its blob is inline (then there is no file to open).
+    inline: Option<Bytes>,
 }
 
 fn pieces(segments: &[Segment], range: ByteRange) -> Vec<Piece> {
@@ -43,16 +45,24 @@ fn pieces(segments: &[Segment], range: ByteRange) -> Vec<Piece> {
                 hash: s.hash.clone(),
                 offset: start - lo,
                 len: end - start,
+                inline: s.inline.clone(),
             });
         }
     }
     out
 }
 
+/// Where the current piece's bytes come from.
+enum Source {
+    File(tokio::fs::File, u64),
+    /// The rest of an inline piece, sent as one chunk.
+    Memory(Bytes),
+}
+
 struct State {
     blobs: BlobStore,
     pieces: std::vec::IntoIter<Piece>,
-    file: Option<(tokio::fs::File, u64)>,
+    current: Option<Source>,
 }
 
 /// Opens the first segment now (errors surface before the response starts), the rest lazily.
@@ -62,54 +72,74 @@ pub(super) async fn open(
     range: ByteRange,
 ) -> Result<BodyStream> {
     let mut pieces = pieces(segments, range).into_iter();
-    let file = match pieces.next() {
-        Some(p) => Some((open_piece(blobs, &p).await?, p.len)),
+    let current = match pieces.next() {
+        Some(p) => Some(open_piece(blobs, p).await?),
         None => None,
     };
     let state = State {
         blobs: blobs.clone(),
         pieces,
-        file,
+        current,
     };
     Ok(Box::pin(futures::stream::try_unfold(state, next_chunk)))
 }
 
-async fn open_piece(blobs: &BlobStore, p: &Piece) -> std::io::Result<tokio::fs::File> {
+async fn open_piece(blobs: &BlobStore, p: Piece) -> std::io::Result<Source> {
+    if let Some(bytes) = p.inline {
+        let range = usize::try_from(p.offset)
+            .ok()
+            .zip(usize::try_from(p.offset + p.len).ok());
+        return match range {
+            Some((lo, hi)) if hi <= bytes.len() => Ok(Source::Memory(bytes.slice(lo..hi))),
+            // The row's bytes disagree with its recorded size: never serve them.
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "inline blob shorter than recorded size",
+            )),
+        };
+    }
     let mut f = blobs.open_read(p.tier, &p.hash).await?;
     if p.offset > 0 {
         f.seek(SeekFrom::Start(p.offset)).await?;
     }
-    Ok(f)
+    Ok(Source::File(f, p.len))
 }
 
 async fn next_chunk(mut st: State) -> std::io::Result<Option<(Bytes, State)>> {
     loop {
-        let Some((file, left)) = st.file.as_mut() else {
-            let Some(p) = st.pieces.next() else {
-                return Ok(None);
-            };
-            st.file = Some((open_piece(&st.blobs, &p).await?, p.len));
-            continue;
-        };
-        if *left == 0 {
-            st.file = None;
-            continue;
-        }
-        let want = usize::try_from(*left).unwrap_or(usize::MAX).min(READ_CHUNK);
-        let mut buf = BytesMut::zeroed(want);
-        let mut filled = 0;
-        while filled < want {
-            let n = file.read(&mut buf[filled..]).await?;
-            if n == 0 {
-                // The blob is shorter than its row says: never serve a short object silently.
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "blob file shorter than recorded size",
-                ));
+        match st.current.take() {
+            None => {
+                let Some(p) = st.pieces.next() else {
+                    return Ok(None);
+                };
+                st.current = Some(open_piece(&st.blobs, p).await?);
             }
-            filled += n;
+            Some(Source::Memory(bytes)) => return Ok(Some((bytes, st))),
+            Some(Source::File(_, 0)) => {}
+            Some(Source::File(mut file, left)) => {
+                let chunk = read_chunk(&mut file, left).await?;
+                st.current = Some(Source::File(file, left - chunk.len() as u64));
+                return Ok(Some((chunk, st)));
+            }
         }
-        *left -= want as u64;
-        return Ok(Some((buf.freeze(), st)));
     }
+}
+
+/// Up to `READ_CHUNK` of the `left` bytes still due from `file`.
+async fn read_chunk(file: &mut tokio::fs::File, left: u64) -> std::io::Result<Bytes> {
+    let want = usize::try_from(left).unwrap_or(usize::MAX).min(READ_CHUNK);
+    let mut buf = BytesMut::zeroed(want);
+    let mut filled = 0;
+    while filled < want {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            // The blob is shorter than its row says: never serve a short object silently.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "blob file shorter than recorded size",
+            ));
+        }
+        filled += n;
+    }
+    Ok(buf.freeze())
 }

@@ -103,6 +103,9 @@ pub struct Segment {
     pub tier: Tier,
     pub hash: String,
     pub size: u64,
+    /// The bytes of a blob stored in its row (`INLINE_MAX` or less): set on a PUT's new blob
+    /// and on the segments `latest` returns; `None` elsewhere, and for blobs kept in files.
+    pub inline: Option<bytes::Bytes>,
 }
 
 /// An `x-amz-checksum-*` value as stored and returned.
@@ -164,7 +167,7 @@ pub enum WriteCondition {
     IfMatch(Option<String>),
 }
 
-/// Txn B of a PUT: make a WRITING row the current version of its key.
+/// The commit of a PUT: the new current version of its key.
 #[derive(Debug, Clone)]
 pub struct PutCommit {
     pub object_id: String,
@@ -293,6 +296,8 @@ pub struct BlobRow {
     pub size: u64,
     pub ref_count: i64,
     pub corrupted: bool,
+    /// The bytes are in the row (no file needed).
+    pub inline: bool,
 }
 
 /// A safe repair of one blob row (fsck --repair).
@@ -341,17 +346,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()>;
 
     // --- objects ---
-    /// Txn A of the write path: the WRITING row whose id names the temp file.
-    async fn insert_writing(
-        &self,
-        object_id: &str,
-        bucket_id: &str,
-        key: &str,
-        tier: Tier,
-    ) -> MetaResult<()>;
-    /// Removes a WRITING row whose upload failed (its temp file is already gone).
-    async fn abort_writing(&self, object_id: &str) -> MetaResult<()>;
-    /// Txn B of the write path. Returns the committed version.
+    /// The commit of the write path: inserts the version (its id names the temp file) as the
+    /// current one. `NoSuchBucket` if the bucket went away while the body streamed.
     async fn commit_put(&self, c: &PutCommit, place: Option<PlaceFn<'_>>) -> MetaResult<ObjectRow>;
     async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow>;
     /// The current version of `key` in the tenant's bucket named `bucket` (NoSuchBucket when
@@ -416,9 +412,6 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn stale_uploads(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<(String, String)>>;
 
     // --- maintenance (workers) ---
-    /// WRITING rows created before `cutoff`: `(object id, tier)`.
-    async fn stale_writing(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<(String, Tier)>>;
-    async fn writing_exists(&self, object_id: &str) -> MetaResult<bool>;
     /// Removes DELETING rows (and their segments) deleted before `cutoff`. Returns the count.
     async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64>;
     /// Blobs with `ref_count = 0` since before `cutoff`.
@@ -436,7 +429,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// point at them, and references to blobs without a row. Empty when consistent.
     async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>>;
     /// Scrubber: intact blobs, least recently verified first.
-    async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<(BlobId, u64)>>;
+    async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<BlobRow>>;
+    /// The bytes of an inline blob (`None`: no row, or the blob is in a file).
+    async fn blob_data(&self, blob: &BlobId) -> MetaResult<Option<Vec<u8>>>;
     /// Records a verification; a mismatch marks the blob corrupted (for good).
     async fn mark_verified(&self, blob: &BlobId, intact: bool) -> MetaResult<()>;
     /// fsck: blob rows with `hash > after`, in hash order.

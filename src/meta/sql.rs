@@ -108,6 +108,9 @@ const SEGMENT_COLS: &str = "s.tier AS seg_tier, s.blob_hash, s.size AS seg_size,
 const SEGMENT_JOIN: &str = "LEFT JOIN object_segments s ON s.object_id = o.id \
     LEFT JOIN blobs b ON b.tier = s.tier AND b.hash = s.blob_hash";
 
+/// A `BlobRow`'s columns.
+const BLOB_ROW_COLS: &str = "tier, hash, size, ref_count, corrupted, data IS NOT NULL AS inline";
+
 const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_class, \
     content_type, content_encoding, content_disposition, content_language, cache_control, \
     expires, user_meta, tags, checksum_algo, checksum_type";
@@ -181,6 +184,14 @@ struct Delta {
     size: u64,
 }
 
+/// An insert's foreign key on `bucket_id` failed: the bucket was deleted meanwhile.
+fn no_bucket_on_fk(e: sqlx::Error) -> MetaError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => MetaError::NoSuchBucket,
+        _ => MetaError::Db(e),
+    }
+}
+
 fn deltas(add: &[Segment], release: &[Segment]) -> Vec<Delta> {
     let mk = |s: &Segment, release| Delta {
         tier: s.tier,
@@ -241,8 +252,26 @@ macro_rules! sql_meta {
                     size,
                     etag: r.try_get("etag")?,
                     created_at: r.try_get("created_at")?,
-                    blob: hash.map(|hash| Segment { tier, hash, size }),
+                    blob: hash.map(|hash| Segment {
+                        tier,
+                        hash,
+                        size,
+                        inline: None,
+                    }),
                     checksum: r.try_get("checksum_value")?,
+                })
+            }
+
+            fn blob_row_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<BlobRow> {
+                Ok(BlobRow {
+                    blob: BlobId {
+                        tier: tier_of(r.try_get::<&str, _>("tier")?)?,
+                        hash: r.try_get("hash")?,
+                    },
+                    size: to_u64(r.try_get("size")?, "blob size")?,
+                    ref_count: r.try_get("ref_count")?,
+                    corrupted: r.try_get("corrupted")?,
+                    inline: r.try_get("inline")?,
                 })
             }
 
@@ -308,12 +337,16 @@ macro_rules! sql_meta {
                     " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
                 );
                 let rows = sqlx::query(Q).bind(bucket_id).bind(key).fetch_all(&mut *conn).await?;
-                Self::object_from_rows(&rows)
+                Self::object_from_rows(&rows, false)
             }
 
             /// An object assembled from rows of `OBJECT_COLS` + `SEGMENT_COLS`, one per segment
             /// (one row with NULL segment columns for an empty object).
-            fn object_from_rows(rows: &[<$db as sqlx::Database>::Row]) -> MetaResult<Option<ObjectRow>> {
+            /// With `inline`, the rows also carry `inline_data` (the bytes of inline blobs).
+            fn object_from_rows(
+                rows: &[<$db as sqlx::Database>::Row],
+                inline: bool,
+            ) -> MetaResult<Option<ObjectRow>> {
                 let Some(first) = rows.first() else {
                     return Ok(None);
                 };
@@ -324,10 +357,13 @@ macro_rules! sql_meta {
                         continue;
                     };
                     corrupted |= r.try_get::<bool, _>("corrupted")?;
+                    let data: Option<Vec<u8>> =
+                        if inline { r.try_get("inline_data")? } else { None };
                     segments.push(Segment {
                         tier: tier_of(tier)?,
                         hash: r.try_get("blob_hash")?,
                         size: to_u64(r.try_get("seg_size")?, "segment size")?,
+                        inline: data.map(bytes::Bytes::from),
                     });
                 }
                 Self::object_of(first, segments, corrupted).map(Some)
@@ -383,16 +419,20 @@ macro_rules! sql_meta {
                         .await?
                     } else if is_new {
                         sqlx::query_scalar(
-                            "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at) \
-                             VALUES ($1, $2, $3, 1, NULL, $4) \
+                            // An inline blob's bytes also go into a row that has a file:
+                            // then either copy serves them.
+                            "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at, \
+                             data) VALUES ($1, $2, $3, 1, NULL, $4, $5) \
                              ON CONFLICT (tier, hash) DO UPDATE \
-                             SET ref_count = blobs.ref_count + 1, zero_since = NULL \
+                             SET ref_count = blobs.ref_count + 1, zero_since = NULL, \
+                             data = COALESCE(blobs.data, excluded.data) \
                              RETURNING ref_count",
                         )
                         .bind(d.tier.as_str())
                         .bind(&d.hash)
                         .bind(to_i64(d.size))
                         .bind(now)
+                        .bind(new_blob.and_then(|b| b.inline.as_deref()))
                         .fetch_optional(&mut **tx)
                         .await?
                     } else {
@@ -475,7 +515,8 @@ macro_rules! sql_meta {
                 .bind(row.checksum.as_ref().map(Checksum::type_str))
                 .bind(tags_json(&row.headers))
                 .execute(&mut **tx)
-                .await?;
+                .await
+                .map_err(no_bucket_on_fk)?;
                 Ok(())
             }
 
@@ -673,35 +714,6 @@ macro_rules! sql_meta {
                 Ok(())
             }
 
-            async fn insert_writing(
-                &self,
-                object_id: &str,
-                bucket_id: &str,
-                key: &str,
-                tier: Tier,
-            ) -> MetaResult<()> {
-                sqlx::query(
-                    "INSERT INTO objects (id, bucket_id, key, status, tier, created_at) \
-                     VALUES ($1, $2, $3, 'WRITING', $4, $5)",
-                )
-                .bind(object_id)
-                .bind(bucket_id)
-                .bind(key)
-                .bind(tier.as_str())
-                .bind(crate::now_micros())
-                .execute(&self.$write)
-                .await?;
-                Ok(())
-            }
-
-            async fn abort_writing(&self, object_id: &str) -> MetaResult<()> {
-                sqlx::query("DELETE FROM objects WHERE id = $1 AND status = 'WRITING'")
-                    .bind(object_id)
-                    .execute(&self.$write)
-                    .await?;
-                Ok(())
-            }
-
             async fn commit_put(
                 &self,
                 c: &PutCommit,
@@ -714,53 +726,30 @@ macro_rules! sql_meta {
                 if let Some(o) = &old {
                     Self::demote(&mut tx, &o.id).await?;
                 }
-                let writing: Option<i64> = sqlx::query_scalar(
-                    "UPDATE objects SET status = 'COMMITTED', is_latest = TRUE, size = $2, etag = $3, \
-                     content_type = $4, content_encoding = $5, content_disposition = $6, \
-                     content_language = $7, cache_control = $8, expires = $9, user_meta = $10, \
-                     storage_class = $11, checksum_algo = $12, checksum_value = $13, \
-                     checksum_type = $14, tags = $15 WHERE id = $1 AND status = 'WRITING' \
-                     RETURNING created_at",
-                )
-                .bind(&c.object_id)
-                .bind(to_i64(c.size))
-                .bind(&c.etag)
-                .bind(&c.headers.content_type)
-                .bind(&c.headers.content_encoding)
-                .bind(&c.headers.content_disposition)
-                .bind(&c.headers.content_language)
-                .bind(&c.headers.cache_control)
-                .bind(&c.headers.expires)
-                .bind(headers_json(&c.headers))
-                .bind(&c.storage_class)
-                .bind(c.checksum.as_ref().map(|k| k.algo.as_str()))
-                .bind(c.checksum.as_ref().map(|k| k.value.as_str()))
-                .bind(c.checksum.as_ref().map(Checksum::type_str))
-                .bind(tags_json(&c.headers))
-                .fetch_optional(&mut *tx)
-                .await?;
-                // The bucket was deleted (or the sweep took the row) while the body streamed.
-                let Some(created_at) = writing else { return Err(MetaError::NoSuchBucket) };
                 let new_segs: Vec<Segment> = c.blob.iter().cloned().collect();
-                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
-                let ds = deltas(&new_segs, old_segs);
-                Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
-                Self::insert_segments(&mut tx, &c.object_id, &new_segs).await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(ObjectRow {
+                let row = ObjectRow {
                     id: c.object_id.clone(),
                     key: c.key.clone(),
                     size: c.size,
                     etag: c.etag.clone(),
                     headers: c.headers.clone(),
                     storage_class: c.storage_class.clone(),
-                    created_at,
+                    created_at: crate::now_micros(),
                     segments: new_segs,
                     parts_count: None,
                     checksum: c.checksum.clone(),
                     corrupted: false,
-                })
+                };
+                let tier = c.blob.as_ref().map(|s| s.tier).unwrap_or(Tier::Hot);
+                // The bucket's foreign key fails this if it was deleted while the body streamed.
+                Self::insert_committed(&mut tx, &c.bucket_id, tier, &row).await?;
+                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+                let ds = deltas(&row.segments, old_segs);
+                Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
+                Self::insert_segments(&mut tx, &c.object_id, &row.segments).await?;
+                tx.commit().await?;
+                self.durable().await?;
+                Ok(row)
             }
 
             async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
@@ -812,7 +801,7 @@ macro_rules! sql_meta {
             ) -> MetaResult<Option<ObjectRow>> {
                 // One query for bucket, version and segments: HEAD and GET are the hot path.
                 const Q: &str = const_format::concatcp!(
-                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS,
+                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, ", b.data AS inline_data",
                     " FROM buckets k JOIN objects o ON o.bucket_id = k.id ", SEGMENT_JOIN,
                     " WHERE k.tenant_id = $1 AND k.name = $2 AND o.key = $3 AND o.is_latest \
                      ORDER BY s.seq"
@@ -830,7 +819,7 @@ macro_rules! sql_meta {
                         None => Err(MetaError::NoSuchBucket),
                     };
                 }
-                Self::object_from_rows(&rows)
+                Self::object_from_rows(&rows, true)
             }
 
             async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
@@ -1116,33 +1105,6 @@ macro_rules! sql_meta {
                     .collect()
             }
 
-            async fn stale_writing(
-                &self,
-                cutoff: i64,
-                limit: usize,
-            ) -> MetaResult<Vec<(String, Tier)>> {
-                let rows = sqlx::query(
-                    "SELECT id, tier FROM objects WHERE status = 'WRITING' AND created_at < $1 LIMIT $2",
-                )
-                .bind(cutoff)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.$write)
-                .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("id")?, tier_of(r.try_get::<&str, _>("tier")?)?)))
-                    .collect()
-            }
-
-            async fn writing_exists(&self, object_id: &str) -> MetaResult<bool> {
-                let found: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM objects WHERE id = $1 AND status = 'WRITING'",
-                )
-                .bind(object_id)
-                .fetch_optional(&self.$write)
-                .await?;
-                Ok(found.is_some())
-            }
-
             async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64> {
                 let done = sqlx::query(
                     "DELETE FROM objects WHERE id IN (SELECT id FROM objects \
@@ -1244,25 +1206,26 @@ macro_rules! sql_meta {
                     .collect()
             }
 
-            async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<(BlobId, u64)>> {
-                let rows = sqlx::query(
-                    "SELECT tier, hash, size FROM blobs WHERE NOT corrupted \
-                     ORDER BY COALESCE(verified_at, 0), hash LIMIT $1",
-                )
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.$read)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok((
-                            BlobId {
-                                tier: tier_of(r.try_get::<&str, _>("tier")?)?,
-                                hash: r.try_get("hash")?,
-                            },
-                            to_u64(r.try_get("size")?, "blob size")?,
-                        ))
-                    })
-                    .collect()
+            async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<BlobRow>> {
+                const Q: &str = const_format::concatcp!(
+                    "SELECT ", BLOB_ROW_COLS, " FROM blobs WHERE NOT corrupted \
+                     ORDER BY COALESCE(verified_at, 0), hash LIMIT $1"
+                );
+                let rows = sqlx::query(Q)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.$read)
+                    .await?;
+                rows.iter().map(Self::blob_row_of).collect()
+            }
+
+            async fn blob_data(&self, blob: &BlobId) -> MetaResult<Option<Vec<u8>>> {
+                let data: Option<Option<Vec<u8>>> =
+                    sqlx::query_scalar("SELECT data FROM blobs WHERE tier = $1 AND hash = $2")
+                        .bind(blob.tier.as_str())
+                        .bind(&blob.hash)
+                        .fetch_optional(&self.$read)
+                        .await?;
+                Ok(data.flatten())
             }
 
             async fn mark_verified(&self, blob: &BlobId, intact: bool) -> MetaResult<()> {
@@ -1281,27 +1244,15 @@ macro_rules! sql_meta {
             }
 
             async fn blob_rows(&self, after: &str, limit: usize) -> MetaResult<Vec<BlobRow>> {
-                let rows = sqlx::query(
-                    "SELECT tier, hash, size, ref_count, corrupted FROM blobs WHERE hash > $1 \
-                     ORDER BY hash LIMIT $2",
-                )
-                .bind(after)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.$read)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(BlobRow {
-                            blob: BlobId {
-                                tier: tier_of(r.try_get::<&str, _>("tier")?)?,
-                                hash: r.try_get("hash")?,
-                            },
-                            size: to_u64(r.try_get("size")?, "blob size")?,
-                            ref_count: r.try_get("ref_count")?,
-                            corrupted: r.try_get("corrupted")?,
-                        })
-                    })
-                    .collect()
+                const Q: &str = const_format::concatcp!(
+                    "SELECT ", BLOB_ROW_COLS, " FROM blobs WHERE hash > $1 ORDER BY hash LIMIT $2"
+                );
+                let rows = sqlx::query(Q)
+                    .bind(after)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.$read)
+                    .await?;
+                rows.iter().map(Self::blob_row_of).collect()
             }
 
             async fn blob_exists(&self, blob: &BlobId) -> MetaResult<bool> {

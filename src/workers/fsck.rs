@@ -13,7 +13,7 @@ const PAGE: usize = 1000;
 pub struct FsckReport {
     pub blob_rows: u64,
     pub blob_files: u64,
-    /// `tier/hash` of rows whose file is missing.
+    /// `tier/hash` of rows whose file is missing (and whose bytes are not inline).
     pub rows_without_file: Vec<String>,
     /// `tier/hash` of files no row knows.
     pub files_without_row: Vec<String>,
@@ -68,7 +68,7 @@ async fn check_rows(engine: &Engine, repair: bool, r: &mut FsckReport) -> Result
         for row in &rows {
             r.blob_rows += 1;
             let b = &row.blob;
-            if engine.blobs().blob_file_exists(b.tier, &b.hash) {
+            if row.inline || engine.blobs().blob_file_exists(b.tier, &b.hash) {
                 continue;
             }
             r.rows_without_file

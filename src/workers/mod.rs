@@ -22,7 +22,6 @@ const MAX_BATCHES: usize = 64;
 /// What one collector run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
-    pub orphan_rows: u64,
     pub orphan_temp_files: u64,
     pub purged_rows: u64,
     pub blobs_removed: u64,
@@ -118,15 +117,9 @@ pub async fn adopt_orphan_files(engine: &Engine, orphan_age: Duration) -> Result
     Ok(adopted)
 }
 
-/// WRITING rows older than the orphan age lose their temp file and row; temp files that no
-/// WRITING row names (a crash between removing the row and the file) go too.
+/// Temp files not modified for the orphan age: uploads that crashed or whose cleanup failed
+/// (a live upload writes to its file as the body arrives, so its mtime stays fresh).
 async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -> Result<()> {
-    let cutoff = micros_ago(cfg.orphan_age);
-    for (id, tier) in engine.meta().stale_writing(cutoff, BATCH).await? {
-        engine.blobs().remove_temp(tier, &id).await?;
-        engine.meta().abort_writing(&id).await?;
-        report.orphan_rows += 1;
-    }
     let older = SystemTime::now()
         .checked_sub(cfg.orphan_age)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -136,10 +129,8 @@ async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -
             .await
             .map_err(|e| Error::Storage(std::io::Error::other(e)))??;
         for id in stale {
-            if !engine.meta().writing_exists(&id).await? {
-                engine.blobs().remove_temp(tier, &id).await?;
-                report.orphan_temp_files += 1;
-            }
+            engine.blobs().remove_temp(tier, &id).await?;
+            report.orphan_temp_files += 1;
         }
     }
     Ok(())
@@ -182,7 +173,7 @@ pub async fn gc_loop(engine: Engine, cfg: GcConfig, mut stop: tokio::sync::watch
             Ok(r) if r != GcReport::default() => {
                 crate::metrics::GC_BLOBS_REMOVED.add(r.blobs_removed);
                 crate::metrics::GC_ROWS_PURGED.add(r.purged_rows);
-                crate::metrics::ORPHANS_REMOVED.add(r.orphan_rows + r.orphan_temp_files);
+                crate::metrics::ORPHANS_REMOVED.add(r.orphan_temp_files);
                 crate::metrics::UPLOADS_ABORTED.add(r.uploads_aborted);
                 tracing::info!(?r, "gc run");
             }

@@ -1,4 +1,4 @@
-//! The scrubber: re-hashes blob files at a bounded rate, records `verified_at`, and marks blobs
+//! The scrubber: re-hashes blob files (and inline blobs' bytes) at a bounded rate, records `verified_at`, and marks blobs
 //! whose bytes no longer match their address `corrupted` (GET then refuses them; HEAD answers).
 
 use crate::engine::{Engine, Error, Result};
@@ -16,13 +16,18 @@ pub struct ScrubReport {
 pub async fn scrub_once(engine: &Engine, mb_per_sec: u64, max_blobs: usize) -> Result<ScrubReport> {
     let mut report = ScrubReport::default();
     let todo = engine.meta().blobs_to_verify(max_blobs).await?;
-    for (blob, size) in todo {
-        let store = engine.blobs().clone();
-        let (tier, hash) = (blob.tier, blob.hash.clone());
-        let rate = mb_per_sec.saturating_mul(1_000_000);
-        let got = tokio::task::spawn_blocking(move || store.hash_file(tier, &hash, rate))
-            .await
-            .map_err(|e| Error::Storage(std::io::Error::other(e)))?;
+    for row in todo {
+        let (blob, size) = (row.blob, row.size);
+        let got = if row.inline {
+            inline_sha256(engine, &blob).await?
+        } else {
+            let store = engine.blobs().clone();
+            let (tier, hash) = (blob.tier, blob.hash.clone());
+            let rate = mb_per_sec.saturating_mul(1_000_000);
+            tokio::task::spawn_blocking(move || store.hash_file(tier, &hash, rate))
+                .await
+                .map_err(|e| Error::Storage(std::io::Error::other(e)))?
+        };
         let intact = match got {
             Ok(sha) => hex::encode(sha) == blob.hash,
             // The row may have been collected between listing and reading: not corruption.
@@ -43,4 +48,17 @@ pub async fn scrub_once(engine: &Engine, mb_per_sec: u64, max_blobs: usize) -> R
         report.bytes += size;
     }
     Ok(report)
+}
+
+/// SHA-256 of an inline blob's bytes (NotFound: the row is gone). The bytes are bounded by
+/// `blobs::INLINE_LIMIT`, so this hashes in place.
+async fn inline_sha256(
+    engine: &Engine,
+    blob: &crate::meta::BlobId,
+) -> Result<std::io::Result<[u8; 32]>> {
+    use sha2::Digest;
+    Ok(match engine.meta().blob_data(blob).await? {
+        Some(data) => Ok(sha2::Sha256::digest(&data).into()),
+        None => Err(std::io::ErrorKind::NotFound.into()),
+    })
 }

@@ -80,6 +80,8 @@ pub struct Options {
     pub pg_port: Option<u16>,
     pub enforce_region: bool,
     pub domains: Vec<String>,
+    /// `None`: the server's default.
+    pub inline_max_bytes: Option<usize>,
 }
 
 impl Default for Options {
@@ -92,6 +94,7 @@ impl Default for Options {
             pg_port: None,
             enforce_region: false,
             domains: Vec::new(),
+            inline_max_bytes: None,
         }
     }
 }
@@ -126,6 +129,7 @@ impl TestServer {
             upload_max_age_secs: Some(opts.upload_max_age_secs),
             enforce_region: opts.enforce_region,
             domain: opts.domains.clone(),
+            inline_max_bytes: opts.inline_max_bytes,
             root_access_key: Some(ROOT_KEY.into()),
             root_secret_key: Some(ROOT_SECRET.into()),
             ..Default::default()

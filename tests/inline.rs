@@ -1,0 +1,221 @@
+//! Inline blobs: PUT bodies up to `inline_max_bytes` live in their blob row, not in a file.
+//! Reads, ranges, copies, dedup, GC, the scrubber and fsck treat them like any other blob.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+
+/// The server's default threshold (`engine::Limits::default().inline_max`).
+const INLINE_MAX: usize = 16 << 10;
+
+async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) -> String {
+    c.put_object()
+        .bucket("inl")
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag
+        .unwrap_or_default()
+}
+
+async fn get(c: &aws_sdk_s3::Client, key: &str, range: Option<&str>) -> Vec<u8> {
+    c.get_object()
+        .bucket("inl")
+        .key(key)
+        .set_range(range.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+async fn inline_objects(s: &TestServer) {
+    let c = &s.client;
+    c.create_bucket()
+        .bucket("inl")
+        .send()
+        .await
+        .expect("bucket");
+    let hot = s.data_dir().join("hot");
+    let small = bytes(4096, 1);
+    let edge = bytes(INLINE_MAX, 2);
+    let big = bytes(INLINE_MAX + 1, 3);
+
+    assert_eq!(
+        put(c, "small", &small).await,
+        format!("\"{}\"", md5_hex(&small))
+    );
+    put(c, "edge", &edge).await;
+    assert!(
+        blob_files(&hot).is_empty(),
+        "bodies up to the threshold make no file"
+    );
+    put(c, "big", &big).await;
+    assert_eq!(blob_files(&hot).len(), 1, "a larger body is a file");
+    put(c, "empty", b"").await;
+
+    assert_eq!(get(c, "small", None).await, small);
+    assert_eq!(get(c, "edge", None).await, edge);
+    assert_eq!(get(c, "big", None).await, big);
+    assert_eq!(get(c, "empty", None).await, b"");
+    assert_eq!(
+        get(c, "small", Some("bytes=100-1099")).await,
+        small[100..1100]
+    );
+    assert_eq!(get(c, "small", Some("bytes=-10")).await, small[4086..]);
+    let head = c
+        .head_object()
+        .bucket("inl")
+        .key("small")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.content_length, Some(4096));
+
+    // Dedup and copies share the one row; overwriting with the same bytes keeps it.
+    put(c, "small-again", &small).await;
+    put(c, "small", &small).await;
+    c.copy_object()
+        .bucket("inl")
+        .key("small-copy")
+        .copy_source("inl/small")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(get(c, "small-copy", None).await, small);
+    let report = just_storage::workers::fsck(s.engine(), false, std::time::Duration::ZERO)
+        .await
+        .expect("fsck");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.blob_rows, 3, "small, edge and big: one row each");
+
+    // The bytes survive until the last reference goes, then the collector drops the row.
+    for key in ["small", "small-again"] {
+        c.delete_object()
+            .bucket("inl")
+            .key(key)
+            .send()
+            .await
+            .expect("delete");
+    }
+    s.gc(0).await;
+    assert_eq!(get(c, "small-copy", None).await, small);
+    c.delete_object()
+        .bucket("inl")
+        .key("small-copy")
+        .send()
+        .await
+        .expect("delete");
+    let r = s.gc(0).await;
+    assert_eq!(r.blobs_removed, 1);
+    let blob = just_storage::meta::BlobId {
+        tier: just_storage::blobs::Tier::Hot,
+        hash: sha256_hex(&small),
+    };
+    assert!(!s.engine().meta().blob_exists(&blob).await.expect("q"));
+    assert_eq!(get(c, "edge", None).await, edge);
+}
+both_dbs!(inline_objects);
+
+/// A file blob and a later inline PUT of the same bytes share one row; either copy serves.
+async fn inline_joins_a_file_blob(s: &TestServer) {
+    let c = &s.client;
+    c.create_bucket()
+        .bucket("inl")
+        .send()
+        .await
+        .expect("bucket");
+    let body = bytes(8000, 4);
+    // A server with inlining off writes the file first…
+    let files = TestServer::start_with(
+        s.db,
+        Options {
+            inline_max_bytes: Some(0),
+            ..Options::default()
+        },
+    )
+    .await;
+    files
+        .client
+        .create_bucket()
+        .bucket("inl")
+        .send()
+        .await
+        .expect("bucket");
+    put(&files.client, "f", &body).await;
+    assert_eq!(blob_files(&files.data_dir().join("hot")).len(), 1);
+    put(&files.client, "g", &body).await;
+    assert_eq!(get(&files.client, "g", None).await, body);
+    files.stop().await;
+    // …and on this one the inline row serves reads and counts both references.
+    put(c, "a", &body).await;
+    put(c, "b", &body).await;
+    assert_eq!(get(c, "b", None).await, body);
+    let report = just_storage::workers::fsck(s.engine(), false, std::time::Duration::ZERO)
+        .await
+        .expect("fsck");
+    assert!(report.is_clean(), "{report:?}");
+}
+both_dbs!(inline_joins_a_file_blob);
+
+/// The scrubber re-hashes inline bytes and marks a damaged row corrupted; GET then refuses.
+async fn scrub_checks_inline_bytes(s: &TestServer) {
+    let c = &s.client;
+    c.create_bucket()
+        .bucket("inl")
+        .send()
+        .await
+        .expect("bucket");
+    let body = bytes(3000, 5);
+    put(c, "k", &body).await;
+    let r = just_storage::workers::scrub_once(s.engine(), 0, 100)
+        .await
+        .expect("scrub");
+    assert_eq!((r.checked, r.corrupted), (1, 0));
+    // Flip the stored bytes behind the server's back.
+    let hash = sha256_hex(&body);
+    let mut damaged = body.clone();
+    damaged[10] ^= 0xff;
+    match &s.pg {
+        Some(pg) => {
+            let pool = sqlx::PgPool::connect(&pg.url()).await.expect("pg");
+            sqlx::query("UPDATE blobs SET data = $1 WHERE hash = $2")
+                .bind(&damaged)
+                .bind(&hash)
+                .execute(&pool)
+                .await
+                .expect("update");
+        }
+        None => {
+            let url = format!("sqlite://{}", s.data_dir().join("meta.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+            sqlx::query("UPDATE blobs SET data = $1 WHERE hash = $2")
+                .bind(&damaged)
+                .bind(&hash)
+                .execute(&pool)
+                .await
+                .expect("update");
+        }
+    }
+    let r = just_storage::workers::scrub_once(s.engine(), 0, 100)
+        .await
+        .expect("scrub");
+    assert_eq!((r.checked, r.corrupted), (1, 1));
+    let e = c
+        .get_object()
+        .bucket("inl")
+        .key("k")
+        .send()
+        .await
+        .expect_err("corrupted");
+    assert_eq!(status(&e), 500, "{e:?}");
+}
+both_dbs!(scrub_checks_inline_bytes);
