@@ -159,6 +159,50 @@ async fn signed_payload_hash_is_verified(s: &TestServer) {
 }
 both_dbs!(signed_payload_hash_is_verified);
 
+/// A body that finishes streaming after its bucket was deleted is not committed into the void:
+/// the commit answers NoSuchBucket (the version's bucket foreign key), and nothing is left.
+async fn commit_into_a_deleted_bucket(s: &TestServer) {
+    use just_storage::meta::{MetaError, ObjectHeaders, PutCommit, Segment, WriteCondition};
+    let meta = s.engine().meta();
+    let tenant = meta.tenant_id("root").await.expect("q").expect("root");
+    let bucket = meta.create_bucket(&tenant, "gone").await.expect("bucket");
+    meta.delete_bucket(&bucket.id).await.expect("delete bucket");
+    let body = b"late body";
+    let commit = PutCommit {
+        object_id: uuid::Uuid::now_v7().to_string(),
+        bucket_id: bucket.id.clone(),
+        key: "k".into(),
+        size: body.len() as u64,
+        etag: md5_hex(body),
+        headers: ObjectHeaders::default(),
+        storage_class: "STANDARD".into(),
+        blob: Some(Segment {
+            tier: just_storage::blobs::Tier::Hot,
+            hash: sha256_hex(body),
+            size: body.len() as u64,
+            inline: Some(bytes::Bytes::from_static(body)),
+        }),
+        condition: WriteCondition::None,
+        checksum: None,
+    };
+    let e = meta.commit_put(&commit, None).await.expect_err("no bucket");
+    assert!(matches!(e, MetaError::NoSuchBucket), "{e:?}");
+    let blob = just_storage::meta::BlobId {
+        tier: just_storage::blobs::Tier::Hot,
+        hash: sha256_hex(body),
+    };
+    assert!(!meta.blob_exists(&blob).await.expect("q"), "rolled back");
+    // The writer is usable afterwards (the failed transaction was rolled back).
+    s.client
+        .create_bucket()
+        .bucket("after")
+        .send()
+        .await
+        .expect("bucket");
+    put(s, &s.client, "after", "k", b"v").await;
+}
+both_dbs!(commit_into_a_deleted_bucket);
+
 async fn error_bodies_are_complete(s: &TestServer) {
     // An error raised inside the protocol layer (no such bucket for a signed GET).
     let r = signed_raw(

@@ -8,6 +8,7 @@
 //! Lock order, to stay deadlock-free on Postgres: the per-key advisory lock first, then blob rows
 //! in `(tier, hash)` order. SQLite has one writer connection, so its transactions never overlap.
 
+use super::script::{Script, Tx};
 use super::*;
 use sqlx::Row;
 use std::str::FromStr;
@@ -117,6 +118,104 @@ const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_c
 
 const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, checksum_value";
 
+// The statements of a version commit, shared by the statement-at-a-time path and SQLite's
+// scripts (`script.rs`); each `bind_*!` macro binds its statement's parameters in order, on a
+// `sqlx::Query` or a `Script` alike.
+
+/// The current version of a key with its segments.
+const LATEST_IN_SQL: &str = const_format::concatcp!(
+    "SELECT ",
+    OBJECT_COLS,
+    ", ",
+    SEGMENT_COLS,
+    " FROM objects o ",
+    SEGMENT_JOIN,
+    " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
+);
+
+const DEMOTE_SQL: &str = "UPDATE objects SET is_latest = FALSE, status = 'DELETING', \
+    deleted_at = $2 WHERE id = $1";
+
+/// A version that is COMMITTED and current from the start.
+const INSERT_OBJECT_SQL: &str = "INSERT INTO objects (id, bucket_id, key, status, is_latest, \
+    size, etag, content_type, content_encoding, content_disposition, content_language, \
+    cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
+    checksum_algo, checksum_value, checksum_type, tags) \
+    VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+    $16, $17, $18, $19, $20)";
+
+macro_rules! bind_insert_object {
+    ($q:expr, $bucket_id:expr, $tier:expr, $row:expr) => {{
+        let row: &ObjectRow = $row;
+        $q.bind(row.id.clone())
+            .bind($bucket_id.to_owned())
+            .bind(row.key.clone())
+            .bind(to_i64(row.size))
+            .bind(row.etag.clone())
+            .bind(row.headers.content_type.clone())
+            .bind(row.headers.content_encoding.clone())
+            .bind(row.headers.content_disposition.clone())
+            .bind(row.headers.content_language.clone())
+            .bind(row.headers.cache_control.clone())
+            .bind(row.headers.expires.clone())
+            .bind(headers_json(&row.headers))
+            .bind(row.storage_class.clone())
+            .bind($tier.as_str())
+            .bind(row.created_at)
+            .bind(row.parts_count)
+            .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
+            .bind(row.checksum.as_ref().map(|k| k.value.clone()))
+            .bind(row.checksum.as_ref().map(Checksum::type_str))
+            .bind(tags_json(&row.headers))
+    }};
+}
+
+/// Releases one reference (`$3`: now, the start of a zero count). Returns the new count.
+const RELEASE_SQL: &str = "UPDATE blobs SET ref_count = ref_count - 1, \
+    zero_since = CASE WHEN ref_count = 1 THEN $3 ELSE zero_since END \
+    WHERE tier = $1 AND hash = $2 RETURNING ref_count";
+
+/// Adds a reference to an existing blob. Returns the new count.
+const ADD_REF_SQL: &str = "UPDATE blobs SET ref_count = ref_count + 1, zero_since = NULL \
+    WHERE tier = $1 AND hash = $2 RETURNING ref_count";
+
+/// Adds a reference to a newly written blob, creating its row if needed; an inline blob's bytes
+/// also go into a row that has a file (then either copy serves them). Returns the new count.
+const UPSERT_BLOB_SQL: &str = "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, \
+    created_at, data) VALUES ($1, $2, $3, 1, NULL, $4, $5) \
+    ON CONFLICT (tier, hash) DO UPDATE \
+    SET ref_count = blobs.ref_count + 1, zero_since = NULL, \
+    data = COALESCE(blobs.data, excluded.data) RETURNING ref_count";
+
+macro_rules! bind_delta {
+    ($q:expr, $d:expr, $new_blob:expr, $now:expr) => {{
+        let (d, new_blob, now): (&Delta, Option<&Segment>, i64) = ($d, $new_blob, $now);
+        let q = $q.bind(d.tier.as_str()).bind(d.hash.clone());
+        match d.kind(new_blob) {
+            DeltaKind::Release => q.bind(now),
+            DeltaKind::AddRef => q,
+            DeltaKind::New => q
+                .bind(to_i64(d.size))
+                .bind(now)
+                .bind(new_blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec()))),
+        }
+    }};
+}
+
+const INSERT_SEGMENT_SQL: &str = "INSERT INTO object_segments (object_id, seq, tier, blob_hash, \
+    size) VALUES ($1, $2, $3, $4, $5)";
+
+macro_rules! bind_segment {
+    ($q:expr, $object_id:expr, $seq:expr, $seg:expr) => {{
+        let s: &Segment = $seg;
+        $q.bind($object_id.to_owned())
+            .bind(i32::try_from($seq).unwrap_or(i32::MAX))
+            .bind(s.tier.as_str())
+            .bind(s.hash.clone())
+            .bind(to_i64(s.size))
+    }};
+}
+
 fn headers_json(h: &ObjectHeaders) -> String {
     serde_json::to_string(&h.user_meta).unwrap_or_else(|_| "{}".to_owned())
 }
@@ -184,6 +283,50 @@ struct Delta {
     size: u64,
 }
 
+enum DeltaKind {
+    Release,
+    /// A reference to a blob that has a row (copies, completions).
+    AddRef,
+    /// A reference to the blob a commit just wrote: its row may not exist yet.
+    New,
+}
+
+impl Delta {
+    fn kind(&self, new_blob: Option<&Segment>) -> DeltaKind {
+        if self.release {
+            DeltaKind::Release
+        } else if new_blob.is_some_and(|b| b.tier == self.tier && b.hash == self.hash) {
+            DeltaKind::New
+        } else {
+            DeltaKind::AddRef
+        }
+    }
+
+    fn sql(&self, new_blob: Option<&Segment>) -> &'static str {
+        match self.kind(new_blob) {
+            DeltaKind::Release => RELEASE_SQL,
+            DeltaKind::AddRef => ADD_REF_SQL,
+            DeltaKind::New => UPSERT_BLOB_SQL,
+        }
+    }
+}
+
+/// The count a delta statement returned: `None` (no row) and negative counts break invariants.
+fn check_count(d: &Delta, count: Option<i64>) -> MetaResult<()> {
+    match count {
+        None => Err(MetaError::Invariant(format!(
+            "referenced blob {}/{} has no row",
+            d.tier.as_str(),
+            d.hash
+        ))),
+        Some(c) if c < 0 => Err(MetaError::Invariant(format!(
+            "negative ref_count on {}",
+            d.hash
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// An insert's foreign key on `bucket_id` failed: the bucket was deleted meanwhile.
 fn no_bucket_on_fk(e: sqlx::Error) -> MetaError {
     match &e {
@@ -203,6 +346,28 @@ fn deltas(add: &[Segment], release: &[Segment]) -> Vec<Delta> {
     v.extend(release.iter().map(|s| mk(s, true)));
     v.sort();
     v
+}
+
+/// The version a PUT commit inserts.
+fn new_version(c: &PutCommit) -> ObjectRow {
+    ObjectRow {
+        id: c.object_id.clone(),
+        key: c.key.clone(),
+        size: c.size,
+        etag: c.etag.clone(),
+        headers: c.headers.clone(),
+        storage_class: c.storage_class.clone(),
+        created_at: crate::now_micros(),
+        segments: c.blob.iter().cloned().collect(),
+        parts_count: None,
+        checksum: c.checksum.clone(),
+        corrupted: false,
+    }
+}
+
+/// The tier a version's row records (its first segment's; hot for an empty object).
+fn tier_of_segments(segments: &[Segment]) -> Tier {
+    segments.first().map(|s| s.tier).unwrap_or(Tier::Hot)
 }
 
 macro_rules! sql_meta {
@@ -309,6 +474,19 @@ macro_rules! sql_meta {
                 rows.iter().map(Self::part_of).collect()
             }
 
+            /// A write transaction. SQLite: `BEGIN IMMEDIATE`, the database's write lock from
+            /// the first statement on, so nothing it reads changes before it commits — also
+            /// against another process (`just-storage gc` beside `serve`).
+            async fn begin_write(
+                pool: &sqlx::Pool<$db>,
+            ) -> MetaResult<sqlx::Transaction<'static, $db>> {
+                Ok(if Self::PG {
+                    pool.begin().await?
+                } else {
+                    pool.begin_with("BEGIN IMMEDIATE").await?
+                })
+            }
+
             /// Serialises writers of one key (Postgres); SQLite's single writer already does.
             async fn lock_key(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -331,12 +509,11 @@ macro_rules! sql_meta {
                 bucket_id: &str,
                 key: &str,
             ) -> MetaResult<Option<ObjectRow>> {
-                const Q: &str = const_format::concatcp!(
-                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS,
-                    " FROM objects o ", SEGMENT_JOIN,
-                    " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
-                );
-                let rows = sqlx::query(Q).bind(bucket_id).bind(key).fetch_all(&mut *conn).await?;
+                let rows = sqlx::query(LATEST_IN_SQL)
+                    .bind(bucket_id)
+                    .bind(key)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 Self::object_from_rows(&rows, false)
             }
 
@@ -404,58 +581,11 @@ macro_rules! sql_meta {
             ) -> MetaResult<()> {
                 let now = crate::now_micros();
                 for d in deltas {
-                    let is_new = !d.release
-                        && new_blob.is_some_and(|b| b.tier == d.tier && b.hash == d.hash);
-                    let count: Option<i64> = if d.release {
-                        sqlx::query_scalar(
-                            "UPDATE blobs SET ref_count = ref_count - 1, \
-                             zero_since = CASE WHEN ref_count = 1 THEN $3 ELSE zero_since END \
-                             WHERE tier = $1 AND hash = $2 RETURNING ref_count",
-                        )
-                        .bind(d.tier.as_str())
-                        .bind(&d.hash)
-                        .bind(now)
-                        .fetch_optional(&mut **tx)
-                        .await?
-                    } else if is_new {
-                        sqlx::query_scalar(
-                            // An inline blob's bytes also go into a row that has a file:
-                            // then either copy serves them.
-                            "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at, \
-                             data) VALUES ($1, $2, $3, 1, NULL, $4, $5) \
-                             ON CONFLICT (tier, hash) DO UPDATE \
-                             SET ref_count = blobs.ref_count + 1, zero_since = NULL, \
-                             data = COALESCE(blobs.data, excluded.data) \
-                             RETURNING ref_count",
-                        )
-                        .bind(d.tier.as_str())
-                        .bind(&d.hash)
-                        .bind(to_i64(d.size))
-                        .bind(now)
-                        .bind(new_blob.and_then(|b| b.inline.as_deref()))
-                        .fetch_optional(&mut **tx)
-                        .await?
-                    } else {
-                        sqlx::query_scalar(
-                            "UPDATE blobs SET ref_count = ref_count + 1, zero_since = NULL \
-                             WHERE tier = $1 AND hash = $2 RETURNING ref_count",
-                        )
-                        .bind(d.tier.as_str())
-                        .bind(&d.hash)
-                        .fetch_optional(&mut **tx)
-                        .await?
-                    };
-                    let Some(count) = count else {
-                        return Err(MetaError::Invariant(format!(
-                            "referenced blob {}/{} has no row",
-                            d.tier.as_str(),
-                            d.hash
-                        )));
-                    };
-                    if count < 0 {
-                        return Err(MetaError::Invariant(format!("negative ref_count on {}", d.hash)));
-                    }
-                    if is_new && let Some(place) = place {
+                    let q = sqlx::query_scalar(d.sql(new_blob));
+                    let count: Option<i64> =
+                        bind_delta!(q, d, new_blob, now).fetch_optional(&mut **tx).await?;
+                    check_count(d, count)?;
+                    if matches!(d.kind(new_blob), DeltaKind::New) && let Some(place) = place {
                         // Under the row lock: the collector cannot unlink this file now, and a
                         // file it unlinked earlier is put back (the row's own re-check).
                         place().await.map_err(MetaError::Place)?;
@@ -468,14 +598,11 @@ macro_rules! sql_meta {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 object_id: &str,
             ) -> MetaResult<()> {
-                sqlx::query(
-                    "UPDATE objects SET is_latest = FALSE, status = 'DELETING', deleted_at = $2 \
-                     WHERE id = $1",
-                )
-                .bind(object_id)
-                .bind(crate::now_micros())
-                .execute(&mut **tx)
-                .await?;
+                sqlx::query(DEMOTE_SQL)
+                    .bind(object_id)
+                    .bind(crate::now_micros())
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
 
@@ -486,37 +613,10 @@ macro_rules! sql_meta {
                 tier: Tier,
                 row: &ObjectRow,
             ) -> MetaResult<()> {
-                sqlx::query(
-                    "INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, \
-                     content_type, content_encoding, content_disposition, content_language, \
-                     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
-                     checksum_algo, checksum_value, checksum_type, tags) \
-                     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                     $13, $14, $15, $16, $17, $18, $19, $20)",
-                )
-                .bind(&row.id)
-                .bind(bucket_id)
-                .bind(&row.key)
-                .bind(to_i64(row.size))
-                .bind(&row.etag)
-                .bind(&row.headers.content_type)
-                .bind(&row.headers.content_encoding)
-                .bind(&row.headers.content_disposition)
-                .bind(&row.headers.content_language)
-                .bind(&row.headers.cache_control)
-                .bind(&row.headers.expires)
-                .bind(headers_json(&row.headers))
-                .bind(&row.storage_class)
-                .bind(tier.as_str())
-                .bind(row.created_at)
-                .bind(row.parts_count)
-                .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
-                .bind(row.checksum.as_ref().map(|k| k.value.as_str()))
-                .bind(row.checksum.as_ref().map(Checksum::type_str))
-                .bind(tags_json(&row.headers))
-                .execute(&mut **tx)
-                .await
-                .map_err(no_bucket_on_fk)?;
+                bind_insert_object!(sqlx::query(INSERT_OBJECT_SQL), bucket_id, tier, row)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(no_bucket_on_fk)?;
                 Ok(())
             }
 
@@ -526,17 +626,9 @@ macro_rules! sql_meta {
                 segs: &[Segment],
             ) -> MetaResult<()> {
                 for (seq, s) in segs.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO object_segments (object_id, seq, tier, blob_hash, size) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(object_id)
-                    .bind(i32::try_from(seq).unwrap_or(i32::MAX))
-                    .bind(s.tier.as_str())
-                    .bind(&s.hash)
-                    .bind(to_i64(s.size))
-                    .execute(&mut **tx)
-                    .await?;
+                    bind_segment!(sqlx::query(INSERT_SEGMENT_SQL), object_id, seq, s)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 Ok(())
             }
@@ -682,7 +774,7 @@ macro_rules! sql_meta {
             }
 
             async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()> {
-                let mut tx = self.$write.begin().await?;
+                let mut tx = Self::begin_write(&self.$write).await?;
                 if Self::PG {
                     // Blocks concurrent commits into this bucket until we are done.
                     sqlx::query("SELECT id FROM buckets WHERE id = $1 FOR UPDATE")
@@ -719,41 +811,11 @@ macro_rules! sql_meta {
                 c: &PutCommit,
                 place: Option<PlaceFn<'_>>,
             ) -> MetaResult<ObjectRow> {
-                let mut tx = self.$write.begin().await?;
-                Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
-                let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
-                check_condition(&c.condition, old.as_ref())?;
-                if let Some(o) = &old {
-                    Self::demote(&mut tx, &o.id).await?;
-                }
-                let new_segs: Vec<Segment> = c.blob.iter().cloned().collect();
-                let row = ObjectRow {
-                    id: c.object_id.clone(),
-                    key: c.key.clone(),
-                    size: c.size,
-                    etag: c.etag.clone(),
-                    headers: c.headers.clone(),
-                    storage_class: c.storage_class.clone(),
-                    created_at: crate::now_micros(),
-                    segments: new_segs,
-                    parts_count: None,
-                    checksum: c.checksum.clone(),
-                    corrupted: false,
-                };
-                let tier = c.blob.as_ref().map(|s| s.tier).unwrap_or(Tier::Hot);
-                // The bucket's foreign key fails this if it was deleted while the body streamed.
-                Self::insert_committed(&mut tx, &c.bucket_id, tier, &row).await?;
-                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
-                let ds = deltas(&row.segments, old_segs);
-                Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
-                Self::insert_segments(&mut tx, &c.object_id, &row.segments).await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(row)
+                self.commit_put_tx(c, place).await
             }
 
             async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
-                let mut tx = self.$write.begin().await?;
+                let mut tx = Self::begin_write(&self.$write).await?;
                 Self::lock_key(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
                 let Some(src) = Self::latest_in(&mut tx, &c.src_bucket_id, &c.src_key).await? else {
                     return Err(MetaError::NoSuchKey);
@@ -785,7 +847,7 @@ macro_rules! sql_meta {
                     checksum: src.checksum,
                     corrupted: src.corrupted,
                 };
-                let tier = row.segments.first().map(|s| s.tier).unwrap_or(Tier::Hot);
+                let tier = tier_of_segments(&row.segments);
                 Self::insert_committed(&mut tx, &c.dst_bucket_id, tier, &row).await?;
                 Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
                 tx.commit().await?;
@@ -823,17 +885,7 @@ macro_rules! sql_meta {
             }
 
             async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
-                let mut tx = self.$write.begin().await?;
-                Self::lock_key(&mut tx, bucket_id, key).await?;
-                let Some(old) = Self::latest_in(&mut tx, bucket_id, key).await? else {
-                    return Ok(false);
-                };
-                let ds = deltas(&[], &old.segments);
-                Self::apply_deltas(&mut tx, &ds, None, None).await?;
-                Self::demote(&mut tx, &old.id).await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(true)
+                self.delete_latest_tx(bucket_id, key).await
             }
 
             async fn set_tags(
@@ -940,7 +992,7 @@ macro_rules! sql_meta {
                 part: &PartRow,
                 place: Option<PlaceFn<'_>>,
             ) -> MetaResult<()> {
-                let mut tx = self.$write.begin().await?;
+                let mut tx = Self::begin_write(&self.$write).await?;
                 // Serialises writers of this upload's parts (and its complete/abort).
                 Self::lock_upload(&mut tx, None, upload_id).await?;
                 const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
@@ -997,7 +1049,7 @@ macro_rules! sql_meta {
             }
 
             async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow> {
-                let mut tx = self.$write.begin().await?;
+                let mut tx = Self::begin_write(&self.$write).await?;
                 Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
                 let up = Self::lock_upload(&mut tx, Some(&c.bucket_id), &c.upload_id).await?;
                 if up.key != c.key {
@@ -1038,7 +1090,7 @@ macro_rules! sql_meta {
             }
 
             async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool> {
-                let mut tx = self.$write.begin().await?;
+                let mut tx = Self::begin_write(&self.$write).await?;
                 match Self::lock_upload(&mut tx, Some(bucket_id), upload_id).await {
                     Err(MetaError::NoSuchUpload) => return Ok(false),
                     r => r?,
@@ -1148,7 +1200,7 @@ macro_rules! sql_meta {
                 } else {
                     "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2"
                 };
-                let mut tx = self.$write.begin().await?;
+                let mut tx = Self::begin_write(&self.$write).await?;
                 let row = sqlx::query(Q)
                     .bind(blob.tier.as_str())
                     .bind(&blob.hash)
@@ -1369,4 +1421,134 @@ impl SourceCondition {
         };
         ok_match && ok_none
     }
+}
+
+impl PgMeta {
+    /// `commit_put`, a statement at a time under the per-key advisory lock.
+    async fn commit_put_tx(
+        &self,
+        c: &PutCommit,
+        place: Option<PlaceFn<'_>>,
+    ) -> MetaResult<ObjectRow> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
+        let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
+        check_condition(&c.condition, old.as_ref())?;
+        if let Some(o) = &old {
+            Self::demote(&mut tx, &o.id).await?;
+        }
+        let row = new_version(c);
+        // The bucket's foreign key fails this if it was deleted while the body streamed.
+        let tier = tier_of_segments(&row.segments);
+        Self::insert_committed(&mut tx, &c.bucket_id, tier, &row).await?;
+        let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+        let ds = deltas(&row.segments, old_segs);
+        Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
+        Self::insert_segments(&mut tx, &c.object_id, &row.segments).await?;
+        tx.commit().await?;
+        self.durable().await?;
+        Ok(row)
+    }
+
+    async fn delete_latest_tx(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_key(&mut tx, bucket_id, key).await?;
+        let Some(old) = Self::latest_in(&mut tx, bucket_id, key).await? else {
+            return Ok(false);
+        };
+        let ds = deltas(&[], &old.segments);
+        Self::apply_deltas(&mut tx, &ds, None, None).await?;
+        Self::demote(&mut tx, &old.id).await?;
+        tx.commit().await?;
+        self.durable().await?;
+        Ok(true)
+    }
+}
+
+impl SqliteMeta {
+    /// `commit_put` in three hand-offs to the writer (`script`): the single writer connection
+    /// is the per-key lock, and `BEGIN IMMEDIATE` holds the write lock from the first read.
+    async fn commit_put_tx(
+        &self,
+        c: &PutCommit,
+        place: Option<PlaceFn<'_>>,
+    ) -> MetaResult<ObjectRow> {
+        let read = Script::default()
+            .stmt(LATEST_IN_SQL)
+            .bind(c.bucket_id.clone())
+            .bind(c.key.clone());
+        let (mut tx, rows) = Tx::begin(&self.write, read).await?;
+        let old = Self::object_from_rows(&rows, false)?;
+        check_condition(&c.condition, old.as_ref())?;
+        let row = new_version(c);
+        let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+        let ds = deltas(&row.segments, old_segs);
+        let now = crate::now_micros();
+        let mut w = Script::default();
+        if let Some(o) = &old {
+            w = w.stmt(DEMOTE_SQL).bind(o.id.clone()).bind(now);
+        }
+        let tier = tier_of_segments(&row.segments);
+        w = bind_insert_object!(w.stmt(INSERT_OBJECT_SQL), &c.bucket_id, tier, &row);
+        let new_blob = c.blob.as_ref();
+        for d in &ds {
+            w = bind_delta!(w.stmt(d.sql(new_blob)), d, new_blob, now);
+        }
+        for (seq, seg) in row.segments.iter().enumerate() {
+            w = bind_segment!(w.stmt(INSERT_SEGMENT_SQL), &row.id, seq, seg);
+        }
+        if let Some(place) = place {
+            // The write lock is held since BEGIN IMMEDIATE: no collector (in this process or
+            // another) can unlink the file until this commits with its reference.
+            place().await.map_err(MetaError::Place)?;
+        }
+        // The bucket's foreign key fails the insert if it was deleted while the body streamed.
+        let counts = tx.run(w).await.map_err(|e| match e {
+            MetaError::Db(e) => no_bucket_on_fk(e),
+            e => e,
+        })?;
+        check_counts(&ds, &counts)?;
+        tx.commit().await?;
+        self.durable().await?;
+        Ok(row)
+    }
+
+    async fn delete_latest_tx(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
+        let read = Script::default()
+            .stmt(LATEST_IN_SQL)
+            .bind(bucket_id.to_owned())
+            .bind(key.to_owned());
+        let (mut tx, rows) = Tx::begin(&self.write, read).await?;
+        let Some(old) = Self::object_from_rows(&rows, false)? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let ds = deltas(&[], &old.segments);
+        let now = crate::now_micros();
+        let mut w = Script::default();
+        for d in &ds {
+            w = bind_delta!(w.stmt(d.sql(None)), d, None, now);
+        }
+        w = w.stmt(DEMOTE_SQL).bind(old.id.clone()).bind(now);
+        let counts = tx.run(w).await?;
+        check_counts(&ds, &counts)?;
+        tx.commit().await?;
+        self.durable().await?;
+        Ok(true)
+    }
+}
+
+/// The rows a script's delta statements returned (one `ref_count` each, in order).
+fn check_counts(ds: &[Delta], rows: &[sqlx::sqlite::SqliteRow]) -> MetaResult<()> {
+    if rows.len() != ds.len() {
+        return Err(MetaError::Invariant(format!(
+            "{} of {} referenced blobs have no row",
+            ds.len().saturating_sub(rows.len()),
+            ds.len()
+        )));
+    }
+    for (d, r) in ds.iter().zip(rows) {
+        check_count(d, Some(r.try_get::<i64, _>(0)?))?;
+    }
+    Ok(())
 }
