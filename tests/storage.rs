@@ -203,6 +203,96 @@ async fn commit_into_a_deleted_bucket(s: &TestServer) {
 }
 both_dbs!(commit_into_a_deleted_bucket);
 
+fn inline_commit(bucket_id: &str, key: &str, body: &[u8]) -> just_storage::meta::PutCommit {
+    just_storage::meta::PutCommit {
+        object_id: uuid::Uuid::now_v7().to_string(),
+        bucket_id: bucket_id.to_owned(),
+        key: key.to_owned(),
+        size: body.len() as u64,
+        etag: md5_hex(body),
+        headers: Default::default(),
+        storage_class: "STANDARD".into(),
+        blob: Some(just_storage::meta::Segment {
+            tier: just_storage::blobs::Tier::Hot,
+            hash: sha256_hex(body),
+            size: body.len() as u64,
+            inline: Some(bytes::Bytes::copy_from_slice(body)),
+        }),
+        condition: just_storage::meta::WriteCondition::None,
+        checksum: None,
+    }
+}
+
+/// Many commits at once (SQLite commits them in groups): each gets its own answer — a failed
+/// condition or a vanished bucket fails only that commit — and the counts add up.
+async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
+    use just_storage::meta::{MetaError, WriteCondition};
+    let meta = s.engine().meta();
+    let tenant = meta.tenant_id("root").await.expect("q").expect("root");
+    let live = meta.create_bucket(&tenant, "live").await.expect("bucket");
+    let gone = meta.create_bucket(&tenant, "gone").await.expect("bucket");
+    meta.delete_bucket(&gone.id).await.expect("delete bucket");
+    let shared = b"the same bytes".to_vec();
+    let mut commits = Vec::new();
+    for i in 0..40 {
+        commits.push((
+            "new",
+            inline_commit(&live.id, &format!("k{i}"), &bytes(100, i)),
+        ));
+    }
+    for _ in 0..20 {
+        commits.push(("hot", inline_commit(&live.id, "hot", &shared)));
+    }
+    for i in 0..10 {
+        let mut c = inline_commit(&live.id, "once", &bytes(50, 100 + i));
+        c.condition = WriteCondition::IfNoneMatchAny;
+        commits.push(("once", c));
+    }
+    for i in 0..10 {
+        commits.push((
+            "gone",
+            inline_commit(&gone.id, &format!("g{i}"), &bytes(10, 200 + i)),
+        ));
+    }
+    let puts = futures::future::join_all(commits.iter().map(|(_, c)| meta.commit_put(c, None)));
+    let doomed: Vec<String> = (30..40).map(|i| format!("k{i}")).collect();
+    let deletes = futures::future::join_all(doomed.iter().map(|k| meta.delete_latest(&live.id, k)));
+    let (puts, deletes) = futures::join!(puts, deletes);
+    let mut once_ok = 0;
+    for ((what, _), r) in commits.iter().zip(&puts) {
+        match (*what, r) {
+            ("new" | "hot", Ok(_)) => {}
+            ("once", Ok(_)) => once_ok += 1,
+            ("once", Err(MetaError::PreconditionFailed)) => {}
+            ("gone", Err(MetaError::NoSuchBucket)) => {}
+            (w, r) => panic!("{w}: unexpected {r:?}"),
+        }
+    }
+    assert_eq!(once_ok, 1, "exactly one If-None-Match: * commit wins");
+    for d in &deletes {
+        assert!(d.is_ok(), "{d:?}");
+    }
+    for i in 0..30 {
+        let row = meta
+            .latest(&tenant, "live", &format!("k{i}"))
+            .await
+            .expect("q");
+        assert_eq!(row.map(|r| r.size), Some(100));
+    }
+    let hot = meta
+        .latest(&tenant, "live", "hot")
+        .await
+        .expect("q")
+        .expect("hot");
+    assert_eq!(hot.segments[0].inline.as_deref(), Some(shared.as_slice()));
+    let report = just_storage::workers::fsck(s.engine(), false, std::time::Duration::ZERO)
+        .await
+        .expect("fsck");
+    assert!(report.refcount_mismatches.is_empty(), "{report:?}");
+    assert!(report.rows_without_file.is_empty(), "{report:?}");
+}
+both_dbs!(concurrent_commits_keep_their_own_outcomes);
+
 async fn error_bodies_are_complete(s: &TestServer) {
     // An error raised inside the protocol layer (no such bucket for a signed GET).
     let r = signed_raw(

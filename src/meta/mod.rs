@@ -46,6 +46,10 @@ pub enum MetaError {
     Sync(std::io::Error),
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// Another commit of the same SQLite group commit failed with this error; this one was
+    /// rolled back with it.
+    #[error("group commit failed: {0}")]
+    Batch(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
 }

@@ -1,4 +1,4 @@
-//! SQLite write transactions in three hand-offs.
+//! SQLite write transactions in three hand-offs (used by the group committer, `sql/batch.rs`).
 //!
 //! sqlx runs every SQLite statement on the connection's worker thread: each statement is a
 //! round trip of thread wake-ups, and `begin`/`commit` add an acknowledgement each. A PUT's
@@ -105,12 +105,6 @@ impl Tx {
             }
         }
     }
-
-    pub(super) async fn rollback(mut self) -> MetaResult<()> {
-        let mut conn = self.conn.take().ok_or_else(finished)?;
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        Ok(())
-    }
 }
 
 fn finished() -> MetaError {
@@ -168,7 +162,7 @@ mod tests {
         let (tx, rows) = Tx::begin(&pool, read).await.expect("begin again");
         use sqlx::Row;
         assert_eq!(rows[0].try_get::<i64, _>(0).expect("count"), 0);
-        tx.rollback().await.expect("rollback");
+        drop(tx);
         // Renumbered parameters bind the right values.
         let (mut tx, _) = Tx::begin(&pool, Script::default().stmt("SELECT 1"))
             .await

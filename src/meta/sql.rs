@@ -8,7 +8,6 @@
 //! Lock order, to stay deadlock-free on Postgres: the per-key advisory lock first, then blob rows
 //! in `(tier, hash)` order. SQLite has one writer connection, so its transactions never overlap.
 
-use super::script::{Script, Tx};
 use super::*;
 use sqlx::Row;
 use std::str::FromStr;
@@ -28,7 +27,9 @@ pub struct SqliteMeta {
     write: sqlx::SqlitePool,
     read: sqlx::SqlitePool,
     /// Group commit: commits do not fsync; acknowledged mutations pass this barrier.
-    wal: super::wal::WalSync,
+    wal: std::sync::Arc<super::wal::WalSync>,
+    /// PUT and DELETE commits, batched (`batch`).
+    committer: batch::Committer,
 }
 
 impl SqliteMeta {
@@ -58,10 +59,12 @@ impl SqliteMeta {
             .max_connections(8)
             .connect_with(opts.read_only(true))
             .await?;
+        let wal = std::sync::Arc::new(super::wal::WalSync::new(wal));
         Ok(SqliteMeta {
+            committer: batch::Committer::start(write.clone(), wal.clone()),
             write,
             read,
-            wal: super::wal::WalSync::new(wal),
+            wal,
         })
     }
 }
@@ -1466,75 +1469,32 @@ impl PgMeta {
 }
 
 impl SqliteMeta {
-    /// `commit_put` in three hand-offs to the writer (`script`): the single writer connection
-    /// is the per-key lock, and `BEGIN IMMEDIATE` holds the write lock from the first read.
+    /// `commit_put` through the group committer (`batch`): three hand-offs to the writer per
+    /// batch, the single writer connection standing in for the per-key lock.
     async fn commit_put_tx(
         &self,
         c: &PutCommit,
         place: Option<PlaceFn<'_>>,
     ) -> MetaResult<ObjectRow> {
-        let read = Script::default()
-            .stmt(LATEST_IN_SQL)
-            .bind(c.bucket_id.clone())
-            .bind(c.key.clone());
-        let (mut tx, rows) = Tx::begin(&self.write, read).await?;
-        let old = Self::object_from_rows(&rows, false)?;
-        check_condition(&c.condition, old.as_ref())?;
-        let row = new_version(c);
-        let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
-        let ds = deltas(&row.segments, old_segs);
-        let now = crate::now_micros();
-        let mut w = Script::default();
-        if let Some(o) = &old {
-            w = w.stmt(DEMOTE_SQL).bind(o.id.clone()).bind(now);
+        let op = batch::Op::Put {
+            commit: Box::new(c.clone()),
+            place: place.map(|p| p()),
+        };
+        match self.committer.commit(op).await? {
+            batch::Done::Put(row) => Ok(*row),
+            batch::Done::Delete(_) => Err(MetaError::Invariant("PUT answered as DELETE".into())),
         }
-        let tier = tier_of_segments(&row.segments);
-        w = bind_insert_object!(w.stmt(INSERT_OBJECT_SQL), &c.bucket_id, tier, &row);
-        let new_blob = c.blob.as_ref();
-        for d in &ds {
-            w = bind_delta!(w.stmt(d.sql(new_blob)), d, new_blob, now);
-        }
-        for (seq, seg) in row.segments.iter().enumerate() {
-            w = bind_segment!(w.stmt(INSERT_SEGMENT_SQL), &row.id, seq, seg);
-        }
-        if let Some(place) = place {
-            // The write lock is held since BEGIN IMMEDIATE: no collector (in this process or
-            // another) can unlink the file until this commits with its reference.
-            place().await.map_err(MetaError::Place)?;
-        }
-        // The bucket's foreign key fails the insert if it was deleted while the body streamed.
-        let counts = tx.run(w).await.map_err(|e| match e {
-            MetaError::Db(e) => no_bucket_on_fk(e),
-            e => e,
-        })?;
-        check_counts(&ds, &counts)?;
-        tx.commit().await?;
-        self.durable().await?;
-        Ok(row)
     }
 
     async fn delete_latest_tx(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
-        let read = Script::default()
-            .stmt(LATEST_IN_SQL)
-            .bind(bucket_id.to_owned())
-            .bind(key.to_owned());
-        let (mut tx, rows) = Tx::begin(&self.write, read).await?;
-        let Some(old) = Self::object_from_rows(&rows, false)? else {
-            tx.rollback().await?;
-            return Ok(false);
+        let op = batch::Op::Delete {
+            bucket_id: bucket_id.to_owned(),
+            key: key.to_owned(),
         };
-        let ds = deltas(&[], &old.segments);
-        let now = crate::now_micros();
-        let mut w = Script::default();
-        for d in &ds {
-            w = bind_delta!(w.stmt(d.sql(None)), d, None, now);
+        match self.committer.commit(op).await? {
+            batch::Done::Delete(existed) => Ok(existed),
+            batch::Done::Put(_) => Err(MetaError::Invariant("DELETE answered as PUT".into())),
         }
-        w = w.stmt(DEMOTE_SQL).bind(old.id.clone()).bind(now);
-        let counts = tx.run(w).await?;
-        check_counts(&ds, &counts)?;
-        tx.commit().await?;
-        self.durable().await?;
-        Ok(true)
     }
 }
 
@@ -1552,3 +1512,5 @@ fn check_counts(ds: &[Delta], rows: &[sqlx::sqlite::SqliteRow]) -> MetaResult<()
     }
     Ok(())
 }
+
+mod batch;

@@ -1,0 +1,292 @@
+//! SQLite group commit of PUT and DELETE versions.
+//!
+//! SQLite has one writer, so small writes queue on it; each transaction costs three hand-offs
+//! to the connection's thread (`script`), and under load those wake-ups, not SQLite, are the
+//! writer's time. So the commits that queue up while a transaction runs are committed together
+//! by one task: one `BEGIN IMMEDIATE` + every job's read, then every job's writes, then one
+//! `COMMIT` and one WAL fsync — the same statements as a lone commit, so a batch of one is
+//! exactly the unbatched transaction.
+//!
+//! Isolation between jobs: a job whose condition fails (or whose blob could not be confirmed)
+//! is answered and contributes no writes; a job whose bucket is gone is answered
+//! `NoSuchBucket` from the read (the write lock is held from the read on, so it cannot vanish
+//! between the two). Jobs in one batch have distinct keys: a second commit to a key waits for
+//! the next batch, so each job reads the version it replaces. What can still fail a write
+//! script — I/O, a full disk, a broken invariant — fails every job of the batch, and rolls all
+//! of them back.
+
+use super::super::script::{Script, Tx};
+use super::super::wal::WalSync;
+use super::*;
+use futures::future::BoxFuture;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs in one transaction: bounds a batch's script and its latency.
+const MAX_BATCH: usize = 64;
+/// Jobs waiting for the committer; callers wait for room beyond this.
+const QUEUE: usize = 1024;
+
+pub(super) enum Op {
+    Put {
+        commit: Box<PutCommit>,
+        /// `confirm` of the placed blob file, run under the write lock.
+        place: Option<BoxFuture<'static, std::io::Result<()>>>,
+    },
+    Delete {
+        bucket_id: String,
+        key: String,
+    },
+}
+
+pub(super) enum Done {
+    Put(Box<ObjectRow>),
+    Delete(bool),
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<MetaResult<Done>>,
+}
+
+impl Job {
+    fn key(&self) -> (&str, &str) {
+        match &self.op {
+            Op::Put { commit, .. } => (&commit.bucket_id, &commit.key),
+            Op::Delete { bucket_id, key } => (bucket_id, key),
+        }
+    }
+}
+
+/// The handle `SqliteMeta` keeps: sends jobs to the committer task.
+pub(super) struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    pub(super) fn start(write: sqlx::SqlitePool, wal: Arc<WalSync>) -> Committer {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(write, wal, rx));
+        Committer { jobs }
+    }
+
+    pub(super) async fn commit(&self, op: Op) -> MetaResult<Done> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || MetaError::Invariant("the SQLite committer stopped".into());
+        self.jobs
+            .send(Job { op, reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// The committer: takes what is queued (up to `MAX_BATCH`, distinct keys) and commits it.
+/// Ends when `SqliteMeta` (the last sender) is dropped.
+async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<Job>) {
+    let mut held: VecDeque<Job> = VecDeque::new();
+    loop {
+        let first = match held.pop_front() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        let mut keys: HashSet<(String, String)> = HashSet::new();
+        let (b, k) = batch[0].key();
+        keys.insert((b.to_owned(), k.to_owned()));
+        // Held-back jobs first (they are older), then new arrivals.
+        let mut later = VecDeque::new();
+        while batch.len() < MAX_BATCH {
+            let next = match held.pop_front() {
+                Some(j) => j,
+                None => match rx.try_recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                },
+            };
+            let (b, k) = next.key();
+            if keys.insert((b.to_owned(), k.to_owned())) {
+                batch.push(next);
+            } else {
+                later.push_back(next);
+            }
+        }
+        later.append(&mut held);
+        held = later;
+        commit_batch(&write, &wal, batch).await;
+    }
+}
+
+/// A job after its read: how to answer once the batch commits.
+struct Planned {
+    reply: oneshot::Sender<MetaResult<Done>>,
+    done: Done,
+}
+
+async fn commit_batch(write: &sqlx::SqlitePool, wal: &WalSync, batch: Vec<Job>) {
+    let mut read = Script::default();
+    for job in &batch {
+        let (bucket_id, key) = job.key();
+        // A one-column row marks where each job's rows start.
+        read = read
+            .stmt("SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1) AS bucket_exists")
+            .bind(bucket_id.to_owned())
+            .stmt(LATEST_IN_SQL)
+            .bind(bucket_id.to_owned())
+            .bind(key.to_owned());
+    }
+    let (mut tx, rows) = match Tx::begin(write, read).await {
+        Ok(r) => r,
+        Err(e) => return fail_all(batch.into_iter().map(|j| j.reply), e),
+    };
+    let per_job = match split_rows(&rows, batch.len()) {
+        Ok(p) => p,
+        Err(e) => return fail_all(batch.into_iter().map(|j| j.reply), e),
+    };
+    let now = crate::now_micros();
+    let mut planned = Vec::with_capacity(batch.len());
+    let mut writes = Script::default();
+    let mut all_deltas = Vec::new();
+    for (job, (bucket_exists, rows)) in batch.into_iter().zip(per_job) {
+        match plan(
+            job.op,
+            bucket_exists,
+            rows,
+            now,
+            &mut writes,
+            &mut all_deltas,
+        )
+        .await
+        {
+            Ok(done) => planned.push(Planned {
+                reply: job.reply,
+                done,
+            }),
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+    let result = async {
+        let counts = tx.run(writes).await?;
+        check_counts(&all_deltas, &counts)?;
+        tx.commit().await?;
+        wal.barrier().await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            for p in planned {
+                let _ = p.reply.send(Ok(p.done));
+            }
+        }
+        Err(e) => fail_all(planned.into_iter().map(|p| p.reply), e),
+    }
+}
+
+/// Splits the read script's rows per job: a one-column row (the bucket check), then the
+/// job's version rows.
+fn split_rows(
+    rows: &[sqlx::sqlite::SqliteRow],
+    jobs: usize,
+) -> MetaResult<Vec<(bool, &[sqlx::sqlite::SqliteRow])>> {
+    use sqlx::Row;
+    let starts: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.columns().len() == 1)
+        .map(|(i, _)| i)
+        .collect();
+    if starts.len() != jobs {
+        return Err(MetaError::Invariant(format!(
+            "batch read returned {} markers for {jobs} jobs",
+            starts.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(jobs);
+    for (n, &s) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(rows.len());
+        let exists: bool = rows[s].try_get(0)?;
+        out.push((exists, &rows[s + 1..end]));
+    }
+    Ok(out)
+}
+
+/// One job's checks, given what the read found; then its writes are appended to `w` (and its
+/// reference changes to `all`). A job that fails adds nothing: every check comes first.
+async fn plan(
+    op: Op,
+    bucket_exists: bool,
+    rows: &[sqlx::sqlite::SqliteRow],
+    now: i64,
+    out: &mut Script,
+    all: &mut Vec<Delta>,
+) -> MetaResult<Done> {
+    if !bucket_exists {
+        return Err(MetaError::NoSuchBucket);
+    }
+    let old = SqliteMeta::object_from_rows(rows, false)?;
+    let mut w = std::mem::take(out);
+    let (ds, done) = match op {
+        Op::Put { commit: c, place } => {
+            if let Err(e) = check_condition(&c.condition, old.as_ref()) {
+                *out = w;
+                return Err(e);
+            }
+            if let Some(place) = place {
+                // The write lock is held since BEGIN IMMEDIATE: no collector (in this process
+                // or another) can unlink the file until this commits with its reference.
+                if let Err(e) = place.await {
+                    *out = w;
+                    return Err(MetaError::Place(e));
+                }
+            }
+            let row = new_version(&c);
+            let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+            let ds = deltas(&row.segments, old_segs);
+            if let Some(o) = &old {
+                w = w.stmt(DEMOTE_SQL).bind(o.id.clone()).bind(now);
+            }
+            let tier = tier_of_segments(&row.segments);
+            w = bind_insert_object!(w.stmt(INSERT_OBJECT_SQL), &c.bucket_id, tier, &row);
+            let new_blob = c.blob.as_ref();
+            for d in &ds {
+                w = bind_delta!(w.stmt(d.sql(new_blob)), d, new_blob, now);
+            }
+            for (seq, seg) in row.segments.iter().enumerate() {
+                w = bind_segment!(w.stmt(INSERT_SEGMENT_SQL), &row.id, seq, seg);
+            }
+            (ds, Done::Put(Box::new(row)))
+        }
+        Op::Delete { .. } => match old {
+            None => (Vec::new(), Done::Delete(false)),
+            Some(old) => {
+                let ds = deltas(&[], &old.segments);
+                for d in &ds {
+                    w = bind_delta!(w.stmt(d.sql(None)), d, None, now);
+                }
+                w = w.stmt(DEMOTE_SQL).bind(old.id.clone()).bind(now);
+                (ds, Done::Delete(true))
+            }
+        },
+    };
+    *out = w;
+    all.extend(ds);
+    Ok(done)
+}
+
+/// Answers every job with the batch's error (the first gets it as is).
+fn fail_all(replies: impl Iterator<Item = oneshot::Sender<MetaResult<Done>>>, e: MetaError) {
+    let msg = e.to_string();
+    let mut first = Some(e);
+    for r in replies {
+        let e = first
+            .take()
+            .unwrap_or_else(|| MetaError::Batch(msg.clone()));
+        let _ = r.send(Err(e));
+    }
+}
