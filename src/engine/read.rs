@@ -107,18 +107,22 @@ async fn open_piece(blobs: &BlobStore, p: Piece) -> std::io::Result<Source> {
 
 async fn next_chunk(mut st: State) -> std::io::Result<Option<(Bytes, State)>> {
     loop {
-        match st.current.take() {
+        match &mut st.current {
             None => {
                 let Some(p) = st.pieces.next() else {
                     return Ok(None);
                 };
                 st.current = Some(open_piece(&st.blobs, p).await?);
             }
-            Some(Source::Memory(bytes)) => return Ok(Some((bytes, st))),
-            Some(Source::File(_, 0)) => {}
-            Some(Source::File(mut file, left)) => {
-                let chunk = read_chunk(&mut file, left).await?;
-                st.current = Some(Source::File(file, left - chunk.len() as u64));
+            Some(Source::Memory(bytes)) => {
+                let bytes = std::mem::take(bytes);
+                st.current = None;
+                return Ok(Some((bytes, st)));
+            }
+            Some(Source::File(_, 0)) => st.current = None,
+            Some(Source::File(file, left)) => {
+                let chunk = read_chunk(file, *left).await?;
+                *left -= chunk.len() as u64;
                 return Ok(Some((chunk, st)));
             }
         }

@@ -98,9 +98,12 @@ async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<
         let mut keys: HashSet<(String, String)> = HashSet::new();
         let (b, k) = batch[0].key();
         keys.insert((b.to_owned(), k.to_owned()));
-        // Held-back jobs first (they are older), then new arrivals.
+        // Held-back jobs first (they are older), then new arrivals. Looking at a bounded
+        // number keeps a hot key (many commits, one per batch) from costing O(n) per batch.
         let mut later = VecDeque::new();
-        while batch.len() < MAX_BATCH {
+        let mut looked = 0;
+        while batch.len() < MAX_BATCH && looked < 4 * MAX_BATCH {
+            looked += 1;
             let next = match held.pop_front() {
                 Some(j) => j,
                 None => match rx.try_recv() {
