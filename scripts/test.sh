@@ -4,7 +4,7 @@
 #      (aws CLI v1 and boto3 with pip, rclone with apt-get),
 #   2. makes sure PostgreSQL is up on 127.0.0.1:5432,
 #   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
-#   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone, SQLite and PostgreSQL).
+#   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone), SQLite and PostgreSQL at once.
 #   5. scripts/bench-smoke.sh (the benchmark tool's tiny smoke profile, SQLite only).
 set -euo pipefail
 
@@ -68,8 +68,22 @@ log "cargo test --doc"
 cargo test --doc
 
 # ------------------------------------------------------------------ compat tests
-log "compat-tests/run.sh"
-bash compat-tests/run.sh
+# The two backends run at once (each has its own server, port, data dir, database and bucket
+# names): the scripts mostly wait on client start-up, so this saves minutes of CI.
+log "compat-tests/run.sh sqlite and postgres, concurrently"
+cargo build --bin just-storage
+export JS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/just-storage"
+compat_logs="$(mktemp -d "${TMPDIR:-/tmp}/js-compat-logs.XXXXXX")"
+bash compat-tests/run.sh sqlite >"$compat_logs/sqlite.log" 2>&1 &
+sqlite_pid=$!
+bash compat-tests/run.sh postgres >"$compat_logs/postgres.log" 2>&1 &
+postgres_pid=$!
+compat_failed=()
+wait "$sqlite_pid" || compat_failed+=(sqlite)
+wait "$postgres_pid" || compat_failed+=(postgres)
+cat "$compat_logs/sqlite.log" "$compat_logs/postgres.log"
+rm -rf "$compat_logs"
+[[ ${#compat_failed[@]} -eq 0 ]] || die "compat tests failed on: ${compat_failed[*]} (logs above)"
 
 # ------------------------------------------------------------------ benchmark smoke
 log "scripts/bench-smoke.sh"
