@@ -125,8 +125,10 @@ async fn inline_objects(s: &TestServer) {
 }
 both_dbs!(inline_objects);
 
-/// A file blob and a later inline PUT of the same bytes share one row; either copy serves.
+/// A file blob and a later inline PUT of the same bytes share one row, which then holds both
+/// copies. The file comes from a one-part multipart upload (parts are always files).
 async fn inline_joins_a_file_blob(s: &TestServer) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let c = &s.client;
     c.create_bucket()
         .bucket("inl")
@@ -134,35 +136,59 @@ async fn inline_joins_a_file_blob(s: &TestServer) {
         .await
         .expect("bucket");
     let body = bytes(8000, 4);
-    // A server with inlining off writes the file first…
-    let files = TestServer::start_with(
-        s.db,
-        Options {
-            inline_max_bytes: Some(0),
-            ..Options::default()
-        },
-    )
-    .await;
-    files
-        .client
-        .create_bucket()
+    let up = c
+        .create_multipart_upload()
         .bucket("inl")
+        .key("mp")
         .send()
         .await
-        .expect("bucket");
-    put(&files.client, "f", &body).await;
-    assert_eq!(blob_files(&files.data_dir().join("hot")).len(), 1);
-    put(&files.client, "g", &body).await;
-    assert_eq!(get(&files.client, "g", None).await, body);
-    files.stop().await;
-    // …and on this one the inline row serves reads and counts both references.
+        .expect("create");
+    let id = up.upload_id.unwrap_or_default();
+    let etag = c
+        .upload_part()
+        .bucket("inl")
+        .key("mp")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("part")
+        .e_tag
+        .unwrap_or_default();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+        .build();
+    c.complete_multipart_upload()
+        .bucket("inl")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("complete");
+    let hot = s.data_dir().join("hot");
+    assert_eq!(blob_files(&hot).len(), 1, "the part is a file");
+    let blob = just_storage::meta::BlobId {
+        tier: just_storage::blobs::Tier::Hot,
+        hash: sha256_hex(&body),
+    };
+    assert_eq!(s.engine().meta().blob_data(&blob).await.expect("q"), None);
+
     put(c, "a", &body).await;
-    put(c, "b", &body).await;
-    assert_eq!(get(c, "b", None).await, body);
+    assert_eq!(blob_files(&hot).len(), 1, "no second file");
+    assert_eq!(
+        s.engine().meta().blob_data(&blob).await.expect("q"),
+        Some(body.clone()),
+        "the inline PUT joined the file blob's row and stored its bytes there"
+    );
     let report = just_storage::workers::fsck(s.engine(), false, std::time::Duration::ZERO)
         .await
         .expect("fsck");
     assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.blob_rows, 1);
+    assert_eq!(get(c, "a", None).await, body);
+    assert_eq!(get(c, "mp", None).await, body);
 }
 both_dbs!(inline_joins_a_file_blob);
 
