@@ -6,6 +6,7 @@
 //! the migrations and two switches: Postgres takes row locks (`FOR UPDATE`) and a per-key
 //! advisory lock; SQLite serialises all writes through one writer connection instead.
 
+mod migrations;
 mod script;
 mod sql;
 mod wal;

@@ -48,7 +48,7 @@ impl SqliteMeta {
             .max_connections(1)
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        migrations::migrator(migrations::SQLITE).run(&write).await?;
         let file = opts.get_filename();
         let wal = file.is_file().then(|| {
             let mut name = file.as_os_str().to_owned();
@@ -95,7 +95,9 @@ impl PgMeta {
             .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        migrations::migrator(migrations::POSTGRES)
+            .run(&pool)
+            .await?;
         Ok(PgMeta { pool })
     }
 }

@@ -1,10 +1,8 @@
 //! The scrubber finds a flipped byte and GET refuses the object (HEAD still answers); fsck finds
 //! rows without files, files without rows and wrong reference counts, and repairs them.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 use just_storage::blobs::Tier;
 use just_storage::meta::{BlobId, BlobRepair};
 use std::time::Duration;

@@ -1,11 +1,9 @@
 //! Listings: 2,500 keys paginated by v1 and v2, delimiters, markers, encoding-type=url, and a
 //! comparison against an in-memory model of S3's listing semantics.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
-use common::*;
 use futures::StreamExt;
 
 const BUCKET: &str = "listing";

@@ -1,10 +1,8 @@
 //! Inline blobs: PUT bodies up to `inline_max_bytes` live in their blob row, not in a file.
 //! Reads, ranges, copies, dedup, GC, the scrubber and fsck treat them like any other blob.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 
 /// The server's default threshold (`engine::Limits::default().inline_max`).
 const INLINE_MAX: usize = 16 << 10;

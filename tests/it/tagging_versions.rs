@@ -1,11 +1,9 @@
 //! Object tagging, ListObjectVersions and GetBucketVersioning on unversioned buckets,
 //! GetObjectAttributes.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectAttributes, Tag, Tagging, TaggingDirective};
-use common::*;
 
 fn tagging(pairs: &[(&str, &str)]) -> Tagging {
     Tagging::builder()

@@ -3,11 +3,9 @@
 //! blob (uploaded once), to keep the setup from moving 50 GB. Run on demand:
 //! `cargo test --test multipart_scale -- --ignored --nocapture`.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use common::*;
 use just_storage::blobs::Tier;
 use just_storage::meta::{PartRow, Segment};
 use std::time::Instant;

@@ -6,13 +6,11 @@
 //!
 //! Every scenario runs on SQLite and on a fresh PostgreSQL database.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;

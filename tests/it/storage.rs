@@ -1,10 +1,8 @@
 //! The content-addressed store: dedup, the signed-payload check, deferred GC, orphan sweep,
 //! and a read that survives DELETE + GC (seed Scenario 2).
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 
 const MIB: usize = 1 << 20;
 

@@ -2,12 +2,10 @@
 //! replacement, UploadPartCopy with ranges, abort, listings, reference counts, the stale-upload
 //! worker.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use common::*;
 use futures::StreamExt;
 
 const MIB: usize = 1 << 20;

@@ -1,10 +1,8 @@
 //! Every foundation operation and its error cases, through aws-sdk-s3, on both databases.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
-use common::*;
 
 async fn put(s: &TestServer, bucket: &str, key: &str, body: &[u8]) -> String {
     s.client

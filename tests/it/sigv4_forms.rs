@@ -9,10 +9,8 @@
 //! signing code cannot hide; every hand-made SigV4 header signature is also checked against
 //! `aws-sigv4`'s.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use std::time::{Duration, SystemTime};
 
 const REGION: &str = "us-east-1";

@@ -1,10 +1,8 @@
 //! The real binary: bounded memory on a 1 GiB round trip, credentials kept across restarts,
 //! graceful exit on SIGTERM.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 use std::io::Write;
 
 const GIB: u64 = 1 << 30;

@@ -2,14 +2,12 @@
 //! and malformed values, the default CRC64NVME, ranged reads, multipart COMPOSITE and
 //! FULL_OBJECT checksums.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
 };
-use common::*;
 use just_storage::blobs::ChecksumAlgo;
 
 const MIB: usize = 1 << 20;

@@ -1,11 +1,9 @@
 //! The protocol edge: conditional requests, presigned URLs, hostile or malformed requests, each
 //! answered with its precise S3 error while nothing stored changes.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use common::*;
 use std::time::Duration;
 
 async fn setup(s: &TestServer, bucket: &str) -> String {

@@ -1,10 +1,8 @@
 //! PostgreSQL going away mid-run: requests get 503 ServiceUnavailable with Retry-After (never a
 //! hang or a 500), /ready turns false, and the server recovers by itself when it returns.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,0 +1,122 @@
+//! The schema migrations (`migrations/<db>/NNNN_name.sql`), embedded in the binary.
+//!
+//! Built here rather than by `sqlx::migrate!`: the macro needs sqlx's `macros` feature, which
+//! links a second copy of sqlx's drivers and SQLite's C library into a proc-macro (minutes of
+//! every cold build). The result is the same `Migrator`: version and description parsed from the
+//! file name and the checksum computed from the text exactly as sqlx's own resolver does, so
+//! databases migrated by earlier releases are recognised. The test below keeps this list equal to
+//! the directories.
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// `(file name, text)` of each migration of one database.
+type Files = &'static [(&'static str, &'static str)];
+
+macro_rules! embed {
+    ($dir:literal: $($file:literal),+ $(,)?) => {
+        &[$((
+            $file,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $dir, "/", $file)),
+        )),+]
+    };
+}
+
+pub(super) const SQLITE: Files = embed!("sqlite":
+    "0001_init.sql",
+    "0002_multipart.sql",
+    "0003_checksums.sql",
+    "0004_tags.sql",
+    "0005_no_writing_rows.sql",
+    "0006_inline_blobs.sql",
+);
+
+pub(super) const POSTGRES: Files = embed!("postgres":
+    "0001_init.sql",
+    "0002_multipart.sql",
+    "0003_checksums.sql",
+    "0004_tags.sql",
+    "0005_no_writing_rows.sql",
+    "0006_inline_blobs.sql",
+);
+
+/// The migrator for one database's files.
+pub(super) fn migrator(files: Files) -> Migrator {
+    let migrations = files
+        .iter()
+        .map(|&(name, sql)| {
+            let (version, description) = parse_name(name);
+            // sqlx's resolver: a file starting with this comment runs outside a transaction.
+            let no_tx = sql.starts_with("-- no-transaction");
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                no_tx,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// `0004_tags.sql` → `(4, "tags")`, as sqlx's resolver names it (`_` → space). The names are
+/// this module's own constants, checked by the test below, so a bad one is a build defect.
+fn parse_name(name: &str) -> (i64, String) {
+    let (version, rest) = name
+        .split_once('_')
+        .expect("migration file name is NNNN_name.sql");
+    let version = version.parse().expect("migration version is an integer");
+    let description = rest
+        .strip_suffix(".sql")
+        .expect("migration file ends in .sql")
+        .replace('_', " ");
+    (version, description)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on_disk(dir: &str) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .expect("migrations directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded() {
+        for (dir, files) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
+            let embedded: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+            assert_eq!(embedded, on_disk(dir), "migrations/{dir}");
+        }
+    }
+
+    #[test]
+    fn names_and_checksums_are_sqlx_s() {
+        let m = migrator(SQLITE);
+        let first = m.iter().next().expect("a migration");
+        assert_eq!(first.version, 1);
+        assert_eq!(first.description, "init");
+        let versions: Vec<i64> = m.iter().map(|m| m.version).collect();
+        assert_eq!(versions, (1..=SQLITE.len() as i64).collect::<Vec<_>>());
+        let tags = m.iter().find(|m| m.version == 4).expect("0004");
+        assert_eq!(tags.description, "tags");
+        // sqlx's checksum: SHA-384 of the file's text.
+        use sha2::Digest;
+        let want = sha2::Sha384::digest(SQLITE[3].1);
+        assert_eq!(tags.checksum.as_ref(), want.as_slice());
+        let two = migrator(POSTGRES);
+        assert_eq!(
+            two.iter().nth(4).map(|m| m.description.as_ref()),
+            Some("no writing rows")
+        );
+    }
+}

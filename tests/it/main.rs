@@ -1,0 +1,22 @@
+//! The integration tests, one binary: each file is a module (one link and one copy of the SDK's
+//! generic code instead of one per file). Every test starts its own server, on its own data
+//! directory and database; nothing is shared between tests but the process (the metrics
+//! counters are global: tests read them as differences, never as absolute values).
+
+#[macro_use]
+mod common;
+
+mod availability;
+mod buckets_objects;
+mod checksums;
+mod crash;
+mod inline;
+mod integrity;
+mod listing;
+mod multipart;
+mod multipart_scale;
+mod process;
+mod protocol;
+mod sigv4_forms;
+mod storage;
+mod tagging_versions;
