@@ -10,6 +10,7 @@ mod convert;
 mod error;
 mod host;
 mod limits;
+mod linger;
 mod list;
 mod multipart;
 mod object;
@@ -104,7 +105,9 @@ impl Protocol {
         {
             sigv2::add_slash(&mut req);
         }
-        let req = if limits::is_aws_chunked(&req) {
+        let chunked = limits::is_aws_chunked(&req);
+        let (req, leftover) = linger::track(req);
+        let req = if chunked {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST
             && let Some(ctype) = req
@@ -120,9 +123,11 @@ impl Protocol {
                 Body::http_body_unsync(limits::Rechunk::new(b))
             })
         } else {
-            req.map(Body::from)
+            req.map(Body::http_body)
         };
-        match self.service.call(req).await {
+        let resp = self.service.call(req).await;
+        leftover.drain().await;
+        match resp {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await
             }

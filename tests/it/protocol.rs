@@ -417,6 +417,64 @@ async fn hostile_requests(s: &TestServer) {
 }
 both_dbs!(hostile_requests);
 
+/// A request refused before its body is read still gets its error response: the server reads
+/// the rest of a modest body (`s3::linger`) instead of closing a socket with unread bytes, which
+/// resets the connection and loses the response while the client is still sending.
+async fn early_error_while_the_body_streams(s: &TestServer) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.client
+        .create_bucket()
+        .bucket("early")
+        .send()
+        .await
+        .expect("create bucket");
+    const LEN: usize = 2 << 20;
+    for round in 0..3 {
+        let mut sock = tokio::net::TcpStream::connect(s.addr())
+            .await
+            .expect("connect");
+        // Anonymous: refused with AccessDenied as soon as the head is read.
+        let head = format!(
+            "PUT /early/k{round} HTTP/1.1\r\nhost: {}\r\ncontent-length: {LEN}\r\n\
+             connection: close\r\n\r\n",
+            s.addr()
+        );
+        sock.write_all(head.as_bytes()).await.expect("write head");
+        let piece = vec![b'x'; 64 << 10];
+        for _ in 0..LEN / piece.len() {
+            // An SDK stops at a write error and never reads the response: so must this.
+            sock.write_all(&piece)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: the server stopped reading: {e}"));
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            sock.read_to_end(&mut buf),
+        )
+        .await
+        .expect("response within 30 s");
+        assert!(
+            read.is_ok(),
+            "round {round}: reading the response: {read:?}"
+        );
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 403"), "round {round}: {text}");
+        assert!(text.contains("<Code>AccessDenied</Code>"), "{text}");
+        assert!(text.contains("<RequestId>"), "{text}");
+    }
+    let listed = s
+        .client
+        .list_objects_v2()
+        .bucket("early")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.key_count(), Some(0), "nothing was stored");
+}
+both_dbs!(early_error_while_the_body_streams);
+
 async fn virtual_hosted_style(s: &TestServer) {
     setup(s, "vhost").await;
     let host = format!("vhost.s3.example.test:{}", s.addr().port());

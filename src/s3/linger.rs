@@ -1,0 +1,124 @@
+//! Reading what is left of a request body before answering early.
+//!
+//! A request that fails while its body is still arriving (a full disk, a cap exceeded, a bad
+//! chunk signature) is answered at once, and hyper then closes the connection with the unread
+//! bytes still in the socket. The kernel answers that close with a reset, and a client still
+//! sending usually loses the response it was sent ("connection closed before message
+//! completed") instead of reading a clear S3 error. So the body is tracked: if the service drops
+//! it unfinished, the rest comes back here and is read and discarded — up to `DRAIN_MAX` bytes
+//! within `DRAIN_TIME` — before the response goes out. A larger remainder is not worth the wait:
+//! the connection closes as before. A client waiting for `100-continue` whose body was never
+//! asked for is not drained: it has sent nothing and reads the response.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Most bytes read and discarded after an early answer.
+const DRAIN_MAX: u64 = 8 << 20;
+/// Longest wait for them.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// A request body that hands back its unread remainder when dropped unfinished.
+pub struct Tracked {
+    inner: Option<Incoming>,
+    back: Option<oneshot::Sender<Incoming>>,
+    /// Whether the service ever asked for data (for `100-continue`, see the module doc).
+    polled: bool,
+    expects_continue: bool,
+}
+
+/// Where the remainder of a dropped, unfinished body arrives.
+pub struct Leftover(oneshot::Receiver<Incoming>);
+
+pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover) {
+    let expects_continue = req
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (tx, rx) = oneshot::channel();
+    let req = req.map(|b| Tracked {
+        inner: Some(b),
+        back: Some(tx),
+        polled: false,
+        expects_continue,
+    });
+    (req, Leftover(rx))
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.polled = true;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let r = Pin::new(inner).poll_frame(cx);
+        if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            // Finished (or broken): nothing to hand back.
+            self.inner = None;
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let waiting = self.expects_continue && !self.polled;
+        let too_long = inner.size_hint().lower() > DRAIN_MAX;
+        if !inner.is_end_stream()
+            && !waiting
+            && !too_long
+            && let Some(back) = self.back.take()
+        {
+            let _ = back.send(inner);
+        }
+    }
+}
+
+impl Leftover {
+    /// Reads and discards what the service left unread, within the bounds above. Call it once
+    /// the response is ready and the body has been dropped (a body still alive — a response
+    /// that streams it — is left alone).
+    pub async fn drain(mut self) {
+        let Ok(mut body) = self.0.try_recv() else {
+            return;
+        };
+        let read = async {
+            let mut left = DRAIN_MAX;
+            while left > 0 {
+                match body.frame().await {
+                    Some(Ok(f)) => {
+                        let n = f.data_ref().map_or(0, |d| d.len() as u64);
+                        left = left.saturating_sub(n);
+                    }
+                    Some(Err(_)) | None => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, read).await;
+    }
+}
