@@ -38,6 +38,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0004_tags.sql",
     "0005_no_writing_rows.sql",
     "0006_inline_blobs.sql",
+    "0007_commit_functions.sql",
 );
 
 /// The migrator for one database's files.

@@ -1428,45 +1428,98 @@ impl SourceCondition {
     }
 }
 
+/// PostgreSQL's PUT commit: one call of `js_commit_put` (migration 0007), which takes the
+/// per-key lock, checks the condition, demotes the current version, inserts the new one and
+/// applies the reference changes in lock order.
+const PG_COMMIT_PUT_SQL: &str = "SELECT js_commit_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)";
+
+/// A broken invariant raised by the commit functions (`RAISE … USING ERRCODE = 'JS001'`).
+fn pg_commit_error(e: sqlx::Error) -> MetaError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("JS001") => {
+            MetaError::Invariant(d.message().to_owned())
+        }
+        _ => no_bucket_on_fk(e),
+    }
+}
+
 impl PgMeta {
-    /// `commit_put`, a statement at a time under the per-key advisory lock.
+    /// `commit_put` in one round trip (`js_commit_put`). With a file blob to confirm, the call
+    /// runs in a transaction and `place` runs after it, while the transaction still holds the
+    /// blob's row lock, then commits: three round trips.
     async fn commit_put_tx(
         &self,
         c: &PutCommit,
         place: Option<PlaceFn<'_>>,
     ) -> MetaResult<ObjectRow> {
-        let mut tx = self.pool.begin().await?;
-        Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
-        let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
-        check_condition(&c.condition, old.as_ref())?;
-        if let Some(o) = &old {
-            Self::demote(&mut tx, &o.id).await?;
-        }
         let row = new_version(c);
-        // The bucket's foreign key fails this if it was deleted while the body streamed.
-        let tier = tier_of_segments(&row.segments);
-        Self::insert_committed(&mut tx, &c.bucket_id, tier, &row).await?;
-        let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
-        let ds = deltas(&row.segments, old_segs);
-        Self::apply_deltas(&mut tx, &ds, c.blob.as_ref(), place).await?;
-        Self::insert_segments(&mut tx, &c.object_id, &row.segments).await?;
-        tx.commit().await?;
-        self.durable().await?;
-        Ok(row)
+        let (cond, cond_etag) = match &c.condition {
+            WriteCondition::None => (0, None),
+            WriteCondition::IfNoneMatchAny => (1, None),
+            WriteCondition::IfMatch(etag) => (2, etag.clone()),
+        };
+        let blob = c.blob.as_ref();
+        let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL)
+            .bind(c.bucket_id.clone())
+            .bind(c.key.clone())
+            .bind(cond)
+            .bind(cond_etag)
+            .bind(row.id.clone())
+            .bind(to_i64(row.size))
+            .bind(row.etag.clone())
+            .bind(row.headers.content_type.clone())
+            .bind(row.headers.content_encoding.clone())
+            .bind(row.headers.content_disposition.clone())
+            .bind(row.headers.content_language.clone())
+            .bind(row.headers.cache_control.clone())
+            .bind(row.headers.expires.clone())
+            .bind(headers_json(&row.headers))
+            .bind(row.storage_class.clone())
+            .bind(tier_of_segments(&row.segments).as_str())
+            .bind(row.created_at)
+            .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
+            .bind(row.checksum.as_ref().map(|k| k.value.clone()))
+            .bind(row.checksum.as_ref().map(Checksum::type_str))
+            .bind(tags_json(&row.headers))
+            .bind(blob.map(|b| b.tier.as_str()))
+            .bind(blob.map(|b| b.hash.clone()))
+            .bind(blob.map(|b| to_i64(b.size)))
+            .bind(blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec())))
+            .bind(crate::now_micros());
+        let status = match place {
+            None => q.fetch_one(&self.pool).await.map_err(pg_commit_error)?,
+            Some(place) => {
+                let mut tx = self.pool.begin().await?;
+                let status = q.fetch_one(&mut *tx).await.map_err(pg_commit_error)?;
+                if status == "ok" {
+                    // The blob's row is locked until the commit: the collector cannot unlink
+                    // the file now, and one it unlinked earlier is put back.
+                    place().await.map_err(MetaError::Place)?;
+                    tx.commit().await?;
+                }
+                status
+            }
+        };
+        match status.as_str() {
+            "ok" => Ok(row),
+            "precondition_failed" => Err(MetaError::PreconditionFailed),
+            "no_such_key" => Err(MetaError::NoSuchKey),
+            other => Err(MetaError::Invariant(format!(
+                "js_commit_put answered {other:?}"
+            ))),
+        }
     }
 
+    /// `delete_latest` in one round trip (`js_delete_latest`).
     async fn delete_latest_tx(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        Self::lock_key(&mut tx, bucket_id, key).await?;
-        let Some(old) = Self::latest_in(&mut tx, bucket_id, key).await? else {
-            return Ok(false);
-        };
-        let ds = deltas(&[], &old.segments);
-        Self::apply_deltas(&mut tx, &ds, None, None).await?;
-        Self::demote(&mut tx, &old.id).await?;
-        tx.commit().await?;
-        self.durable().await?;
-        Ok(true)
+        sqlx::query_scalar("SELECT js_delete_latest($1, $2, $3)")
+            .bind(bucket_id)
+            .bind(key)
+            .bind(crate::now_micros())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(pg_commit_error)
     }
 }
 
