@@ -5,6 +5,11 @@
 //! period. A writer that finds the row re-checks the file under the same lock (`confirm`). So a
 //! COMMITTED object never points at a missing file.
 //!
+//! `LIMIT +$N`, never `LIMIT $N`: SQLite's planner reads a bare bound LIMIT and marks the
+//! statement for re-preparation whenever that parameter is bound again — every execution, as
+//! sqlx binds them all — which cost a full parse and plan per listing page. Unary plus hides the
+//! parameter from it (PostgreSQL reads the same text).
+//!
 //! Lock order, to stay deadlock-free on Postgres: the per-key advisory lock first, then blob rows
 //! in `(tier, hash)` order. SQLite has one writer connection, so its transactions never overlap.
 
@@ -21,6 +26,9 @@ pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
         Ok(std::sync::Arc::new(SqliteMeta::connect(url).await?))
     }
 }
+
+/// Rows a SQLite connection's thread may queue for its reader: a whole listing page.
+const ROW_BUFFER: usize = 1024;
 
 pub struct SqliteMeta {
     /// The one writer: SQLite serialises writers anyway; one connection avoids SQLITE_BUSY.
@@ -43,7 +51,11 @@ impl SqliteMeta {
             // before any of them is acknowledged (see `wal`), as durable as FULL.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Rows cross from the connection's thread one message each; a bound below a
+            // listing page (1,001 rows) made the thread stop and wait for the reader every 50
+            // rows, a pair of context switches each time. The queue only grows as it is used.
+            .row_buffer_size(ROW_BUFFER);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -924,10 +936,10 @@ macro_rules! sql_meta {
                 const SEL: &str = "SELECT key, size, etag, storage_class, created_at FROM objects \
                     WHERE bucket_id = $1 AND is_latest AND ";
                 let q: &'static str = match (start_inclusive, before.is_some()) {
-                    (false, false) => const_format::concatcp!(SEL, "key > $2 ORDER BY key LIMIT $3"),
-                    (true, false) => const_format::concatcp!(SEL, "key >= $2 ORDER BY key LIMIT $3"),
-                    (false, true) => const_format::concatcp!(SEL, "key > $2 AND key < $4 ORDER BY key LIMIT $3"),
-                    (true, true) => const_format::concatcp!(SEL, "key >= $2 AND key < $4 ORDER BY key LIMIT $3"),
+                    (false, false) => const_format::concatcp!(SEL, "key > $2 ORDER BY key LIMIT +$3"),
+                    (true, false) => const_format::concatcp!(SEL, "key >= $2 ORDER BY key LIMIT +$3"),
+                    (false, true) => const_format::concatcp!(SEL, "key > $2 AND key < $4 ORDER BY key LIMIT +$3"),
+                    (true, true) => const_format::concatcp!(SEL, "key >= $2 AND key < $4 ORDER BY key LIMIT +$3"),
                 };
                 let mut query = sqlx::query(q)
                     .bind(bucket_id)
@@ -1043,7 +1055,7 @@ macro_rules! sql_meta {
             ) -> MetaResult<Vec<PartRow>> {
                 const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
                     " FROM upload_parts WHERE upload_id = $1 AND part_number > $2 \
-                     ORDER BY part_number LIMIT $3");
+                     ORDER BY part_number LIMIT +$3");
                 let rows = sqlx::query(Q)
                 .bind(upload_id)
                 .bind(after)
@@ -1123,7 +1135,7 @@ macro_rules! sql_meta {
                 const Q: &str = const_format::concatcp!("SELECT ", UPLOAD_COLS,
                     " FROM multipart_uploads WHERE bucket_id = $1 AND key >= $2 \
                      AND (key > $3 OR (key = $3 AND upload_id > $4)) \
-                     ORDER BY key, upload_id LIMIT $5");
+                     ORDER BY key, upload_id LIMIT +$5");
                 let rows = sqlx::query(Q)
                     .bind(bucket_id)
                     .bind(prefix)
@@ -1151,7 +1163,7 @@ macro_rules! sql_meta {
             ) -> MetaResult<Vec<(String, String)>> {
                 let rows = sqlx::query(
                     "SELECT bucket_id, upload_id FROM multipart_uploads WHERE initiated < $1 \
-                     ORDER BY initiated LIMIT $2",
+                     ORDER BY initiated LIMIT +$2",
                 )
                 .bind(cutoff)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1165,7 +1177,7 @@ macro_rules! sql_meta {
             async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64> {
                 let done = sqlx::query(
                     "DELETE FROM objects WHERE id IN (SELECT id FROM objects \
-                     WHERE status = 'DELETING' AND deleted_at < $1 LIMIT $2)",
+                     WHERE status = 'DELETING' AND deleted_at < $1 LIMIT +$2)",
                 )
                 .bind(cutoff)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1178,7 +1190,7 @@ macro_rules! sql_meta {
             async fn collectable_blobs(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<BlobId>> {
                 let rows = sqlx::query(
                     "SELECT tier, hash FROM blobs WHERE ref_count = 0 AND zero_since < $1 \
-                     ORDER BY zero_since LIMIT $2",
+                     ORDER BY zero_since LIMIT +$2",
                 )
                 .bind(cutoff)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1266,7 +1278,7 @@ macro_rules! sql_meta {
             async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<BlobRow>> {
                 const Q: &str = const_format::concatcp!(
                     "SELECT ", BLOB_ROW_COLS, " FROM blobs WHERE NOT corrupted \
-                     ORDER BY COALESCE(verified_at, 0), hash LIMIT $1"
+                     ORDER BY COALESCE(verified_at, 0), hash LIMIT +$1"
                 );
                 let rows = sqlx::query(Q)
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1302,7 +1314,7 @@ macro_rules! sql_meta {
 
             async fn blob_rows(&self, after: &str, limit: usize) -> MetaResult<Vec<BlobRow>> {
                 const Q: &str = const_format::concatcp!(
-                    "SELECT ", BLOB_ROW_COLS, " FROM blobs WHERE hash > $1 ORDER BY hash LIMIT $2"
+                    "SELECT ", BLOB_ROW_COLS, " FROM blobs WHERE hash > $1 ORDER BY hash LIMIT +$2"
                 );
                 let rows = sqlx::query(Q)
                     .bind(after)
