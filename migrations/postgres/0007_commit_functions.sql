@@ -6,6 +6,11 @@
 -- Lock order, as everywhere: the per-key advisory lock, then blob rows in (tier, hash) order
 -- (hot before cold, hashes as bytes, +1 before -1 on the same blob).
 
+-- Inline bodies (at most 64 KiB, 16 KiB by default) stay in the blob's heap row up to a page
+-- (~8 KB) instead of going to the TOAST table past 2 KB: a PUT writes one row, not three (row,
+-- TOAST row, TOAST index), and a GET reads one. PostgreSQL still tries compression first.
+ALTER TABLE blobs ALTER COLUMN data SET STORAGE MAIN;
+
 -- A version commit. p_cond: 0 none, 1 If-None-Match: * (only if absent), 2 If-Match
 -- (p_cond_etag NULL: '*', exists at all). p_blob_*: the new body's blob (NULL hash: an empty
 -- object); p_blob_data its bytes when inline. Returns 'ok', 'precondition_failed' or

@@ -344,9 +344,25 @@ impl Engine {
         }
     }
 
+    /// The current version of a key, without the bytes of inline blobs (HEAD, attributes).
     pub async fn head_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {
+        self.latest(caller, bucket, key, false).await
+    }
+
+    /// The current version of a key, ready for `open_body` (inline blobs carry their bytes).
+    pub async fn get_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {
+        self.latest(caller, bucket, key, true).await
+    }
+
+    async fn latest(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        with_inline: bool,
+    ) -> Result<ObjectRow> {
         self.meta
-            .latest(&caller.tenant_id, bucket, key)
+            .latest(&caller.tenant_id, bucket, key, with_inline)
             .await?
             .ok_or(Error::NoSuchKey)
     }

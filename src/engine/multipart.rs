@@ -364,7 +364,7 @@ impl Engine {
         range: Option<ByteRange>,
         cond: &SourceCondition,
     ) -> Result<(PartRow, Checksum)> {
-        let src = self.head_object(caller, src_bucket, src_key).await?;
+        let src = self.get_object(caller, src_bucket, src_key).await?;
         if !cond.holds(&src) {
             return Err(Error::PreconditionFailed);
         }

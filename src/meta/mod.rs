@@ -357,12 +357,14 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn commit_put(&self, c: &PutCommit, place: Option<PlaceFn<'_>>) -> MetaResult<ObjectRow>;
     async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow>;
     /// The current version of `key` in the tenant's bucket named `bucket` (NoSuchBucket when
-    /// there is no such bucket).
+    /// there is no such bucket). `with_inline`: also the bytes of inline blobs (GET needs them;
+    /// HEAD does not, and on PostgreSQL they are a second, TOAST, lookup).
     async fn latest(
         &self,
         tenant_id: &str,
         bucket: &str,
         key: &str,
+        with_inline: bool,
     ) -> MetaResult<Option<ObjectRow>>;
     /// Marks the current version DELETING and releases its blob references.
     /// Returns whether there was one.

@@ -877,15 +877,20 @@ macro_rules! sql_meta {
                 tenant_id: &str,
                 bucket: &str,
                 key: &str,
+                with_inline: bool,
             ) -> MetaResult<Option<ObjectRow>> {
                 // One query for bucket, version and segments: HEAD and GET are the hot path.
-                const Q: &str = const_format::concatcp!(
-                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, ", b.data AS inline_data",
+                const FROM: &str = const_format::concatcp!(
                     " FROM buckets k JOIN objects o ON o.bucket_id = k.id ", SEGMENT_JOIN,
                     " WHERE k.tenant_id = $1 AND k.name = $2 AND o.key = $3 AND o.is_latest \
                      ORDER BY s.seq"
                 );
-                let rows = sqlx::query(Q)
+                const WITH_BYTES: &str = const_format::concatcp!(
+                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, ", b.data AS inline_data", FROM
+                );
+                const WITHOUT: &str =
+                    const_format::concatcp!("SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, FROM);
+                let rows = sqlx::query(if with_inline { WITH_BYTES } else { WITHOUT })
                     .bind(tenant_id)
                     .bind(bucket)
                     .bind(key)
@@ -898,7 +903,7 @@ macro_rules! sql_meta {
                         None => Err(MetaError::NoSuchBucket),
                     };
                 }
-                Self::object_from_rows(&rows, true)
+                Self::object_from_rows(&rows, with_inline)
             }
 
             async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {

@@ -149,7 +149,7 @@ pub async fn get(
     let input = req.input;
     let row = g
         .engine
-        .head_object(&caller, &input.bucket, &input.key)
+        .get_object(&caller, &input.bucket, &input.key)
         .await
         .map_err(to_s3_error)?;
     check_read_conditions(

@@ -272,13 +272,13 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
     }
     for i in 0..30 {
         let row = meta
-            .latest(&tenant, "live", &format!("k{i}"))
+            .latest(&tenant, "live", &format!("k{i}"), true)
             .await
             .expect("q");
         assert_eq!(row.map(|r| r.size), Some(100));
     }
     let hot = meta
-        .latest(&tenant, "live", "hot")
+        .latest(&tenant, "live", "hot", true)
         .await
         .expect("q")
         .expect("hot");
