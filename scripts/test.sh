@@ -71,7 +71,10 @@ cargo test --doc
 # The two backends run at once (each has its own server, port, data dir, database and bucket
 # names): the scripts mostly wait on client start-up, so this saves minutes of CI.
 log "compat-tests/run.sh sqlite and postgres, concurrently"
-cargo build --bin just-storage
+# With the example in the same build, dev-dependency features are unified as in `cargo test`,
+# so this reuses the test build's artifacts (`--bin` alone rebuilt the crate and its
+# dependencies with other features: 2+ minutes of CI).
+cargo build --bin just-storage --example bench
 export JS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/just-storage"
 compat_logs="$(mktemp -d "${TMPDIR:-/tmp}/js-compat-logs.XXXXXX")"
 bash compat-tests/run.sh sqlite >"$compat_logs/sqlite.log" 2>&1 &
