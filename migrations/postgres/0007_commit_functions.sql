@@ -11,17 +11,19 @@
 -- TOAST row, TOAST index), and a GET reads one. PostgreSQL still tries compression first.
 ALTER TABLE blobs ALTER COLUMN data SET STORAGE MAIN;
 
--- A version commit. p_cond: 0 none, 1 If-None-Match: * (only if absent), 2 If-Match
+-- A version commit: the new row's columns first, in INSERT_OBJECT_SQL's order (`meta/sql.rs`
+-- binds them with the same macro), then p_cond: 0 none, 1 If-None-Match: * (only if absent), 2 If-Match
 -- (p_cond_etag NULL: '*', exists at all). p_blob_*: the new body's blob (NULL hash: an empty
 -- object); p_blob_data its bytes when inline. Returns 'ok', 'precondition_failed' or
 -- 'no_such_key' (nothing written then). A bucket deleted meanwhile fails the insert's foreign
 -- key (23503). A released blob without a row raises JS001 (a broken invariant).
 CREATE FUNCTION js_commit_put(
-    p_bucket_id TEXT, p_key TEXT, p_cond INTEGER, p_cond_etag TEXT,
-    p_id TEXT, p_size BIGINT, p_etag TEXT, p_content_type TEXT, p_content_encoding TEXT,
-    p_content_disposition TEXT, p_content_language TEXT, p_cache_control TEXT, p_expires TEXT,
-    p_user_meta TEXT, p_storage_class TEXT, p_tier TEXT, p_created_at BIGINT,
-    p_checksum_algo TEXT, p_checksum_value TEXT, p_checksum_type TEXT, p_tags TEXT,
+    p_id TEXT, p_bucket_id TEXT, p_key TEXT, p_size BIGINT, p_etag TEXT, p_content_type TEXT,
+    p_content_encoding TEXT, p_content_disposition TEXT, p_content_language TEXT,
+    p_cache_control TEXT, p_expires TEXT, p_user_meta TEXT, p_storage_class TEXT, p_tier TEXT,
+    p_created_at BIGINT, p_parts_count INTEGER, p_checksum_algo TEXT, p_checksum_value TEXT,
+    p_checksum_type TEXT, p_tags TEXT,
+    p_cond INTEGER, p_cond_etag TEXT,
     p_blob_tier TEXT, p_blob_hash TEXT, p_blob_size BIGINT, p_blob_data BYTEA, p_now BIGINT)
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
@@ -49,7 +51,7 @@ BEGIN
         checksum_type, tags)
     VALUES (p_id, p_bucket_id, p_key, 'COMMITTED', TRUE, p_size, p_etag, p_content_type,
         p_content_encoding, p_content_disposition, p_content_language, p_cache_control,
-        p_expires, p_user_meta, p_storage_class, p_tier, p_created_at, NULL, p_checksum_algo,
+        p_expires, p_user_meta, p_storage_class, p_tier, p_created_at, p_parts_count, p_checksum_algo,
         p_checksum_value, p_checksum_type, p_tags);
     FOR d IN
         SELECT x.tier, x.hash, x.release FROM (

@@ -1447,9 +1447,9 @@ impl SourceCondition {
 
 /// PostgreSQL's PUT commit: one call of `js_commit_put` (migration 0007), which takes the
 /// per-key lock, checks the condition, demotes the current version, inserts the new one and
-/// applies the reference changes in lock order.
+/// applies the reference changes in lock order. `$1`-`$20` are `INSERT_OBJECT_SQL`'s.
 const PG_COMMIT_PUT_SQL: &str = "SELECT js_commit_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)";
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
 
 /// A broken invariant raised by the commit functions (`RAISE … USING ERRCODE = 'JS001'`).
 fn pg_commit_error(e: sqlx::Error) -> MetaError {
@@ -1477,28 +1477,11 @@ impl PgMeta {
             WriteCondition::IfMatch(etag) => (2, etag.clone()),
         };
         let blob = c.blob.as_ref();
-        let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL)
-            .bind(c.bucket_id.clone())
-            .bind(c.key.clone())
+        let tier = tier_of_segments(&row.segments);
+        let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL);
+        let q = bind_insert_object!(q, &c.bucket_id, tier, &row)
             .bind(cond)
             .bind(cond_etag)
-            .bind(row.id.clone())
-            .bind(to_i64(row.size))
-            .bind(row.etag.clone())
-            .bind(row.headers.content_type.clone())
-            .bind(row.headers.content_encoding.clone())
-            .bind(row.headers.content_disposition.clone())
-            .bind(row.headers.content_language.clone())
-            .bind(row.headers.cache_control.clone())
-            .bind(row.headers.expires.clone())
-            .bind(headers_json(&row.headers))
-            .bind(row.storage_class.clone())
-            .bind(tier_of_segments(&row.segments).as_str())
-            .bind(row.created_at)
-            .bind(row.checksum.as_ref().map(|k| k.algo.as_str()))
-            .bind(row.checksum.as_ref().map(|k| k.value.clone()))
-            .bind(row.checksum.as_ref().map(Checksum::type_str))
-            .bind(tags_json(&row.headers))
             .bind(blob.map(|b| b.tier.as_str()))
             .bind(blob.map(|b| b.hash.clone()))
             .bind(blob.map(|b| to_i64(b.size)))
