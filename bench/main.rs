@@ -15,6 +15,7 @@
 //! ```
 
 mod body;
+mod lean;
 mod report;
 mod scenarios;
 mod servers;
@@ -259,6 +260,10 @@ async fn bench(
         .iter()
         .map(|t| t.client(args.sdk_checksums))
         .collect();
+    let leans = targets
+        .iter()
+        .map(|t| lean::Lean::new(&t.endpoint, &t.access_key, &t.secret_key))
+        .collect::<Result<Vec<_>>>()?;
     for (t, c) in targets.iter().zip(&clients) {
         for b in [&bucket, &list_bucket] {
             c.create_bucket()
@@ -292,6 +297,7 @@ async fn bench(
                 let t0 = Instant::now();
                 let cx = scenarios::Ctx {
                     client: &clients[ti],
+                    lean: &leans[ti],
                     bucket: &bucket,
                     list_bucket: &list_bucket,
                     data_dir: t.data_dir.as_deref(),

@@ -2,12 +2,15 @@
 //! caller takes the server's CPU and memory readings around it.
 
 use crate::body::{self, GenBody};
-use anyhow::{Result, anyhow, bail};
+use crate::lean::{self, Lean};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use http::{Method, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -121,14 +124,20 @@ pub enum Step {
     SmallGet,
     SmallHead,
     SmallDelete,
+    LeanPut,
+    LeanGet,
+    LeanHead,
+    LeanDelete,
     ListSetup,
     ListFlat,
     ListDelim,
     ListPrefixDelim,
+    LeanListFlat,
+    LeanListDelim,
     Dedup,
 }
 
-pub const ALL_STEPS: [Step; 16] = [
+pub const ALL_STEPS: [Step; 22] = [
     Step::Put1,
     Step::Get1,
     Step::Put4,
@@ -140,10 +149,16 @@ pub const ALL_STEPS: [Step; 16] = [
     Step::SmallGet,
     Step::SmallHead,
     Step::SmallDelete,
+    Step::LeanPut,
+    Step::LeanGet,
+    Step::LeanHead,
+    Step::LeanDelete,
     Step::ListSetup,
     Step::ListFlat,
     Step::ListDelim,
     Step::ListPrefixDelim,
+    Step::LeanListFlat,
+    Step::LeanListDelim,
     Step::Dedup,
 ];
 
@@ -182,6 +197,12 @@ impl Step {
             Step::ListFlat => "list-flat",
             Step::ListDelim => "list-delimiter",
             Step::ListPrefixDelim => "list-prefix-delimiter",
+            Step::LeanPut => "lean-put",
+            Step::LeanGet => "lean-get",
+            Step::LeanHead => "lean-head",
+            Step::LeanDelete => "lean-delete",
+            Step::LeanListFlat => "lean-list-flat",
+            Step::LeanListDelim => "lean-list-delimiter",
             Step::Dedup => "dedup",
         }
     }
@@ -192,13 +213,41 @@ impl Step {
             Step::Put4 | Step::Get4 => "parallel",
             Step::PutWide | Step::GetWide => "wide",
             Step::Multipart => "multipart",
-            Step::SmallPut | Step::SmallGet | Step::SmallHead | Step::SmallDelete => "small",
-            Step::ListSetup | Step::ListFlat | Step::ListDelim | Step::ListPrefixDelim => "list",
+            Step::SmallPut
+            | Step::SmallGet
+            | Step::SmallHead
+            | Step::SmallDelete
+            | Step::LeanPut
+            | Step::LeanGet
+            | Step::LeanHead
+            | Step::LeanDelete => "small",
+            Step::ListSetup
+            | Step::ListFlat
+            | Step::ListDelim
+            | Step::ListPrefixDelim
+            | Step::LeanListFlat
+            | Step::LeanListDelim => "list",
             Step::Dedup => "dedup",
         }
     }
 
+    /// The same workload driven by the SDK client, for a lean-client step.
+    pub fn sdk_twin(self) -> Option<Step> {
+        match self {
+            Step::LeanPut => Some(Step::SmallPut),
+            Step::LeanGet => Some(Step::SmallGet),
+            Step::LeanHead => Some(Step::SmallHead),
+            Step::LeanDelete => Some(Step::SmallDelete),
+            Step::LeanListFlat => Some(Step::ListFlat),
+            Step::LeanListDelim => Some(Step::ListDelim),
+            _ => None,
+        }
+    }
+
     pub fn title(self, p: &Profile) -> String {
+        if let Some(twin) = self.sdk_twin() {
+            return format!("{}, lean client", twin.title(p));
+        }
         let sz = |b: u64| human_size(b);
         match self {
             Step::Put1 => format!("PUT 1 x {}", sz(p.big)),
@@ -224,10 +273,14 @@ impl Step {
                 format!("LIST prefix dN/ delimiter / ({} keys)", p.list_files)
             }
             Step::Dedup => format!("dedup {} x {} same body", p.dedup_copies, sz(p.dedup_size)),
+            _ => unreachable!("lean steps are titled by their SDK twin"),
         }
     }
 
     pub fn unit(self) -> &'static str {
+        if let Some(twin) = self.sdk_twin() {
+            return twin.unit();
+        }
         match self {
             Step::Put1
             | Step::Get1
@@ -243,6 +296,7 @@ impl Step {
             | Step::ListSetup => "ops/s",
             Step::ListFlat | Step::ListDelim | Step::ListPrefixDelim => "pages/s",
             Step::Dedup => "stored/sent",
+            _ => unreachable!("lean steps have their SDK twin's unit"),
         }
     }
 
@@ -251,6 +305,9 @@ impl Step {
     }
 
     pub fn goal(self) -> Goal {
+        if let Some(twin) = self.sdk_twin() {
+            return twin.goal();
+        }
         match self {
             Step::Put1 => Goal::AtLeast(450.0),
             Step::Get1 => Goal::AtLeast(1500.0),
@@ -296,11 +353,30 @@ pub struct State {
 
 pub struct Ctx<'a> {
     pub client: &'a Client,
+    pub lean: &'a Lean,
     pub bucket: &'a str,
     pub list_bucket: &'a str,
     pub data_dir: Option<&'a std::path::Path>,
     pub profile: &'a Profile,
     pub state: &'a mut State,
+}
+
+impl Ctx<'_> {
+    /// The client a step is driven by.
+    fn via(&self, step: Step) -> Via {
+        if step.sdk_twin().is_some() {
+            Via::Lean(self.lean.clone())
+        } else {
+            Via::Sdk(self.client.clone())
+        }
+    }
+}
+
+/// A client, owned so that workers can be spawned with it.
+#[derive(Clone)]
+enum Via {
+    Sdk(Client),
+    Lean(Lean),
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -319,25 +395,30 @@ pub async fn run(step: Step, cx: Ctx<'_>) -> Result<Measured> {
         }
         Step::GetWide => get_many(cx.client, cx.bucket, "wide/obj", p.wide_n, p.wide_size).await,
         Step::Multipart => multipart(cx.client, cx.bucket, p).await,
-        Step::SmallPut => {
-            let m = small(cx.client, cx.bucket, step, p, p.small_puts, 0).await?;
+        Step::SmallPut | Step::LeanPut => {
+            let m = small(cx.via(step), cx.bucket, step, p, p.small_puts, 0).await?;
             cx.state.small_keys = m.ops as usize;
             Ok(m)
         }
-        Step::SmallGet | Step::SmallHead => {
+        Step::SmallGet | Step::SmallHead | Step::LeanGet | Step::LeanHead => {
             let keys = cx.state.small_keys;
-            small(cx.client, cx.bucket, step, p, p.small_reads, keys).await
+            small(cx.via(step), cx.bucket, step, p, p.small_reads, keys).await
         }
-        Step::SmallDelete => {
+        Step::SmallDelete | Step::LeanDelete => {
             let keys = cx.state.small_keys;
-            let m = small(cx.client, cx.bucket, step, p, keys, keys).await?;
+            let m = small(cx.via(step), cx.bucket, step, p, keys, keys).await?;
             cx.state.small_keys = 0;
             Ok(m)
         }
-        Step::ListSetup => small(cx.client, cx.list_bucket, step, p, p.list_keys(), 0).await,
-        Step::ListFlat | Step::ListDelim | Step::ListPrefixDelim => {
-            list(cx.client, cx.list_bucket, step, p).await
+        Step::ListSetup => {
+            let via = cx.via(step);
+            small(via, cx.list_bucket, step, p, p.list_keys(), 0).await
         }
+        Step::ListFlat
+        | Step::ListDelim
+        | Step::ListPrefixDelim
+        | Step::LeanListFlat
+        | Step::LeanListDelim => list(&cx.via(step), cx.list_bucket, step, p).await,
         Step::Dedup => dedup(cx.client, cx.bucket, cx.data_dir, p).await,
     }
 }
@@ -543,15 +624,16 @@ fn list_key(p: &Profile, i: usize) -> String {
 /// `ops` requests from `small_conc` workers (stops early after `small_cap`); latencies per op.
 /// Key `i` of a read is `i % keys`.
 async fn small(
-    c: &Client,
+    via: Via,
     bucket: &str,
     step: Step,
     p: &Profile,
     ops: usize,
     keys: usize,
 ) -> Result<Measured> {
-    if matches!(step, Step::SmallGet | Step::SmallHead | Step::SmallDelete) && keys == 0 {
-        bail!("no objects to read (the small-put step stored none)");
+    let reads = !matches!(step, Step::SmallPut | Step::LeanPut | Step::ListSetup);
+    if reads && keys == 0 {
+        bail!("no objects to read (the put step stored none)");
     }
     let next = Arc::new(AtomicUsize::new(0));
     // The listing fixture must be complete; measured steps stop after `small_cap`.
@@ -561,11 +643,10 @@ async fn small(
         p.small_cap
     };
     let deadline = Instant::now() + cap;
-    let len = p.small_size;
     let t = Instant::now();
     let workers: Vec<_> = (0..p.small_conc)
         .map(|_| {
-            let (c, bucket, next, p) = (c.clone(), bucket.to_owned(), next.clone(), p.clone());
+            let (via, bucket, next, p) = (via.clone(), bucket.to_owned(), next.clone(), p.clone());
             tokio::spawn(async move {
                 let mut lat: Vec<u32> = Vec::new();
                 loop {
@@ -574,50 +655,7 @@ async fn small(
                         break;
                     }
                     let t0 = Instant::now();
-                    match step {
-                        Step::SmallPut => {
-                            c.put_object()
-                                .bucket(&bucket)
-                                .key(small_key(i))
-                                .body(ByteStream::from(body::small(5_000_000 + i as u64, len)))
-                                .send()
-                                .await
-                                .map_err(|e| sdk_err(&format!("PUT {}", small_key(i)), e))?;
-                        }
-                        Step::ListSetup => {
-                            c.put_object()
-                                .bucket(&bucket)
-                                .key(list_key(&p, i))
-                                .body(ByteStream::from(body::small(9_000_000 + i as u64, 64)))
-                                .send()
-                                .await
-                                .map_err(|e| sdk_err(&format!("PUT {}", list_key(&p, i)), e))?;
-                        }
-                        Step::SmallGet => {
-                            get_one(&c, &bucket, &small_key(i % keys), len as u64).await?;
-                        }
-                        Step::SmallHead => {
-                            let h = c
-                                .head_object()
-                                .bucket(&bucket)
-                                .key(small_key(i % keys))
-                                .send()
-                                .await
-                                .map_err(|e| sdk_err(&format!("HEAD {}", small_key(i)), e))?;
-                            if h.content_length() != Some(len as i64) {
-                                bail!("HEAD {}: length {:?}", small_key(i), h.content_length());
-                            }
-                        }
-                        Step::SmallDelete => {
-                            c.delete_object()
-                                .bucket(&bucket)
-                                .key(small_key(i % keys))
-                                .send()
-                                .await
-                                .map_err(|e| sdk_err(&format!("DELETE {}", small_key(i)), e))?;
-                        }
-                        _ => unreachable!("not a small-object step"),
-                    }
+                    small_op(&via, &bucket, step, &p, i, keys).await?;
                     lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 }
                 Ok::<_, anyhow::Error>(lat)
@@ -645,7 +683,7 @@ async fn small(
         );
     }
     let bytes = match step {
-        Step::SmallPut | Step::SmallGet => n * len as u64,
+        Step::SmallPut | Step::SmallGet | Step::LeanPut | Step::LeanGet => n * p.small_size as u64,
         _ => 0,
     };
     Ok(Measured {
@@ -659,9 +697,175 @@ async fn small(
     })
 }
 
+/// Request `i` of a small-object step (key `i % keys` for reads).
+async fn small_op(
+    via: &Via,
+    bucket: &str,
+    step: Step,
+    p: &Profile,
+    i: usize,
+    keys: usize,
+) -> Result<()> {
+    let len = p.small_size;
+    match (via, step) {
+        (Via::Sdk(c), Step::SmallPut) => {
+            c.put_object()
+                .bucket(bucket)
+                .key(small_key(i))
+                .body(ByteStream::from(body::small(5_000_000 + i as u64, len)))
+                .send()
+                .await
+                .map_err(|e| sdk_err(&format!("PUT {}", small_key(i)), e))?;
+        }
+        (Via::Sdk(c), Step::ListSetup) => {
+            c.put_object()
+                .bucket(bucket)
+                .key(list_key(p, i))
+                .body(ByteStream::from(body::small(9_000_000 + i as u64, 64)))
+                .send()
+                .await
+                .map_err(|e| sdk_err(&format!("PUT {}", list_key(p, i)), e))?;
+        }
+        (Via::Sdk(c), Step::SmallGet) => {
+            get_one(c, bucket, &small_key(i % keys), len as u64).await?;
+        }
+        (Via::Sdk(c), Step::SmallHead) => {
+            let key = small_key(i % keys);
+            let h = c
+                .head_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| sdk_err(&format!("HEAD {key}"), e))?;
+            if h.content_length() != Some(len as i64) {
+                bail!("HEAD {key}: length {:?}", h.content_length());
+            }
+        }
+        (Via::Sdk(c), Step::SmallDelete) => {
+            let key = small_key(i % keys);
+            c.delete_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| sdk_err(&format!("DELETE {key}"), e))?;
+        }
+        (Via::Lean(c), Step::LeanPut) => {
+            let path = format!("/{bucket}/{}", small_key(i));
+            let body = body::small(5_000_000 + i as u64, len);
+            c.send(Method::PUT, &path, &[], body, StatusCode::OK)
+                .await?;
+        }
+        (Via::Lean(c), Step::LeanGet) => {
+            let path = format!("/{bucket}/{}", small_key(i % keys));
+            let r = c
+                .send(Method::GET, &path, &[], Bytes::new(), StatusCode::OK)
+                .await?;
+            if r.body.len() != len {
+                bail!("GET {path}: {} bytes, expected {len}", r.body.len());
+            }
+        }
+        (Via::Lean(c), Step::LeanHead) => {
+            let path = format!("/{bucket}/{}", small_key(i % keys));
+            let r = c
+                .send(Method::HEAD, &path, &[], Bytes::new(), StatusCode::OK)
+                .await?;
+            let got = r.headers.get(http::header::CONTENT_LENGTH);
+            if got.and_then(|v| v.to_str().ok()) != Some(len.to_string().as_str()) {
+                bail!("HEAD {path}: length {got:?}");
+            }
+        }
+        (Via::Lean(c), Step::LeanDelete) => {
+            let path = format!("/{bucket}/{}", small_key(i % keys));
+            c.send(
+                Method::DELETE,
+                &path,
+                &[],
+                Bytes::new(),
+                StatusCode::NO_CONTENT,
+            )
+            .await?;
+        }
+        _ => unreachable!("{} is not a small-object step of this client", step.id()),
+    }
+    Ok(())
+}
+
+/// What one listing page held.
+struct Page {
+    keys: usize,
+    prefixes: usize,
+    /// The continuation token of a truncated page.
+    next: Option<String>,
+}
+
+/// One ListObjectsV2 page.
+async fn list_page(
+    via: &Via,
+    bucket: &str,
+    max_keys: i32,
+    prefix: Option<&str>,
+    delimiter: Option<&str>,
+    token: Option<String>,
+) -> Result<Page> {
+    let (keys, prefixes, truncated, next) = match via {
+        Via::Sdk(c) => {
+            let out = c
+                .list_objects_v2()
+                .bucket(bucket)
+                .max_keys(max_keys)
+                .set_prefix(prefix.map(str::to_owned))
+                .set_delimiter(delimiter.map(str::to_owned))
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_err("ListObjectsV2", e))?;
+            (
+                out.contents().len(),
+                out.common_prefixes().len(),
+                out.is_truncated() == Some(true),
+                out.next_continuation_token().map(str::to_owned),
+            )
+        }
+        Via::Lean(c) => {
+            let max = max_keys.to_string();
+            let mut q = vec![("list-type", "2"), ("max-keys", max.as_str())];
+            q.extend(prefix.map(|v| ("prefix", v)));
+            q.extend(delimiter.map(|v| ("delimiter", v)));
+            q.extend(token.as_deref().map(|v| ("continuation-token", v)));
+            let r = c
+                .send(
+                    Method::GET,
+                    &format!("/{bucket}"),
+                    &q,
+                    Bytes::new(),
+                    StatusCode::OK,
+                )
+                .await?;
+            let xml = std::str::from_utf8(&r.body).context("ListObjectsV2: not UTF-8")?;
+            (
+                xml.matches("<Contents>").count(),
+                xml.matches("<CommonPrefixes>").count(),
+                lean::elements(xml, "IsTruncated").next().as_deref() == Some("true"),
+                lean::elements(xml, "NextContinuationToken").next(),
+            )
+        }
+    };
+    if truncated && next.is_none() {
+        bail!("ListObjectsV2: truncated page without a continuation token");
+    }
+    Ok(Page {
+        keys,
+        prefixes,
+        next: next.filter(|_| truncated),
+    })
+}
+
 /// Sequential ListObjectsV2 pages: full paginated passes (flat), the root with delimiter, or
 /// one `dN/` directory with delimiter; each answer is checked.
-async fn list(c: &Client, bucket: &str, step: Step, p: &Profile) -> Result<Measured> {
+async fn list(via: &Via, bucket: &str, step: Step, p: &Profile) -> Result<Measured> {
+    let step = step.sdk_twin().unwrap_or(step);
     let t = Instant::now();
     let deadline = t + p.list_cap;
     let mut pages = 0u64;
@@ -685,26 +889,21 @@ async fn list(c: &Client, bucket: &str, step: Step, p: &Profile) -> Result<Measu
         let (mut got_keys, mut got_prefixes) = (0usize, 0usize);
         loop {
             let t0 = Instant::now();
-            let out = c
-                .list_objects_v2()
-                .bucket(bucket)
-                .max_keys(p.list_page)
-                .set_prefix(prefix.clone())
-                .set_delimiter(delimiter.map(str::to_owned))
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("ListObjectsV2", e))?;
+            let page = list_page(
+                via,
+                bucket,
+                p.list_page,
+                prefix.as_deref(),
+                delimiter,
+                token.take(),
+            )
+            .await?;
             lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
             pages += 1;
-            got_keys += out.contents().len();
-            got_prefixes += out.common_prefixes().len();
-            if out.is_truncated() == Some(true) {
-                token = out.next_continuation_token().map(str::to_owned);
-                if token.is_none() {
-                    bail!("ListObjectsV2: truncated page without a continuation token");
-                }
-            } else {
+            got_keys += page.keys;
+            got_prefixes += page.prefixes;
+            token = page.next;
+            if token.is_none() {
                 break;
             }
         }
