@@ -31,7 +31,9 @@ const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 const REGION: &str = "us-east-1";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-#[derive(Clone)]
+/// The signing key and the UTC day (`YYYYMMDD`) it was derived for.
+type DayKey = Option<(String, Vec<u8>)>;
+
 pub struct Lean {
     http: Client<HttpConnector, Full<Bytes>>,
     /// `http://host:port`, and `host:port` as signed.
@@ -40,7 +42,7 @@ pub struct Lean {
     access_key: String,
     secret_key: String,
     /// The SigV4 signing key of the current UTC day, derived once per day, not per request.
-    key: std::sync::Arc<Mutex<Option<(String, Vec<u8>)>>>,
+    key: Mutex<DayKey>,
 }
 
 /// A response with the status the caller expected.

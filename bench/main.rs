@@ -26,6 +26,7 @@ use scenarios::{ALL_STEPS, GROUPS, Profile, State, Step};
 use servers::{PgBase, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -262,7 +263,7 @@ async fn bench(
         .collect();
     let leans = targets
         .iter()
-        .map(|t| lean::Lean::new(&t.endpoint, &t.access_key, &t.secret_key))
+        .map(|t| lean::Lean::new(&t.endpoint, &t.access_key, &t.secret_key).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     for (t, c) in targets.iter().zip(&clients) {
         for b in [&bucket, &list_bucket] {

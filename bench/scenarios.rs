@@ -353,7 +353,7 @@ pub struct State {
 
 pub struct Ctx<'a> {
     pub client: &'a Client,
-    pub lean: &'a Lean,
+    pub lean: &'a Arc<Lean>,
     pub bucket: &'a str,
     pub list_bucket: &'a str,
     pub data_dir: Option<&'a std::path::Path>,
@@ -376,7 +376,7 @@ impl Ctx<'_> {
 #[derive(Clone)]
 enum Via {
     Sdk(Client),
-    Lean(Lean),
+    Lean(Arc<Lean>),
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {

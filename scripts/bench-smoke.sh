@@ -45,7 +45,7 @@ if command -v python3 >/dev/null 2>&1; then
 import json, sys
 doc = json.load(open(sys.argv[1]))
 steps = {s["id"]: s for s in doc["steps"]}
-assert len(steps) == 16, sorted(steps)
+assert len(steps) == 22, sorted(steps)
 for sid, s in steps.items():
     r = s["results"].get("js-sqlite")
     assert r is not None, f"{sid}: no js-sqlite result"

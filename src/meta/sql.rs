@@ -808,9 +808,11 @@ macro_rules! sql_meta {
                 if live.is_some() {
                     return Err(MetaError::BucketNotEmpty);
                 }
-                // DELETING rows have released their blobs already; WRITING rows belong to uploads
-                // that will now fail at commit and remove their own temp files.
-                sqlx::query("DELETE FROM objects WHERE bucket_id = $1")
+                // What is left is DELETING rows, which have released their blobs already (a
+                // demoted version is never COMMITTED); `status <> 'COMMITTED'` lets the partial
+                // index `objects_by_status` find them. A row of any other kind would fail the
+                // bucket's foreign key below instead of being lost.
+                sqlx::query("DELETE FROM objects WHERE status <> 'COMMITTED' AND bucket_id = $1")
                     .bind(bucket_id)
                     .execute(&mut *tx)
                     .await?;
