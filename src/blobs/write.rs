@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 /// Messages in flight per hashing thread.
 const DEPTH: usize = 2;
 
+/// A streamed body's file has its writeback started every this many bytes (`start_writeback`).
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
 /// Bodies up to this size take the one-hand-off path.
 const SMALL: usize = 256 << 10;
 
@@ -315,16 +318,46 @@ fn write_and_sha256(
 ) -> io::Result<([u8; 32], Checksums)> {
     let file = std::fs::File::create_new(path)?;
     let mut out = io::BufWriter::with_capacity(CHUNK, file);
+    let (mut total, mut flushed) = (0u64, 0u64);
     while let Some(batch) = rx.blocking_recv() {
         for chunk in &batch {
             digests.update(chunk);
             write_chunk(&mut out, chunk)?;
+            total += chunk.len() as u64;
+        }
+        let in_file = total - out.buffer().len() as u64;
+        if in_file - flushed >= WRITEBACK_EVERY {
+            start_writeback(out.get_ref(), flushed, in_file - flushed);
+            flushed = in_file;
         }
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     // Durability of the bytes before anything refers to them (write path, step 2).
     file.sync_data()?;
     Ok(digests.finish())
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk, without waiting
+/// (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`; nothing elsewhere). Without it the page cache
+/// keeps a streamed body dirty until the closing fsync (writeback starts only at 10% of RAM
+/// dirty), so the disk idled while the body arrived and then the fsync wrote it all: a 1 GiB
+/// PUT spent ~2 of its 3.5 s in that fsync with both cores idle. Advisory: errors are left to
+/// the fsync, which still makes the bytes durable.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is borrowed from a live `File` for the duration of the call,
+        // and sync_file_range neither retains it nor touches memory of ours.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 fn md5_all(mut rx: mpsc::Receiver<Batch>) -> [u8; 16] {
