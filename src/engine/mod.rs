@@ -385,9 +385,10 @@ impl Engine {
 
     pub async fn delete_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<()> {
         Self::writable(caller)?;
-        let b = self.bucket(caller, bucket).await?;
-        self.meta.delete_latest(&b.id, key).await?;
-        Ok(())
+        match self.meta.delete_key(&caller.tenant_id, bucket, key).await? {
+            None => Err(Error::NoSuchBucket),
+            Some(_existed) => Ok(()),
+        }
     }
 
     pub async fn copy_object(

@@ -41,6 +41,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0006_inline_blobs.sql",
     "0007_commit_functions.sql",
     "0008_drop_objects_by_key.sql",
+    "0009_delete_by_bucket_name.sql",
 );
 
 /// The migrator for one database's files.

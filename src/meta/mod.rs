@@ -366,9 +366,15 @@ pub trait MetaStore: Send + Sync + 'static {
         key: &str,
         with_inline: bool,
     ) -> MetaResult<Option<ObjectRow>>;
-    /// Marks the current version DELETING and releases its blob references.
-    /// Returns whether there was one.
-    async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool>;
+    /// Marks the current version of `key` in the tenant's bucket `bucket` DELETING and releases
+    /// its blob references: `None` if there is no such bucket, else whether there was a current
+    /// version. The bucket is resolved by the same call (one round trip on PostgreSQL).
+    async fn delete_key(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+    ) -> MetaResult<Option<bool>>;
     /// Replaces the current version's tags. Returns whether there is a current version.
     async fn set_tags(
         &self,

@@ -908,8 +908,13 @@ macro_rules! sql_meta {
                 Self::object_from_rows(&rows, with_inline)
             }
 
-            async fn delete_latest(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
-                self.delete_latest_tx(bucket_id, key).await
+            async fn delete_key(
+                &self,
+                tenant_id: &str,
+                bucket: &str,
+                key: &str,
+            ) -> MetaResult<Option<bool>> {
+                self.delete_key_tx(tenant_id, bucket, key).await
             }
 
             async fn set_tags(
@@ -1513,15 +1518,29 @@ impl PgMeta {
         }
     }
 
-    /// `delete_latest` in one round trip (`js_delete_latest`).
-    async fn delete_latest_tx(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
-        sqlx::query_scalar("SELECT js_delete_latest($1, $2, $3)")
-            .bind(bucket_id)
+    /// `delete_key` in one round trip (`js_delete_key`: bucket lookup and `js_delete_latest`).
+    async fn delete_key_tx(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+    ) -> MetaResult<Option<bool>> {
+        let outcome: String = sqlx::query_scalar("SELECT js_delete_key($1, $2, $3, $4)")
+            .bind(tenant_id)
+            .bind(bucket)
             .bind(key)
             .bind(crate::now_micros())
             .fetch_one(&self.pool)
             .await
-            .map_err(pg_commit_error)
+            .map_err(pg_commit_error)?;
+        match outcome.as_str() {
+            "no_such_bucket" => Ok(None),
+            "deleted" => Ok(Some(true)),
+            "absent" => Ok(Some(false)),
+            other => Err(MetaError::Invariant(format!(
+                "js_delete_key returned {other:?}"
+            ))),
+        }
     }
 }
 
@@ -1543,13 +1562,23 @@ impl SqliteMeta {
         }
     }
 
-    async fn delete_latest_tx(&self, bucket_id: &str, key: &str) -> MetaResult<bool> {
+    /// `delete_key`: the bucket from a read connection, then the group committer (the writer's
+    /// transaction finds nothing to demote if the bucket went away in between).
+    async fn delete_key_tx(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+    ) -> MetaResult<Option<bool>> {
+        let Some(b) = self.bucket(tenant_id, bucket).await? else {
+            return Ok(None);
+        };
         let op = batch::Op::Delete {
-            bucket_id: bucket_id.to_owned(),
+            bucket_id: b.id,
             key: key.to_owned(),
         };
         match self.committer.commit(op).await? {
-            batch::Done::Delete(existed) => Ok(existed),
+            batch::Done::Delete(existed) => Ok(Some(existed)),
             batch::Done::Put(_) => Err(MetaError::Invariant("DELETE answered as PUT".into())),
         }
     }

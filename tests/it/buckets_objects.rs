@@ -218,6 +218,14 @@ async fn object_round_trip(s: &TestServer) {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "NoSuchBucket");
+    let e = c
+        .delete_object()
+        .bucket("nobucket")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e)), (404, "NoSuchBucket".into()));
 
     // Delete is idempotent; deleted keys are gone.
     c.delete_object()

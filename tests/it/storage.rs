@@ -254,7 +254,8 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
     }
     let puts = futures::future::join_all(commits.iter().map(|(_, c)| meta.commit_put(c, None)));
     let doomed: Vec<String> = (30..40).map(|i| format!("k{i}")).collect();
-    let deletes = futures::future::join_all(doomed.iter().map(|k| meta.delete_latest(&live.id, k)));
+    let deletes =
+        futures::future::join_all(doomed.iter().map(|k| meta.delete_key(&tenant, "live", k)));
     let (puts, deletes) = futures::join!(puts, deletes);
     let mut once_ok = 0;
     for ((what, _), r) in commits.iter().zip(&puts) {
@@ -268,8 +269,15 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
     }
     assert_eq!(once_ok, 1, "exactly one If-None-Match: * commit wins");
     for d in &deletes {
-        assert!(d.is_ok(), "{d:?}");
+        assert!(matches!(d, Ok(Some(_))), "{d:?}");
     }
+    assert_eq!(
+        meta.delete_key(&tenant, "gone", "g0")
+            .await
+            .expect("delete"),
+        None,
+        "a DELETE in a deleted bucket finds no bucket"
+    );
     for i in 0..30 {
         let row = meta
             .latest(&tenant, "live", &format!("k{i}"), true)
