@@ -1485,7 +1485,6 @@ impl SourceCondition {
 const PG_COMMIT_PUT_SQL: &str = "SELECT js_commit_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
 
-/// A broken invariant raised by the commit functions (`RAISE … USING ERRCODE = 'JS001'`).
 /// SQLite listing pages of at least this many rows come back as one JSON value (`list_page`).
 const JSON_PAGE_MIN: i64 = 64;
 
@@ -1508,6 +1507,7 @@ fn list_entries_from_json(json: &str) -> MetaResult<Vec<ListEntry>> {
         .collect()
 }
 
+/// A broken invariant raised by the commit functions (`RAISE … USING ERRCODE = 'JS001'`).
 fn pg_commit_error(e: sqlx::Error) -> MetaError {
     match &e {
         sqlx::Error::Database(d) if d.code().as_deref() == Some("JS001") => {
