@@ -56,8 +56,11 @@ impl SqliteMeta {
             // listing page (1,001 rows) made the thread stop and wait for the reader every 50
             // rows, a pair of context switches each time. The queue only grows as it is used.
             .row_buffer_size(ROW_BUFFER);
+        // No ping on acquire: a SQLite connection is a file, it cannot go away, and the ping is
+        // a round trip through the connection's thread on every query.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(opts.clone())
             .await?;
         migrations::migrator(migrations::SQLITE).run(&write).await?;
@@ -69,6 +72,7 @@ impl SqliteMeta {
         });
         let read = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
         let wal = std::sync::Arc::new(super::wal::WalSync::new(wal));
@@ -83,6 +87,10 @@ impl SqliteMeta {
 
 pub struct PgMeta {
     pool: sqlx::PgPool,
+    /// Connections for the hot statements, outside the pool (`hot`).
+    hot: std::sync::Arc<hot::Hot>,
+    /// HEAD's, GET's and PUT's point lookups, batched under load (`lookup`).
+    lookups: lookup::Lookups,
 }
 
 impl SqliteMeta {
@@ -101,16 +109,22 @@ impl PgMeta {
 
 impl PgMeta {
     pub async fn connect(url: &str) -> MetaResult<PgMeta> {
+        let opts = sqlx::postgres::PgConnectOptions::from_str(url)?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(16)
             // A request waits at most this long for the database before answering 503.
             .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
+            .connect_with(opts.clone())
             .await?;
         migrations::migrator(migrations::POSTGRES)
             .run(&pool)
             .await?;
-        Ok(PgMeta { pool })
+        let hot = std::sync::Arc::new(hot::Hot::new(opts));
+        Ok(PgMeta {
+            lookups: lookup::Lookups::start(hot.clone()),
+            hot,
+            pool,
+        })
     }
 }
 
@@ -753,22 +767,7 @@ macro_rules! sql_meta {
             }
 
             async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
-                let row = sqlx::query(
-                    "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 AND name = $2",
-                )
-                .bind(tenant_id)
-                .bind(name)
-                .fetch_optional(&self.$read)
-                .await?;
-                row.map(|r| {
-                    Ok(BucketRow {
-                        id: r.try_get("id")?,
-                        tenant_id: r.try_get("tenant_id")?,
-                        name: r.try_get("name")?,
-                        created_at: r.try_get("created_at")?,
-                    })
-                })
-                .transpose()
+                self.bucket_of(tenant_id, name).await
             }
 
             async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>> {
@@ -881,31 +880,7 @@ macro_rules! sql_meta {
                 key: &str,
                 with_inline: bool,
             ) -> MetaResult<Option<ObjectRow>> {
-                // One query for bucket, version and segments: HEAD and GET are the hot path.
-                const FROM: &str = const_format::concatcp!(
-                    " FROM buckets k JOIN objects o ON o.bucket_id = k.id ", SEGMENT_JOIN,
-                    " WHERE k.tenant_id = $1 AND k.name = $2 AND o.key = $3 AND o.is_latest \
-                     ORDER BY s.seq"
-                );
-                const WITH_BYTES: &str = const_format::concatcp!(
-                    "SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, ", b.data AS inline_data", FROM
-                );
-                const WITHOUT: &str =
-                    const_format::concatcp!("SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, FROM);
-                let rows = sqlx::query(if with_inline { WITH_BYTES } else { WITHOUT })
-                    .bind(tenant_id)
-                    .bind(bucket)
-                    .bind(key)
-                    .fetch_all(&self.$read)
-                    .await?;
-                if rows.is_empty() {
-                    // No version: tell a missing bucket from a missing key.
-                    return match self.bucket(tenant_id, bucket).await? {
-                        Some(_) => Ok(None),
-                        None => Err(MetaError::NoSuchBucket),
-                    };
-                }
-                Self::object_from_rows(&rows, with_inline)
+                self.latest_of(tenant_id, bucket, key, with_inline).await
             }
 
             async fn delete_key(
@@ -1544,7 +1519,12 @@ impl PgMeta {
             .bind(blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec())))
             .bind(crate::now_micros());
         let status = match place {
-            None => q.fetch_one(&self.pool).await.map_err(pg_commit_error)?,
+            None => {
+                let mut conn = self.hot.get().await?;
+                let status = q.fetch_one(conn.conn()).await;
+                conn.done(&status);
+                status.map_err(pg_commit_error)?
+            }
             Some(place) => {
                 let mut tx = self.pool.begin().await?;
                 let status = q.fetch_one(&mut *tx).await.map_err(pg_commit_error)?;
@@ -1574,14 +1554,16 @@ impl PgMeta {
         bucket: &str,
         key: &str,
     ) -> MetaResult<Option<bool>> {
-        let outcome: String = sqlx::query_scalar("SELECT js_delete_key($1, $2, $3, $4)")
+        let mut conn = self.hot.get().await?;
+        let outcome = sqlx::query_scalar::<_, String>("SELECT js_delete_key($1, $2, $3, $4)")
             .bind(tenant_id)
             .bind(bucket)
             .bind(key)
             .bind(crate::now_micros())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(pg_commit_error)?;
+            .fetch_one(conn.conn())
+            .await;
+        conn.done(&outcome);
+        let outcome = outcome.map_err(pg_commit_error)?;
         match outcome.as_str() {
             "no_such_bucket" => Ok(None),
             "deleted" => Ok(Some(true)),
@@ -1590,6 +1572,98 @@ impl PgMeta {
                 "js_delete_key returned {other:?}"
             ))),
         }
+    }
+}
+
+impl PgMeta {
+    /// `bucket`, through the batched lookups.
+    async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
+        Ok(self
+            .lookups
+            .find(tenant_id, name, None, false)
+            .await?
+            .bucket)
+    }
+
+    /// `latest`, through the batched lookups (`lookup`): bucket, version and segments.
+    async fn latest_of(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+        with_inline: bool,
+    ) -> MetaResult<Option<ObjectRow>> {
+        let found = self
+            .lookups
+            .find(tenant_id, bucket, Some(key), with_inline)
+            .await?;
+        match found.bucket {
+            Some(_) => Ok(found.object),
+            None => Err(MetaError::NoSuchBucket),
+        }
+    }
+}
+
+impl SqliteMeta {
+    /// `bucket`: one indexed read.
+    async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(BucketRow {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// `latest`: bucket, version and segments in one query (HEAD and GET are the hot path).
+    async fn latest_of(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+        with_inline: bool,
+    ) -> MetaResult<Option<ObjectRow>> {
+        // One query for bucket, version and segments: HEAD and GET are the hot path.
+        const FROM: &str = const_format::concatcp!(
+            " FROM buckets k JOIN objects o ON o.bucket_id = k.id ",
+            SEGMENT_JOIN,
+            " WHERE k.tenant_id = $1 AND k.name = $2 AND o.key = $3 AND o.is_latest \
+             ORDER BY s.seq"
+        );
+        const WITH_BYTES: &str = const_format::concatcp!(
+            "SELECT ",
+            OBJECT_COLS,
+            ", ",
+            SEGMENT_COLS,
+            ", b.data AS inline_data",
+            FROM
+        );
+        const WITHOUT: &str =
+            const_format::concatcp!("SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, FROM);
+        let rows = sqlx::query(if with_inline { WITH_BYTES } else { WITHOUT })
+            .bind(tenant_id)
+            .bind(bucket)
+            .bind(key)
+            .fetch_all(&self.read)
+            .await?;
+        if rows.is_empty() {
+            // No version: tell a missing bucket from a missing key.
+            return match self.bucket_of(tenant_id, bucket).await? {
+                Some(_) => Ok(None),
+                None => Err(MetaError::NoSuchBucket),
+            };
+        }
+        Self::object_from_rows(&rows, with_inline)
     }
 }
 
@@ -1649,3 +1723,5 @@ fn check_counts(ds: &[Delta], rows: &[sqlx::sqlite::SqliteRow]) -> MetaResult<()
 }
 
 mod batch;
+mod hot;
+mod lookup;

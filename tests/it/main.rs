@@ -13,6 +13,7 @@ mod crash;
 mod inline;
 mod integrity;
 mod listing;
+mod lookups;
 mod multipart;
 mod multipart_scale;
 mod process;

@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 const MIB: usize = 1 << 20;
 
-async fn create(c: &Client, bucket: &str, key: &str) -> String {
+pub(crate) async fn create(c: &Client, bucket: &str, key: &str) -> String {
     c.create_multipart_upload()
         .bucket(bucket)
         .key(key)
@@ -23,7 +23,14 @@ async fn create(c: &Client, bucket: &str, key: &str) -> String {
         .expect("upload id")
 }
 
-async fn part(c: &Client, bucket: &str, key: &str, id: &str, n: i32, body: &[u8]) -> String {
+pub(crate) async fn part(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: i32,
+    body: &[u8],
+) -> String {
     c.upload_part()
         .bucket(bucket)
         .key(key)
@@ -37,7 +44,7 @@ async fn part(c: &Client, bucket: &str, key: &str, id: &str, n: i32, body: &[u8]
         .expect("part etag")
 }
 
-fn done(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+pub(crate) fn done(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
             parts
