@@ -143,8 +143,8 @@ async fn concurrent_reads_get_their_own_answers(s: &TestServer) {
         .map(|n| {
             let i = n % N;
             match n % 7 {
-                0 | 1 | 2 => Probe::Get(i),
-                3 | 4 => Probe::Head(i.max(1)),
+                0..=2 => Probe::Get(i),
+                3..=4 => Probe::Head(i.max(1)),
                 5 => Probe::MissingKey(i),
                 _ if n % 14 == 6 => Probe::MissingBucket(i),
                 _ => Probe::Put(i),
