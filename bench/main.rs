@@ -286,6 +286,9 @@ async fn bench(
                 let ti = (k + si + r) % n;
                 let t = &mut targets[ti];
                 t.check_alive()?;
+                if let Some(db) = &t.pg {
+                    db.settle()?;
+                }
                 let pid = t.pid;
                 let pg_db = t.pg.as_ref().map(|d| d.name.clone());
                 let build_procs = servers::build_processes();

@@ -189,7 +189,15 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
             t.endpoint,
             t.version,
             t.pg.as_ref()
-                .map(|d| format!(" (PostgreSQL database {})", d.name))
+                .map(|d| format!(
+                    " (PostgreSQL database {}{})",
+                    d.name,
+                    if d.vacuums {
+                        "; autovacuum is off: VACUUM (ANALYZE) before each step"
+                    } else {
+                        ""
+                    }
+                ))
                 .unwrap_or_default()
         );
     }
@@ -574,6 +582,7 @@ pub fn json(meta: &Meta, targets: &[Target], results: &[StepResult]) -> Value {
             "version": t.version,
             "pid": t.pid,
             "postgres_database": t.pg.as_ref().map(|d| d.name.clone()),
+            "postgres_vacuum_before_steps": t.pg.as_ref().map(|d| d.vacuums),
         })).collect::<Vec<_>>(),
         "steps": steps,
     })

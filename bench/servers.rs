@@ -130,6 +130,8 @@ impl Drop for Proc {
 pub struct PgDb {
     pub name: String,
     pub base: PgBase,
+    /// The server runs with autovacuum off, so the bench vacuums between steps (`settle`).
+    pub vacuums: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -140,7 +142,8 @@ pub struct PgBase {
 }
 
 impl PgBase {
-    fn psql(&self, sql: &str) -> Result<()> {
+    /// Runs `sql` in database `db`; returns what it printed (unaligned, tuples only).
+    fn psql(&self, db: &str, sql: &str) -> Result<String> {
         let out = Command::new("psql")
             .args([
                 "-h",
@@ -152,9 +155,11 @@ impl PgBase {
             ])
             .args([
                 "-d",
-                "postgres",
+                db,
                 "-X",
                 "-q",
+                "-A",
+                "-t",
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-c",
@@ -169,18 +174,31 @@ impl PgBase {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 }
 
 impl PgDb {
     pub fn create(base: &PgBase, run_id: &str) -> Result<PgDb> {
         let name = format!("js_bench_{run_id}");
-        base.psql(&format!("CREATE DATABASE {name}"))?;
+        base.psql("postgres", &format!("CREATE DATABASE {name}"))?;
+        let vacuums = base.psql("postgres", "SHOW autovacuum")? == "off";
         Ok(PgDb {
             name,
             base: base.clone(),
+            vacuums,
         })
+    }
+
+    /// Before a step (untimed): what autovacuum would have done after the earlier steps. With
+    /// autovacuum off (as on the machines this was written on) the dead row versions of every
+    /// earlier step stay in the tables and indexes, and the planner never gets statistics; a
+    /// deployment runs autovacuum.
+    pub fn settle(&self) -> Result<()> {
+        if self.vacuums {
+            self.base.psql(&self.name, "VACUUM (ANALYZE)")?;
+        }
+        Ok(())
     }
 
     pub fn url(&self) -> String {
@@ -193,10 +211,10 @@ impl PgDb {
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        if let Err(e) = self.base.psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )) {
+        if let Err(e) = self.base.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        ) {
             eprintln!(
                 "bench: could not drop scratch database {}: {e:#}",
                 self.name
