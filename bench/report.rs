@@ -193,7 +193,7 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
                     " (PostgreSQL database {}{})",
                     d.name,
                     if d.vacuums {
-                        "; autovacuum is off: VACUUM (ANALYZE) before each step"
+                        "; autovacuum is off: the bench vacuums before each step where autovacuum would have"
                     } else {
                         ""
                     }

@@ -42,6 +42,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0007_commit_functions.sql",
     "0008_drop_objects_by_key.sql",
     "0009_delete_by_bucket_name.sql",
+    "0010_group_commit.sql",
 );
 
 /// The migrator for one database's files.

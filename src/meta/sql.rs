@@ -87,10 +87,10 @@ impl SqliteMeta {
 
 pub struct PgMeta {
     pool: sqlx::PgPool,
-    /// Connections for the hot statements, outside the pool (`hot`).
-    hot: std::sync::Arc<hot::Hot>,
     /// HEAD's, GET's and PUT's point lookups, batched under load (`lookup`).
     lookups: lookup::Lookups,
+    /// Inline PUT and DELETE commits, grouped under load (`group`).
+    group: group::Group,
 }
 
 impl SqliteMeta {
@@ -119,10 +119,11 @@ impl PgMeta {
         migrations::migrator(migrations::POSTGRES)
             .run(&pool)
             .await?;
+        // Connections for the hot statements, outside the pool (`hot`).
         let hot = std::sync::Arc::new(hot::Hot::new(opts));
         Ok(PgMeta {
             lookups: lookup::Lookups::start(hot.clone()),
-            hot,
+            group: group::Group::start(hot),
             pool,
         })
     }
@@ -1493,9 +1494,10 @@ fn pg_commit_error(e: sqlx::Error) -> MetaError {
 }
 
 impl PgMeta {
-    /// `commit_put` in one round trip (`js_commit_put`). With a file blob to confirm, the call
-    /// runs in a transaction and `place` runs after it, while the transaction still holds the
-    /// blob's row lock, then commits: three round trips.
+    /// `commit_put`. Without a file blob to confirm, through the group commit (`group`: one
+    /// `js_commit_many` call for the PUTs and DELETEs queued together). With one, a call of
+    /// `js_commit_put` in a transaction, and `place` runs after it, while the transaction still
+    /// holds the blob's row lock, then commits: three round trips.
     async fn commit_put_tx(
         &self,
         c: &PutCommit,
@@ -1507,25 +1509,30 @@ impl PgMeta {
             WriteCondition::IfNoneMatchAny => (1, None),
             WriteCondition::IfMatch(etag) => (2, etag.clone()),
         };
-        let blob = c.blob.as_ref();
         let tier = tier_of_segments(&row.segments);
-        let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL);
-        let q = bind_insert_object!(q, &c.bucket_id, tier, &row)
-            .bind(cond)
-            .bind(cond_etag)
-            .bind(blob.map(|b| b.tier.as_str()))
-            .bind(blob.map(|b| b.hash.clone()))
-            .bind(blob.map(|b| to_i64(b.size)))
-            .bind(blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec())))
-            .bind(crate::now_micros());
         let status = match place {
             None => {
-                let mut conn = self.hot.get().await?;
-                let status = q.fetch_one(conn.conn()).await;
-                conn.done(&status);
-                status.map_err(pg_commit_error)?
+                let put = group::Put {
+                    row: row.clone(),
+                    bucket_id: c.bucket_id.clone(),
+                    tier,
+                    cond,
+                    cond_etag,
+                    blob: c.blob.clone(),
+                };
+                self.group.commit(group::Item::Put(Box::new(put))).await?
             }
             Some(place) => {
+                let blob = c.blob.as_ref();
+                let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL);
+                let q = bind_insert_object!(q, &c.bucket_id, tier, &row)
+                    .bind(cond)
+                    .bind(cond_etag)
+                    .bind(blob.map(|b| b.tier.as_str()))
+                    .bind(blob.map(|b| b.hash.clone()))
+                    .bind(blob.map(|b| to_i64(b.size)))
+                    .bind(blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec())))
+                    .bind(crate::now_micros());
                 let mut tx = self.pool.begin().await?;
                 let status = q.fetch_one(&mut *tx).await.map_err(pg_commit_error)?;
                 if status == "ok" {
@@ -1547,23 +1554,20 @@ impl PgMeta {
         }
     }
 
-    /// `delete_key` in one round trip (`js_delete_key`: bucket lookup and `js_delete_latest`).
+    /// `delete_key` through the group commit (`js_delete_key`: bucket lookup and
+    /// `js_delete_latest`, for each DELETE of the group).
     async fn delete_key_tx(
         &self,
         tenant_id: &str,
         bucket: &str,
         key: &str,
     ) -> MetaResult<Option<bool>> {
-        let mut conn = self.hot.get().await?;
-        let outcome = sqlx::query_scalar::<_, String>("SELECT js_delete_key($1, $2, $3, $4)")
-            .bind(tenant_id)
-            .bind(bucket)
-            .bind(key)
-            .bind(crate::now_micros())
-            .fetch_one(conn.conn())
-            .await;
-        conn.done(&outcome);
-        let outcome = outcome.map_err(pg_commit_error)?;
+        let item = group::Item::Delete {
+            tenant_id: tenant_id.to_owned(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        let outcome = self.group.commit(item).await?;
         match outcome.as_str() {
             "no_such_bucket" => Ok(None),
             "deleted" => Ok(Some(true)),
@@ -1723,5 +1727,7 @@ fn check_counts(ds: &[Delta], rows: &[sqlx::sqlite::SqliteRow]) -> MetaResult<()
 }
 
 mod batch;
+mod batcher;
+mod group;
 mod hot;
 mod lookup;

@@ -21,10 +21,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connection idle this long is pinged before it is used again (the server may have
 /// restarted meanwhile; the pool pings before every use).
 const PING_IDLE: Duration = Duration::from_secs(5);
+/// A connection this old is closed rather than put back (as the pool's are, sqlx's default):
+/// a backend's cached plans and memory do not live for ever.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+struct Idle {
+    conn: PgConnection,
+    opened: Instant,
+    used: Instant,
+}
 
 pub(super) struct Hot {
     opts: PgConnectOptions,
-    idle: Mutex<Vec<(PgConnection, Instant)>>,
+    /// Idle connections with when they were opened and when they were last used.
+    idle: Mutex<Vec<Idle>>,
     permits: Semaphore,
 }
 
@@ -33,6 +43,7 @@ pub(super) struct Hot {
 pub(super) struct HotConn<'a> {
     hot: &'a Hot,
     conn: Option<PgConnection>,
+    opened: Instant,
     _permit: SemaphorePermit<'a>,
 }
 
@@ -51,20 +62,21 @@ impl Hot {
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
-        let conn = match idle {
-            Some((mut conn, since)) if since.elapsed() >= PING_IDLE => match conn.ping().await {
-                Ok(()) => conn,
+        let (conn, opened) = match idle {
+            Some(mut i) if i.used.elapsed() >= PING_IDLE => match i.conn.ping().await {
+                Ok(()) => (i.conn, i.opened),
                 Err(e) => {
                     tracing::info!(error = %e, "idle PostgreSQL connection is gone; reconnecting");
-                    self.connect().await?
+                    (self.connect().await?, Instant::now())
                 }
             },
-            Some((conn, _)) => conn,
-            None => self.connect().await?,
+            Some(i) => (i.conn, i.opened),
+            None => (self.connect().await?, Instant::now()),
         };
         Ok(HotConn {
             hot: self,
             conn: Some(conn),
+            opened,
             _permit: permit,
         })
     }
@@ -92,7 +104,15 @@ impl HotConn<'_> {
             return;
         };
         match self.conn.take() {
-            Some(conn) if reusable => idle.push((conn, Instant::now())),
+            Some(conn) if reusable => {
+                if self.opened.elapsed() < MAX_LIFETIME {
+                    idle.push(Idle {
+                        conn,
+                        opened: self.opened,
+                        used: Instant::now(),
+                    });
+                }
+            }
             _ => idle.clear(),
         }
     }

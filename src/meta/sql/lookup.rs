@@ -4,24 +4,21 @@
 //! Why: every statement costs the backend a wake-up, a transaction, executor start-up and the
 //! protocol, and on two cores that work, not the index probes, was the price of a lookup
 //! (pgbench, the same query: one key per statement 29.6k keys/s, sixteen per statement 11.0k
-//! statements/s, i.e. 176k keys/s). A batch forms only under load: the dispatcher takes what
-//! has queued while all `IN_FLIGHT` batches were running; on an idle server each lookup runs
-//! alone, at once, one channel hop later than it would have.
+//! statements/s, i.e. 176k keys/s). A batch forms only under load (`batcher`).
 
+use super::batcher::Batcher;
 use super::hot::Hot;
 use super::{OBJECT_COLS, SEGMENT_COLS, SEGMENT_JOIN};
 use crate::meta::{BucketRow, MetaError, MetaResult, ObjectRow, PgMeta};
 use sqlx::Row;
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Lookups per query, at most.
 const MAX_BATCH: usize = 64;
 /// Batch queries running at once: enough to keep a query in flight while another one's answers
 /// are distributed; few enough that lookups queue up (and batch) under load.
 const IN_FLIGHT: usize = 2;
-/// Lookups waiting for the dispatcher, at most (callers wait for room beyond that).
-const QUEUE: usize = 4096;
 
 /// One query for a batch: `i` is the lookup's position (from 1). A lookup without a key finds
 /// only its bucket; with a key, also the key's current version and its segments, in order (one
@@ -66,14 +63,16 @@ struct Lookup {
 
 /// The handle: its dispatcher task ends when the handle is dropped.
 pub(in crate::meta) struct Lookups {
-    tx: mpsc::Sender<Lookup>,
+    batcher: Batcher<Lookup>,
 }
 
 impl Lookups {
     pub fn start(hot: Arc<Hot>) -> Lookups {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(dispatch(hot, rx));
-        Lookups { tx }
+        let batcher = Batcher::start(IN_FLIGHT, MAX_BATCH, move |batch| {
+            let hot = hot.clone();
+            async move { run(&hot, batch).await }
+        });
+        Lookups { batcher }
     }
 
     /// The tenant's bucket `bucket` and, with `key`, that key's current version (with the
@@ -94,31 +93,8 @@ impl Lookups {
             reply,
         };
         let gone = || MetaError::Db(sqlx::Error::PoolClosed);
-        self.tx.send(lookup).await.map_err(|_| gone())?;
+        self.batcher.submit(lookup).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
-    }
-}
-
-async fn dispatch(hot: Arc<Hot>, mut rx: mpsc::Receiver<Lookup>) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        // Waiting for a permit before draining the queue is what forms the batches.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(l) => batch.push(l),
-                Err(_) => break,
-            }
-        }
-        let hot = hot.clone();
-        tokio::spawn(async move {
-            run(&hot, batch).await;
-            drop(permit);
-        });
     }
 }
 
