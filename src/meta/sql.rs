@@ -91,6 +91,8 @@ pub struct PgMeta {
     lookups: lookup::Lookups,
     /// Inline PUT and DELETE commits, grouped under load (`group`).
     group: group::Group,
+    /// Connections for the hot statements, outside the pool (`hot`): the above, and listings.
+    hot: std::sync::Arc<hot::Hot>,
 }
 
 impl SqliteMeta {
@@ -119,11 +121,11 @@ impl PgMeta {
         migrations::migrator(migrations::POSTGRES)
             .run(&pool)
             .await?;
-        // Connections for the hot statements, outside the pool (`hot`).
         let hot = std::sync::Arc::new(hot::Hot::new(opts));
         Ok(PgMeta {
             lookups: lookup::Lookups::start(hot.clone()),
-            group: group::Group::start(hot),
+            group: group::Group::start(hot.clone()),
+            hot,
             pool,
         })
     }
@@ -963,7 +965,7 @@ macro_rules! sql_meta {
                 if let Some(b) = before {
                     query = query.bind(b);
                 }
-                let rows = query.fetch_all(&self.$read).await?;
+                let rows = self.page_rows(query).await?;
                 rows.iter()
                     .map(|r| {
                         Ok(ListEntry {
@@ -1580,6 +1582,18 @@ impl PgMeta {
 }
 
 impl PgMeta {
+    /// A listing seek's rows, on a hot connection: a delimiter listing makes one seek per
+    /// common prefix, and through the pool each seek cost two pings besides the query.
+    async fn page_rows(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> MetaResult<Vec<sqlx::postgres::PgRow>> {
+        let mut conn = self.hot.get().await?;
+        let rows = q.fetch_all(conn.conn()).await;
+        conn.done(&rows);
+        Ok(rows?)
+    }
+
     /// `bucket`, through the batched lookups.
     async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
         Ok(self
@@ -1609,6 +1623,14 @@ impl PgMeta {
 }
 
 impl SqliteMeta {
+    /// A listing seek's rows.
+    async fn page_rows(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> MetaResult<Vec<sqlx::sqlite::SqliteRow>> {
+        Ok(q.fetch_all(&self.read).await?)
+    }
+
     /// `bucket`: one indexed read.
     async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
         let row = sqlx::query(
