@@ -43,6 +43,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0008_drop_objects_by_key.sql",
     "0009_delete_by_bucket_name.sql",
     "0010_group_commit.sql",
+    "0011_inline_lz4.sql",
 );
 
 /// The migrator for one database's files.
