@@ -63,13 +63,16 @@ impl Hot {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         let (conn, opened) = match idle {
-            Some(mut i) if i.used.elapsed() >= PING_IDLE => match i.conn.ping().await {
-                Ok(()) => (i.conn, i.opened),
-                Err(e) => {
-                    tracing::info!(error = %e, "idle PostgreSQL connection is gone; reconnecting");
-                    (self.connect().await?, Instant::now())
+            Some(mut i) if i.used.elapsed() >= PING_IDLE => {
+                // Bounded: a connection to a vanished host can wait for an answer for ever.
+                match tokio::time::timeout(ACQUIRE_TIMEOUT, i.conn.ping()).await {
+                    Ok(Ok(())) => (i.conn, i.opened),
+                    _ => {
+                        tracing::info!("idle PostgreSQL connection did not answer; reconnecting");
+                        (self.connect().await?, Instant::now())
+                    }
                 }
-            },
+            }
             Some(i) => (i.conn, i.opened),
             None => (self.connect().await?, Instant::now()),
         };
