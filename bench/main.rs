@@ -90,8 +90,9 @@ struct Args {
     /// Data directory of the --endpoint server, for the dedup scenario.
     #[arg(long)]
     endpoint_data_dir: Option<PathBuf>,
-    /// Run only these scenario groups (comma-separated): stream, parallel, multipart, small,
-    /// list, dedup.
+    /// Run only these scenario groups or steps (comma-separated): stream, parallel, multipart,
+    /// small, list, dedup, or a step's id such as lean-put (a step that reads what an earlier
+    /// step wrote needs that step too).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Runs of each step per server; the median run is reported.
@@ -126,8 +127,16 @@ fn run(args: Args) -> Result<()> {
         ProfileName::Full => Profile::full(),
     };
     for g in &args.only {
-        if !GROUPS.contains(&g.as_str()) {
-            bail!("unknown group {g:?}; groups: {}", GROUPS.join(", "));
+        if !GROUPS.contains(&g.as_str()) && !ALL_STEPS.iter().any(|s| s.id() == g) {
+            bail!(
+                "unknown group or step {g:?}; groups: {}; steps: {}",
+                GROUPS.join(", "),
+                ALL_STEPS
+                    .iter()
+                    .map(|s| s.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     if args.repeat == 0 {
@@ -136,7 +145,7 @@ fn run(args: Args) -> Result<()> {
     let steps: Vec<Step> = ALL_STEPS
         .iter()
         .copied()
-        .filter(|s| args.only.is_empty() || args.only.iter().any(|g| g == s.group()))
+        .filter(|s| args.only.is_empty() || args.only.iter().any(|g| g == s.group() || g == s.id()))
         .collect();
     let tmp = args.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let run_id = format!("{:08x}", rand::random::<u32>());
