@@ -44,6 +44,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0009_delete_by_bucket_name.sql",
     "0010_group_commit.sql",
     "0011_inline_lz4.sql",
+    "0012_set_based_group_commit.sql",
 );
 
 /// The migrator for one database's files.

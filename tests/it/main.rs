@@ -10,6 +10,7 @@ mod availability;
 mod buckets_objects;
 mod checksums;
 mod crash;
+mod group_commit;
 mod inline;
 mod integrity;
 mod listing;
