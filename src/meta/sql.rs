@@ -10,8 +10,10 @@
 //! sqlx binds them all — which cost a full parse and plan per listing page. Unary plus hides the
 //! parameter from it (PostgreSQL reads the same text).
 //!
-//! Lock order, to stay deadlock-free on Postgres: the per-key advisory lock first, then blob rows
-//! in `(tier, hash)` order. SQLite has one writer connection, so its transactions never overlap.
+//! Lock order on Postgres: the per-key advisory lock first, then blob rows in `(tier, hash)`
+//! order. A group commit (`group`) holds its items' locks together, so it can still meet a single
+//! commit in a deadlock; PostgreSQL aborts one of the two and it runs again (`DEADLOCK_TRIES`).
+//! SQLite has one writer connection, so its transactions never overlap.
 
 use super::*;
 use sqlx::Row;
@@ -1501,6 +1503,17 @@ fn pg_commit_error(e: sqlx::Error) -> MetaError {
     }
 }
 
+/// Tries of a PostgreSQL commit that PostgreSQL aborted to break a deadlock (40P01). A group
+/// commit (`group`) holds the locks of all its items until it commits, so a single commit that
+/// needs two of the same blob rows in the other order can meet it; one of the two is aborted
+/// after `deadlock_timeout`. An aborted group reruns its items alone; a single commit runs again
+/// (its `place` is idempotent by contract).
+const DEADLOCK_TRIES: u32 = 3;
+
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40P01"))
+}
+
 impl PgMeta {
     /// `commit_put`. Without a file blob to confirm, through the group commit (`group`: one
     /// `js_commit_many` call for the PUTs and DELETEs queued together). With one, a call of
@@ -1531,25 +1544,19 @@ impl PgMeta {
                 self.group.commit(group::Item::Put(Box::new(put))).await?
             }
             Some(place) => {
-                let blob = c.blob.as_ref();
-                let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL);
-                let q = bind_insert_object!(q, &c.bucket_id, tier, &row)
-                    .bind(cond)
-                    .bind(cond_etag)
-                    .bind(blob.map(|b| b.tier.as_str()))
-                    .bind(blob.map(|b| b.hash.clone()))
-                    .bind(blob.map(|b| to_i64(b.size)))
-                    .bind(blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec())))
-                    .bind(crate::now_micros());
-                let mut tx = self.pool.begin().await?;
-                let status = q.fetch_one(&mut *tx).await.map_err(pg_commit_error)?;
-                if status == "ok" {
-                    // The blob's row is locked until the commit: the collector cannot unlink
-                    // the file now, and one it unlinked earlier is put back.
-                    place().await.map_err(MetaError::Place)?;
-                    tx.commit().await?;
+                let mut attempt = 1;
+                loop {
+                    let tried = self
+                        .commit_put_place(c, &row, tier, cond, cond_etag.clone(), place)
+                        .await;
+                    match tried {
+                        Err(MetaError::Db(e)) if is_deadlock(&e) && attempt < DEADLOCK_TRIES => {
+                            tracing::debug!(attempt, "PUT commit was a deadlock's victim; again");
+                            attempt += 1;
+                        }
+                        other => break other?,
+                    }
                 }
-                status
             }
         };
         match status.as_str() {
@@ -1560,6 +1567,39 @@ impl PgMeta {
                 "js_commit_put answered {other:?}"
             ))),
         }
+    }
+
+    /// One try of a PUT commit with a file blob: a call of `js_commit_put` in a transaction;
+    /// `place` runs after it, while the transaction still holds the blob's row lock, then it
+    /// commits.
+    async fn commit_put_place(
+        &self,
+        c: &PutCommit,
+        row: &ObjectRow,
+        tier: Tier,
+        cond: i32,
+        cond_etag: Option<String>,
+        place: PlaceFn<'_>,
+    ) -> MetaResult<String> {
+        let blob = c.blob.as_ref();
+        let q = sqlx::query_scalar::<_, String>(PG_COMMIT_PUT_SQL);
+        let q = bind_insert_object!(q, &c.bucket_id, tier, row)
+            .bind(cond)
+            .bind(cond_etag)
+            .bind(blob.map(|b| b.tier.as_str()))
+            .bind(blob.map(|b| b.hash.clone()))
+            .bind(blob.map(|b| to_i64(b.size)))
+            .bind(blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec())))
+            .bind(crate::now_micros());
+        let mut tx = self.pool.begin().await?;
+        let status = q.fetch_one(&mut *tx).await.map_err(pg_commit_error)?;
+        if status == "ok" {
+            // The blob's row is locked until the commit: the collector cannot unlink the file
+            // now, and one it unlinked earlier is put back.
+            place().await.map_err(MetaError::Place)?;
+            tx.commit().await?;
+        }
+        Ok(status)
     }
 
     /// `delete_key` through the group commit (`js_delete_key`: bucket lookup and

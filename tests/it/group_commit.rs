@@ -255,3 +255,103 @@ async fn set_based_groups_equal_one_by_one() {
     assert!(released > 0, "no blob was released to zero");
     assert_refcounts(&s).await;
 }
+
+/// A PUT commit that PostgreSQL aborts to break a deadlock (40P01) runs again and succeeds.
+/// Another transaction takes the body's blob row; the PUT's commit takes its key lock and waits
+/// for that row; the other transaction then waits for the key lock: a cycle, and PostgreSQL
+/// aborts the PUT's commit, which had waited longer. Once the other commits, the PUT's second
+/// try goes through.
+#[tokio::test]
+async fn a_put_commit_aborted_by_a_deadlock_runs_again() {
+    use aws_sdk_s3::primitives::ByteStream;
+    let s = TestServer::start(Db::Postgres).await;
+    // Without the SDK's retries, which would hide a failed first try (a 500).
+    let conf = s
+        .client
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    let c = &aws_sdk_s3::Client::from_conf(conf);
+    c.create_bucket()
+        .bucket("deadlock")
+        .send()
+        .await
+        .expect("bucket");
+    // Past the inline limit: the commit is the single-transaction one (a file to place).
+    let body = bytes(256 * 1024, 7);
+    let put = |key: &'static str| {
+        c.put_object()
+            .bucket("deadlock")
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+    };
+    put("first").await.expect("first put");
+
+    let url = s.pg.as_ref().expect("postgres").url();
+    let mut other = PgConnection::connect(&url).await.expect("connect");
+    let mut watch = PgConnection::connect(&url).await.expect("connect");
+    let (bucket_id, tier, hash): (String, String, String) = sqlx::query_as(
+        "SELECT o.bucket_id, s.tier, s.blob_hash FROM objects o \
+         JOIN object_segments s ON s.object_id = o.id WHERE o.key = 'first' AND o.is_latest",
+    )
+    .fetch_one(&mut watch)
+    .await
+    .expect("first's blob");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query("SET LOCAL statement_timeout = '20s'")
+        .execute(&mut *tx)
+        .await
+        .expect("timeout");
+    sqlx::query("SELECT 1 FROM blobs WHERE tier = $1 AND hash = $2 FOR UPDATE")
+        .bind(&tier)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .expect("blob row lock");
+
+    let second = tokio::spawn(put("second"));
+    // Wait (bounded) until the PUT's commit waits for the blob row.
+    let mut waiting = false;
+    for _ in 0..400 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .expect("pg_locks");
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(waiting, "the PUT's commit never waited for the blob row");
+    // Close the cycle: PostgreSQL aborts the PUT's commit, and this gets the key lock.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || 'second', 0))")
+        .bind(&bucket_id)
+        .execute(&mut *tx)
+        .await
+        .expect("key lock once the PUT's commit is aborted");
+    tx.commit().await.expect("commit");
+
+    second
+        .await
+        .expect("join")
+        .expect("the PUT succeeds on its second try");
+    let got = c
+        .get_object()
+        .bucket("deadlock")
+        .key("second")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert!(got == body, "second's body");
+    assert_refcounts(&s).await;
+}
