@@ -2,42 +2,56 @@
 //! a dispatcher takes the first, waits for one of `in_flight` slots, then takes whatever else has
 //! queued meanwhile (up to `max`) and runs them together. On an idle server a request runs
 //! alone, at once; under load, the time the running batches take is what gathers the next.
+//!
+//! If a batch's call fails, each of its requests runs again alone, so that each gets its own
+//! outcome (its own error, classified as usual) and none fails for another's sake.
 
+use crate::meta::{MetaError, MetaResult};
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Requests waiting for the dispatcher, at most (senders wait for room beyond that).
 const QUEUE: usize = 4096;
 
-pub(super) struct Batcher<R> {
-    tx: mpsc::Sender<R>,
+type Reply<A> = oneshot::Sender<MetaResult<A>>;
+
+pub(super) struct Batcher<Q, A> {
+    tx: mpsc::Sender<(Q, Reply<A>)>,
 }
 
-impl<R: Send + 'static> Batcher<R> {
-    /// Starts the dispatcher; it ends when the `Batcher` is dropped. `run` answers a batch (the
-    /// requests carry their reply channels).
-    pub fn start<F, Fut>(in_flight: usize, max: usize, run: F) -> Batcher<R>
+impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
+    /// Starts the dispatcher; it ends when the `Batcher` is dropped. `call` runs a batch and
+    /// gives back its requests with one answer per request, in order.
+    pub fn start<F, Fut>(in_flight: usize, max: usize, call: F) -> Batcher<Q, A>
     where
-        F: Fn(Vec<R>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (Vec<Q>, MetaResult<Vec<A>>)> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(dispatch(rx, in_flight, max, run));
+        tokio::spawn(dispatch(rx, in_flight, max, Arc::new(call)));
         Batcher { tx }
     }
 
-    /// Queues a request; gives it back if the dispatcher is gone.
-    pub async fn submit(&self, request: R) -> Result<(), R> {
-        self.tx.send(request).await.map_err(|e| e.0)
+    /// Runs `request` (with whatever else is queued) and returns its answer.
+    pub async fn submit(&self, request: Q) -> MetaResult<A> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || MetaError::Db(sqlx::Error::PoolClosed);
+        self.tx.send((request, reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 
-async fn dispatch<R, F, Fut>(mut rx: mpsc::Receiver<R>, in_flight: usize, max: usize, run: F)
-where
-    R: Send + 'static,
-    F: Fn(Vec<R>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+async fn dispatch<Q, A, F, Fut>(
+    mut rx: mpsc::Receiver<(Q, Reply<A>)>,
+    in_flight: usize,
+    max: usize,
+    call: Arc<F>,
+) where
+    Q: Send + 'static,
+    A: Send + 'static,
+    F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (Vec<Q>, MetaResult<Vec<A>>)> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(in_flight));
     while let Some(first) = rx.recv().await {
@@ -53,10 +67,52 @@ where
                 Err(_) => break,
             }
         }
-        let work = run(batch);
+        let call = call.clone();
         tokio::spawn(async move {
-            work.await;
+            answer(&*call, batch).await;
             drop(slot);
         });
+    }
+}
+
+/// Runs a batch and hands out its answers; if the call fails, runs each request again alone.
+async fn answer<Q, A, F, Fut>(call: &F, batch: Vec<(Q, Reply<A>)>)
+where
+    F: Fn(Vec<Q>) -> Fut,
+    Fut: Future<Output = (Vec<Q>, MetaResult<Vec<A>>)>,
+{
+    let n = batch.len();
+    let (requests, replies): (Vec<Q>, Vec<Reply<A>>) = batch.into_iter().unzip();
+    let (requests, outcome) = call(requests).await;
+    match outcome {
+        Ok(answers) => {
+            let got = answers.len();
+            let mut answers = answers.into_iter();
+            for reply in replies {
+                // The caller may have gone (a cancelled request): its outcome stands.
+                let _ = reply.send(answers.next().ok_or_else(|| {
+                    MetaError::Invariant(format!("a batch of {n} got {got} answers"))
+                }));
+            }
+        }
+        Err(e) if n == 1 => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, requests = n, "batch failed; one by one");
+            let alone = requests
+                .into_iter()
+                .zip(replies)
+                .map(|(q, reply)| async move {
+                    let (_, outcome) = call(vec![q]).await;
+                    let _ = reply.send(outcome.and_then(|mut a| {
+                        a.pop()
+                            .ok_or_else(|| MetaError::Invariant("a request lost its answer".into()))
+                    }));
+                });
+            futures::future::join_all(alone).await;
+        }
     }
 }

@@ -13,7 +13,6 @@ use super::{OBJECT_COLS, SEGMENT_COLS, SEGMENT_JOIN};
 use crate::meta::{BucketRow, MetaError, MetaResult, ObjectRow, PgMeta};
 use sqlx::Row;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// Lookups per query, at most.
 const MAX_BATCH: usize = 64;
@@ -59,19 +58,21 @@ struct Lookup {
     bucket: String,
     key: Option<String>,
     inline: bool,
-    reply: oneshot::Sender<MetaResult<Found>>,
 }
 
 /// The handle: its dispatcher task ends when the handle is dropped.
 pub(in crate::meta) struct Lookups {
-    batcher: Batcher<Lookup>,
+    batcher: Batcher<Lookup, Found>,
 }
 
 impl Lookups {
     pub fn start(hot: Arc<Hot>) -> Lookups {
-        let batcher = Batcher::start(IN_FLIGHT, MAX_BATCH, move |batch| {
+        let batcher = Batcher::start(IN_FLIGHT, MAX_BATCH, move |batch: Vec<Lookup>| {
             let hot = hot.clone();
-            async move { run(&hot, batch).await }
+            async move {
+                let found = query(&hot, &batch).await;
+                (batch, found)
+            }
         });
         Lookups { batcher }
     }
@@ -85,46 +86,13 @@ impl Lookups {
         key: Option<&str>,
         inline: bool,
     ) -> MetaResult<Found> {
-        let (reply, answer) = oneshot::channel();
         let lookup = Lookup {
             tenant: tenant.to_owned(),
             bucket: bucket.to_owned(),
             key: key.map(str::to_owned),
             inline,
-            reply,
         };
-        let gone = || MetaError::Db(sqlx::Error::PoolClosed);
-        self.batcher.submit(lookup).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-/// Answers a batch. If its query fails, each lookup is retried alone, so that each gets its own
-/// outcome (its own error, classified as usual) rather than a copy of a shared one.
-async fn run(hot: &Hot, batch: Vec<Lookup>) {
-    match query(hot, &batch).await {
-        Ok(found) => {
-            for (l, f) in batch.into_iter().zip(found) {
-                // The caller may have gone (a cancelled request): nothing to do.
-                let _ = l.reply.send(Ok(f));
-            }
-        }
-        Err(e) if batch.len() == 1 => {
-            if let Some(l) = batch.into_iter().next() {
-                let _ = l.reply.send(Err(e));
-            }
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, lookups = batch.len(), "batched lookup failed; one by one");
-            futures::future::join_all(batch.into_iter().map(|l| async move {
-                let found = query(hot, std::slice::from_ref(&l)).await;
-                let _ = l.reply.send(found.and_then(|mut f| {
-                    f.pop()
-                        .ok_or_else(|| MetaError::Invariant("lookup lost its answer".into()))
-                }));
-            }))
-            .await;
-        }
+        self.batcher.submit(lookup).await
     }
 }
 
