@@ -844,44 +844,48 @@ macro_rules! sql_meta {
             }
 
             async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
-                let mut tx = Self::begin_write(&self.$write).await?;
-                Self::lock_key(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
-                let Some(src) = Self::latest_in(&mut tx, &c.src_bucket_id, &c.src_key).await? else {
-                    return Err(MetaError::NoSuchKey);
-                };
-                if !c.source_condition.holds(&src) {
-                    return Err(MetaError::PreconditionFailed);
-                }
-                let old = Self::latest_in(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
-                let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
-                let ds = deltas(&src.segments, old_segs);
-                Self::apply_deltas(&mut tx, &ds, None, None).await?;
-                if let Some(o) = &old {
-                    Self::demote(&mut tx, &o.id).await?;
-                }
-                let row = ObjectRow {
-                    id: c.new_id.clone(),
-                    key: c.dst_key.clone(),
-                    size: src.size,
-                    etag: src.etag.clone(),
-                    headers: {
-                        let mut h = c.headers.clone().unwrap_or_else(|| src.headers.clone());
-                        h.tags = c.tags.clone().unwrap_or(src.headers.tags);
-                        h
-                    },
-                    storage_class: c.storage_class.clone().unwrap_or(src.storage_class),
-                    created_at: crate::now_micros(),
-                    segments: src.segments,
-                    parts_count: src.parts_count,
-                    checksum: src.checksum,
-                    corrupted: src.corrupted,
-                };
-                let tier = tier_of_segments(&row.segments);
-                Self::insert_committed(&mut tx, &c.dst_bucket_id, tier, &row).await?;
-                Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(row)
+                // A deadlock victim (PostgreSQL, 40P01) runs again (`retry_deadlocks`).
+                retry_deadlocks(|| async move {
+                    let mut tx = Self::begin_write(&self.$write).await?;
+                    Self::lock_key(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
+                    let Some(src) = Self::latest_in(&mut tx, &c.src_bucket_id, &c.src_key).await? else {
+                        return Err(MetaError::NoSuchKey);
+                    };
+                    if !c.source_condition.holds(&src) {
+                        return Err(MetaError::PreconditionFailed);
+                    }
+                    let old = Self::latest_in(&mut tx, &c.dst_bucket_id, &c.dst_key).await?;
+                    let old_segs = old.as_ref().map(|o| o.segments.as_slice()).unwrap_or(&[]);
+                    let ds = deltas(&src.segments, old_segs);
+                    Self::apply_deltas(&mut tx, &ds, None, None).await?;
+                    if let Some(o) = &old {
+                        Self::demote(&mut tx, &o.id).await?;
+                    }
+                    let row = ObjectRow {
+                        id: c.new_id.clone(),
+                        key: c.dst_key.clone(),
+                        size: src.size,
+                        etag: src.etag.clone(),
+                        headers: {
+                            let mut h = c.headers.clone().unwrap_or_else(|| src.headers.clone());
+                            h.tags = c.tags.clone().unwrap_or(src.headers.tags);
+                            h
+                        },
+                        storage_class: c.storage_class.clone().unwrap_or(src.storage_class),
+                        created_at: crate::now_micros(),
+                        segments: src.segments,
+                        parts_count: src.parts_count,
+                        checksum: src.checksum,
+                        corrupted: src.corrupted,
+                    };
+                    let tier = tier_of_segments(&row.segments);
+                    Self::insert_committed(&mut tx, &c.dst_bucket_id, tier, &row).await?;
+                    Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
+                    tx.commit().await?;
+                    self.durable().await?;
+                    Ok(row)
+                })
+                .await
             }
 
             async fn latest(
@@ -1091,44 +1095,48 @@ macro_rules! sql_meta {
             }
 
             async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow> {
-                let mut tx = Self::begin_write(&self.$write).await?;
-                Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
-                let up = Self::lock_upload(&mut tx, Some(&c.bucket_id), &c.upload_id).await?;
-                if up.key != c.key {
-                    return Err(MetaError::NoSuchUpload);
-                }
-                let parts = Self::all_parts(&mut tx, &c.upload_id).await?;
-                let a = (c.assemble)(&parts)?;
-                let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
-                check_condition(&c.condition, old.as_ref())?;
-                let mut release: Vec<Segment> = a.unused.clone();
-                release.extend(old.iter().flat_map(|o| o.segments.iter().cloned()));
-                Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
-                if let Some(o) = &old {
-                    Self::demote(&mut tx, &o.id).await?;
-                }
-                let row = ObjectRow {
-                    id: c.new_id.clone(),
-                    key: c.key.clone(),
-                    size: a.size,
-                    etag: a.etag.clone(),
-                    headers: up.headers.clone(),
-                    storage_class: up.storage_class.clone(),
-                    created_at: crate::now_micros(),
-                    segments: a.segments.clone(),
-                    parts_count: Some(a.parts_count),
-                    checksum: a.checksum.clone(),
-                    corrupted: false,
-                };
-                Self::insert_committed(&mut tx, &c.bucket_id, up.tier, &row).await?;
-                Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
-                sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
-                    .bind(&c.upload_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(row)
+                // A deadlock victim (PostgreSQL, 40P01) runs again (`retry_deadlocks`).
+                retry_deadlocks(|| async move {
+                    let mut tx = Self::begin_write(&self.$write).await?;
+                    Self::lock_key(&mut tx, &c.bucket_id, &c.key).await?;
+                    let up = Self::lock_upload(&mut tx, Some(&c.bucket_id), &c.upload_id).await?;
+                    if up.key != c.key {
+                        return Err(MetaError::NoSuchUpload);
+                    }
+                    let parts = Self::all_parts(&mut tx, &c.upload_id).await?;
+                    let a = (c.assemble)(&parts)?;
+                    let old = Self::latest_in(&mut tx, &c.bucket_id, &c.key).await?;
+                    check_condition(&c.condition, old.as_ref())?;
+                    let mut release: Vec<Segment> = a.unused.clone();
+                    release.extend(old.iter().flat_map(|o| o.segments.iter().cloned()));
+                    Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
+                    if let Some(o) = &old {
+                        Self::demote(&mut tx, &o.id).await?;
+                    }
+                    let row = ObjectRow {
+                        id: c.new_id.clone(),
+                        key: c.key.clone(),
+                        size: a.size,
+                        etag: a.etag.clone(),
+                        headers: up.headers.clone(),
+                        storage_class: up.storage_class.clone(),
+                        created_at: crate::now_micros(),
+                        segments: a.segments.clone(),
+                        parts_count: Some(a.parts_count),
+                        checksum: a.checksum.clone(),
+                        corrupted: false,
+                    };
+                    Self::insert_committed(&mut tx, &c.bucket_id, up.tier, &row).await?;
+                    Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
+                    sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                        .bind(&c.upload_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    self.durable().await?;
+                    Ok(row)
+                })
+                .await
             }
 
             async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool> {
@@ -1506,12 +1514,29 @@ fn pg_commit_error(e: sqlx::Error) -> MetaError {
 /// Tries of a PostgreSQL commit that PostgreSQL aborted to break a deadlock (40P01). A group
 /// commit (`group`) holds the locks of all its items until it commits, so a single commit that
 /// needs two of the same blob rows in the other order can meet it; one of the two is aborted
-/// after `deadlock_timeout`. An aborted group reruns its items alone; a single commit runs again
-/// (its `place` is idempotent by contract).
+/// after `deadlock_timeout`. An aborted group reruns its items alone; a file PUT's, a copy's or
+/// a multipart completion's commit runs again (a PUT's `place` is idempotent by contract).
 const DEADLOCK_TRIES: u32 = 3;
 
-fn is_deadlock(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40P01"))
+/// Runs `commit` again, up to `DEADLOCK_TRIES` in all, while PostgreSQL aborts it to break a
+/// deadlock. On SQLite (one writer) that never happens.
+async fn retry_deadlocks<T, F, Fut>(mut commit: F) -> MetaResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = MetaResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match commit().await {
+            Err(MetaError::Db(sqlx::Error::Database(d)))
+                if d.code().as_deref() == Some("40P01") && attempt < DEADLOCK_TRIES =>
+            {
+                tracing::debug!(attempt, "commit was a deadlock's victim; again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 impl PgMeta {
@@ -1544,19 +1569,10 @@ impl PgMeta {
                 self.group.commit(group::Item::Put(Box::new(put))).await?
             }
             Some(place) => {
-                let mut attempt = 1;
-                loop {
-                    let tried = self
-                        .commit_put_place(c, &row, tier, cond, cond_etag.clone(), place)
-                        .await;
-                    match tried {
-                        Err(MetaError::Db(e)) if is_deadlock(&e) && attempt < DEADLOCK_TRIES => {
-                            tracing::debug!(attempt, "PUT commit was a deadlock's victim; again");
-                            attempt += 1;
-                        }
-                        other => break other?,
-                    }
-                }
+                retry_deadlocks(|| {
+                    self.commit_put_place(c, &row, tier, cond, cond_etag.clone(), place)
+                })
+                .await?
             }
         };
         match status.as_str() {

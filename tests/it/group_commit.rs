@@ -256,49 +256,38 @@ async fn set_based_groups_equal_one_by_one() {
     assert_refcounts(&s).await;
 }
 
-/// A PUT commit that PostgreSQL aborts to break a deadlock (40P01) runs again and succeeds.
-/// Another transaction takes the body's blob row; the PUT's commit takes its key lock and waits
-/// for that row; the other transaction then waits for the key lock: a cycle, and PostgreSQL
-/// aborts the PUT's commit, which had waited longer. Once the other commits, the PUT's second
-/// try goes through.
-#[tokio::test]
-async fn a_put_commit_aborted_by_a_deadlock_runs_again() {
-    use aws_sdk_s3::primitives::ByteStream;
-    let s = TestServer::start(Db::Postgres).await;
-    // Without the SDK's retries, which would hide a failed first try (a 500).
+/// A client without the SDK's retries, which would hide a failed first try (a 500).
+fn no_retries(s: &TestServer) -> aws_sdk_s3::Client {
     let conf = s
         .client
         .config()
         .to_builder()
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
-    let c = &aws_sdk_s3::Client::from_conf(conf);
-    c.create_bucket()
-        .bucket("deadlock")
-        .send()
-        .await
-        .expect("bucket");
-    // Past the inline limit: the commit is the single-transaction one (a file to place).
-    let body = bytes(256 * 1024, 7);
-    let put = |key: &'static str| {
-        c.put_object()
-            .bucket("deadlock")
-            .key(key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-    };
-    put("first").await.expect("first put");
+    aws_sdk_s3::Client::from_conf(conf)
+}
 
+/// Runs `op` inside a deadlock. Another transaction takes the blob row of `blob_of`'s body;
+/// `op`'s commit takes the lock of `key`, then waits for that row; the other transaction then
+/// asks for `key`'s lock: a cycle. PostgreSQL aborts `op`'s commit, which had waited longer,
+/// and the other transaction commits. Returns `op`'s outcome.
+async fn in_a_deadlock<T: Send + 'static>(
+    s: &TestServer,
+    blob_of: &str,
+    key: &str,
+    op: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     let url = s.pg.as_ref().expect("postgres").url();
     let mut other = PgConnection::connect(&url).await.expect("connect");
     let mut watch = PgConnection::connect(&url).await.expect("connect");
     let (bucket_id, tier, hash): (String, String, String) = sqlx::query_as(
         "SELECT o.bucket_id, s.tier, s.blob_hash FROM objects o \
-         JOIN object_segments s ON s.object_id = o.id WHERE o.key = 'first' AND o.is_latest",
+         JOIN object_segments s ON s.object_id = o.id WHERE o.key = $1 AND o.is_latest",
     )
+    .bind(blob_of)
     .fetch_one(&mut watch)
     .await
-    .expect("first's blob");
+    .expect("the object's blob");
     let mut tx = other.begin().await.expect("begin");
     sqlx::query("SET LOCAL statement_timeout = '20s'")
         .execute(&mut *tx)
@@ -310,9 +299,8 @@ async fn a_put_commit_aborted_by_a_deadlock_runs_again() {
         .execute(&mut *tx)
         .await
         .expect("blob row lock");
-
-    let second = tokio::spawn(put("second"));
-    // Wait (bounded) until the PUT's commit waits for the blob row.
+    let op = tokio::spawn(op);
+    // Wait (bounded) until the commit waits for the blob row.
     let mut waiting = false;
     for _ in 0..400 {
         let n: i64 = sqlx::query_scalar(
@@ -327,23 +315,22 @@ async fn a_put_commit_aborted_by_a_deadlock_runs_again() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert!(waiting, "the PUT's commit never waited for the blob row");
-    // Close the cycle: PostgreSQL aborts the PUT's commit, and this gets the key lock.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || 'second', 0))")
+    assert!(waiting, "the commit never waited for the blob row");
+    // Close the cycle: PostgreSQL aborts the other commit, and this gets the key lock.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
         .bind(&bucket_id)
+        .bind(key)
         .execute(&mut *tx)
         .await
-        .expect("key lock once the PUT's commit is aborted");
+        .expect("key lock once the commit is aborted");
     tx.commit().await.expect("commit");
+    op.await.expect("join")
+}
 
-    second
-        .await
-        .expect("join")
-        .expect("the PUT succeeds on its second try");
-    let got = c
-        .get_object()
-        .bucket("deadlock")
-        .key("second")
+async fn body_of(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
         .send()
         .await
         .expect("get")
@@ -351,7 +338,109 @@ async fn a_put_commit_aborted_by_a_deadlock_runs_again() {
         .collect()
         .await
         .expect("body")
-        .into_bytes();
-    assert!(got == body, "second's body");
+        .into_bytes()
+        .to_vec()
+}
+
+/// PUT, copy and multipart completion commits that PostgreSQL aborts to break a deadlock (40P01)
+/// run again and succeed.
+#[tokio::test]
+async fn commits_aborted_by_a_deadlock_run_again() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let s = TestServer::start(Db::Postgres).await;
+    let c = no_retries(&s);
+    let b = "deadlock";
+    c.create_bucket().bucket(b).send().await.expect("bucket");
+    // Past the inline limit: a PUT's commit is the single-transaction one (a file to place).
+    let body = bytes(256 * 1024, 7);
+    let put = |key: &'static str| {
+        c.put_object()
+            .bucket(b)
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+    };
+    put("first").await.expect("first put");
+
+    // A PUT whose commit waits for the blob row it shares with `first`.
+    in_a_deadlock(&s, "first", "second", put("second"))
+        .await
+        .expect("the PUT succeeds on its second try");
+    assert!(body_of(&c, b, "second").await == body, "second's body");
+
+    // A copy of `first`: its commit takes a reference on the same blob row.
+    let copy = c
+        .copy_object()
+        .bucket(b)
+        .key("copied")
+        .copy_source(format!("{b}/first"))
+        .send();
+    in_a_deadlock(&s, "first", "copied", copy)
+        .await
+        .expect("the copy succeeds on its second try");
+    assert!(body_of(&c, b, "copied").await == body, "the copy's body");
+
+    // A multipart upload over `second`: its completion releases second's blob row.
+    let up = c
+        .create_multipart_upload()
+        .bucket(b)
+        .key("second")
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("upload id").to_owned();
+    let part_body = bytes(64 * 1024, 9);
+    let part = c
+        .upload_part()
+        .bucket(b)
+        .key("second")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(part_body.clone()))
+        .send()
+        .await
+        .expect("part");
+    let done = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().expect("etag"))
+                .build(),
+        )
+        .build();
+    let complete = c
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("second")
+        .upload_id(&id)
+        .multipart_upload(done)
+        .send();
+    in_a_deadlock(&s, "second", "second", complete)
+        .await
+        .expect("the completion succeeds on its second try");
+    assert!(
+        body_of(&c, b, "second").await == part_body,
+        "the completed body"
+    );
+    assert!(body_of(&c, b, "first").await == body, "first's body");
     assert_refcounts(&s).await;
+    // Each of the three was a deadlock's victim (and then succeeded): PostgreSQL counted them.
+    // Its statistics reach the view within a second or so; wait for them, bounded.
+    let url = s.pg.as_ref().expect("postgres").url();
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let mut deadlocks = 0;
+    for _ in 0..100 {
+        deadlocks = sqlx::query_scalar::<_, i64>(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_database");
+        if deadlocks >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(deadlocks, 3, "deadlocks PostgreSQL detected");
 }
