@@ -21,6 +21,10 @@ pub const MAX_XML_BODY: u64 = 4 << 20;
 pub const MAX_POST_FILE: u64 = 64 << 20;
 /// Largest clock difference for a SigV2 request (SigV4's is checked by s3s).
 const MAX_SKEW_SECS: i64 = 15 * 60;
+/// Largest request head (request line and headers) accepted; S3's is 8 KiB, and presigned URLs
+/// with long keys plus SDK headers fit easily. The HTTP layer's buffer (4 × this) refuses larger
+/// heads with a bare 431 before they reach here.
+pub const MAX_HEAD: usize = 64 << 10;
 /// Longest chunk header line (`<hex size>;chunk-signature=<64 hex>`) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 
@@ -33,6 +37,7 @@ fn header_u64(req: &http::Request<hyper::body::Incoming>, name: &str) -> Option<
 
 /// Rejects requests whose declared sizes or presigned lifetime are over the limits.
 pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> {
+    check_head(req)?;
     let declared = header_u64(req, "x-amz-decoded-content-length")
         .or_else(|| header_u64(req, "content-length"))
         .unwrap_or(0);
@@ -63,6 +68,28 @@ pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> 
         }
     }
     Ok(())
+}
+
+/// Refuses a request head over `MAX_HEAD` bytes, counted as on the wire (`name: value\r\n`).
+fn check_head<B>(req: &http::Request<B>) -> Result<(), S3Error> {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if line + headers <= MAX_HEAD {
+        return Ok(());
+    }
+    let mut err = S3Error::with_message(
+        s3s::S3ErrorCode::Custom("RequestHeaderSectionTooLarge".into()),
+        format!(
+            "Your request header section exceeds the maximum allowed size of {MAX_HEAD} bytes."
+        ),
+    );
+    err.set_status_code(http::StatusCode::BAD_REQUEST);
+    Err(err)
 }
 
 /// Whether the body is a `multipart/form-data` form (a browser POST upload).

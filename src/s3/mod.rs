@@ -9,7 +9,7 @@ mod bucket;
 mod convert;
 mod error;
 mod host;
-mod limits;
+pub(crate) mod limits;
 mod linger;
 mod list;
 mod multipart;
