@@ -127,8 +127,24 @@ impl BlobStore {
         ignore_not_found(tokio::fs::remove_file(self.blob_path(tier, hash)).await)
     }
 
-    pub async fn open_read(&self, tier: Tier, hash: &str) -> io::Result<tokio::fs::File> {
-        tokio::fs::File::open(self.blob_path(tier, hash)).await
+    /// A blob file opened for reading at `offset`, in one hand-off to a blocking thread.
+    pub async fn open_read(
+        &self,
+        tier: Tier,
+        hash: &str,
+        offset: u64,
+    ) -> io::Result<std::fs::File> {
+        use std::io::{Seek, SeekFrom};
+        let path = self.blob_path(tier, hash);
+        tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::open(path)?;
+            if offset > 0 {
+                f.seek(SeekFrom::Start(offset))?;
+            }
+            Ok(f)
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     /// SHA-256 of a blob file, read at most `bytes_per_sec` (0: unlimited). Blocking: call it
