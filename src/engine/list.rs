@@ -1,18 +1,18 @@
 //! Key-ordered listings with prefix, delimiter and a resume point, from the database index.
 //!
-//! A delimiter listing rolls keys up into common prefixes; after emitting one, the next index
-//! seek starts at the prefix's successor, so a page costs O(page size) queries and rows, never
-//! O(keys under a prefix).
+//! A delimiter listing rolls keys up into common prefixes. Runs of keys are read as index
+//! ranges (`list_page`, growing batches); once a range reaches a common prefix, the database
+//! walks the run of prefixes that follows (`list_walk`: one seek per prefix, from the
+//! previous one's successor, in one statement) up to the next key. So a page costs O(page
+//! size) rows and a few statements, never O(keys under a prefix).
 
 use super::{Error, Result};
-use crate::meta::{ListEntry, MetaStore};
+use crate::meta::{ListEntry, MetaStore, Rollup, prefix_successor};
 
-/// Rows fetched per index seek (bounded; a page needs at most `max_keys + 1` items).
+/// Rows fetched per statement (bounded; a page needs at most `max_keys + 1` items).
 const BATCH: usize = 1000;
-/// First seek of a delimiter listing, and after each common prefix. Small: a seek that lands on
-/// a common prefix uses one row, and every row read costs (on SQLite, a message from the
-/// connection's thread); 16 here halved the pages/s of a 100-prefix listing. Seeks that find
-/// keys grow ×4 per round.
+/// First range read of a delimiter listing, and after a walk: a read that lands on a common
+/// prefix uses one row, and ranges that find keys grow ×4 per round.
 const FIRST_BATCH: usize = 2;
 
 #[derive(Debug, Clone, Default)]
@@ -72,32 +72,57 @@ pub(super) async fn list(
             inclusive: true,
         },
     };
-    // With a delimiter, a seek that lands on a common prefix uses one row and skips the rest, so
-    // seeks start small and grow only while rows are used as keys: rows read stay O(page).
-    let mut batch = if q.delimiter.is_some() {
-        FIRST_BATCH
-    } else {
-        BATCH
-    };
-    // Each round is one index seek; every round but the last emits or skips at least one item,
-    // so this bound is never the reason a listing ends.
+    let roll = q
+        .delimiter
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(|delimiter| Rollup {
+            prefix: &q.prefix,
+            delimiter,
+        });
+    // Such a walk ends at its first common prefix, short of `want` with more to come.
+    let stops_at_prefix = roll.is_some_and(|r| r.resume_char().is_none());
+    let mut batch = if roll.is_some() { FIRST_BATCH } else { BATCH };
+    let mut walking = false;
+    // Every round but the last emits or skips at least one item, so this bound is never the
+    // reason a listing ends.
     for _ in 0..(q.max_keys + 3) * 2 {
-        let want = (q.max_keys - out.items.len() + 1).min(batch);
-        let rows = meta
-            .list_page(
-                bucket_id,
-                &cursor.start,
-                cursor.inclusive,
-                upper.as_deref(),
-                want,
-            )
-            .await?;
-        let exhausted = rows.len() < want;
-        match scan(q, rows, &mut out, &mut cursor) {
+        let left = q.max_keys - out.items.len() + 1;
+        let want = left.min(if walking { BATCH } else { batch });
+        let (start, inclusive) = (cursor.start.as_str(), cursor.inclusive);
+        let rows = match roll.filter(|_| walking) {
+            Some(r) => {
+                meta.list_walk(bucket_id, start, inclusive, upper.as_deref(), r, want)
+                    .await?
+            }
+            None => {
+                meta.list_page(bucket_id, start, inclusive, upper.as_deref(), want)
+                    .await?
+            }
+        };
+        let (got, exhausted) = (rows.len(), rows.len() < want);
+        match scan(q, rows, walking, &mut out, &mut cursor) {
             Scan::Full | Scan::End => return Ok(out),
-            Scan::Reseek => batch = FIRST_BATCH.min(batch),
-            Scan::More if exhausted => return Ok(out),
-            Scan::More => batch = (batch * 4).min(BATCH),
+            // A range reached a common prefix: walk the prefixes from its successor.
+            Scan::Reseek => walking = true,
+            // The walk ended at a key (or found nothing): read keys as ranges again.
+            Scan::More {
+                after_prefix: false,
+            } if walking => {
+                if got == 0 {
+                    return Ok(out);
+                }
+                walking = false;
+                batch = FIRST_BATCH;
+            }
+            // The walk ended at a prefix: no key follows, unless it stops at every prefix.
+            Scan::More { after_prefix: true } if walking => {
+                if exhausted && !stops_at_prefix {
+                    return Ok(out);
+                }
+            }
+            Scan::More { .. } if exhausted => return Ok(out),
+            Scan::More { .. } => batch = (batch * 4).min(BATCH),
         }
     }
     Err(Error::InvalidArgument("listing did not converge".into()))
@@ -108,13 +133,24 @@ enum Scan {
     Full,
     /// No key can follow: the prefix space is exhausted.
     End,
-    /// A common prefix was emitted or skipped: seek past it.
+    /// A range read reached a common prefix (emitted or skipped): the rest of its rows are
+    /// under that prefix; continue past it.
     Reseek,
-    /// All rows consumed; continue from the last key.
-    More,
+    /// All rows consumed; continue from the cursor. `after_prefix`: the last row was a common
+    /// prefix.
+    More { after_prefix: bool },
 }
 
-fn scan(q: &ListQuery, rows: Vec<ListEntry>, out: &mut ListResult, cursor: &mut Cursor) -> Scan {
+/// Takes a statement's rows into the page: keys, and from a walk also common prefixes (each
+/// once, with the rows after it past it).
+fn scan(
+    q: &ListQuery,
+    rows: Vec<ListEntry>,
+    walk: bool,
+    out: &mut ListResult,
+    cursor: &mut Cursor,
+) -> Scan {
+    let mut after_prefix = false;
     for e in rows {
         let rolled = q
             .delimiter
@@ -129,6 +165,7 @@ fn scan(q: &ListQuery, rows: Vec<ListEntry>, out: &mut ListResult, cursor: &mut 
             out.truncated = true;
             return Scan::Full;
         }
+        after_prefix = rolled.is_some();
         match rolled {
             Some(cp) => {
                 let Some(next) = prefix_successor(&cp) else {
@@ -141,7 +178,9 @@ fn scan(q: &ListQuery, rows: Vec<ListEntry>, out: &mut ListResult, cursor: &mut 
                     start: next,
                     inclusive: true,
                 };
-                return Scan::Reseek;
+                if !walk {
+                    return Scan::Reseek;
+                }
             }
             None => {
                 cursor.start.clone_from(&e.key);
@@ -152,7 +191,7 @@ fn scan(q: &ListQuery, rows: Vec<ListEntry>, out: &mut ListResult, cursor: &mut 
             }
         }
     }
-    Scan::More
+    Scan::More { after_prefix }
 }
 
 /// `prefix + (rest up to and including the first delimiter)`, if the rest contains one.
@@ -162,43 +201,9 @@ fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<String> {
     Some(format!("{prefix}{}", &rest[..pos + delimiter.len()]))
 }
 
-/// The smallest string greater than every string starting with `p` (in byte order, which for
-/// UTF-8 is code-point order), or `None` when `p` is empty or all U+10FFFF.
-pub fn prefix_successor(p: &str) -> Option<String> {
-    let mut chars: Vec<char> = p.chars().collect();
-    while let Some(last) = chars.pop() {
-        let mut n = last as u32 + 1;
-        if (0xD800..=0xDFFF).contains(&n) {
-            n = 0xE000;
-        }
-        if let Some(c) = char::from_u32(n) {
-            chars.push(c);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn successor_orders_after_every_extension() {
-        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
-        assert_eq!(prefix_successor(""), None);
-        assert_eq!(prefix_successor("\u{10FFFF}"), None);
-        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
-        for p in ["a/", "ü/", "x\u{7F}", "photos/2024/"] {
-            let s = prefix_successor(p).unwrap();
-            for ext in ["", "\u{0}", "zzz", "\u{10FFFF}\u{10FFFF}"] {
-                let k = format!("{p}{ext}");
-                assert!(k.as_bytes() < s.as_bytes(), "{k:?} < {s:?}");
-            }
-            assert!(p.as_bytes() < s.as_bytes());
-        }
-    }
 
     #[test]
     fn common_prefix_rolls_up_at_first_delimiter() {

@@ -14,7 +14,7 @@ mod read;
 pub use admin::{ROOT_TENANT, generate_key};
 pub use checksum::{ChecksumSpec, TrailerValue};
 pub use error::{Error, Result};
-pub use list::{ListItem, ListQuery, ListResult, prefix_successor};
+pub use list::{ListItem, ListQuery, ListResult};
 pub use multipart::{
     CompleteChecksum, ListedPart, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, UploadChecksum,
     UploadItem, UploadList, UploadQuery,

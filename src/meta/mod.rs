@@ -162,6 +162,40 @@ pub struct ListEntry {
     pub created_at: i64,
 }
 
+/// The smallest string greater than every string starting with `p` (in byte order, which for
+/// UTF-8 is code-point order), or `None` when `p` is empty or all U+10FFFF.
+pub fn prefix_successor(p: &str) -> Option<String> {
+    let mut chars: Vec<char> = p.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut n = last as u32 + 1;
+        if (0xD800..=0xDFFF).contains(&n) {
+            n = 0xE000;
+        }
+        if let Some(c) = char::from_u32(n) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// How a delimiter listing rolls keys up: everything after `prefix` up to and including the
+/// first `delimiter` (non-empty) is a common prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct Rollup<'a> {
+    pub prefix: &'a str,
+    pub delimiter: &'a str,
+}
+
+impl Rollup<'_> {
+    /// The character that replaces a common prefix's last one (the delimiter's last) to seek
+    /// past every key under it; `None` for U+10FFFF.
+    pub fn resume_char(&self) -> Option<String> {
+        let last = self.delimiter.chars().last()?;
+        prefix_successor(last.encode_utf8(&mut [0u8; 4]))
+    }
+}
+
 /// Conditions checked inside the commit transaction (write path, step 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum WriteCondition {
@@ -391,6 +425,21 @@ pub trait MetaStore: Send + Sync + 'static {
         before: Option<&str>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>>;
+    /// A delimiter listing's run of common prefixes, in one statement: from `start` (as
+    /// `list_page`), the keys under each common prefix of `roll` come as one entry whose `key`
+    /// is that prefix (its other fields are those of the first such key), and the walk goes on
+    /// past it, one index seek per prefix, until it reaches a key that rolls up into none
+    /// (returned last) or `limit` entries. A delimiter ending in U+10FFFF (no successor for a
+    /// prefix's last character) ends the walk at its first common prefix.
+    async fn list_walk(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        roll: Rollup<'_>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>>;
 
     // --- multipart uploads ---
     async fn create_upload(&self, u: &UploadRow) -> MetaResult<()>;
@@ -456,4 +505,26 @@ pub trait MetaStore: Send + Sync + 'static {
     /// already exists is left alone. Returns whether a row was created.
     async fn adopt_blob(&self, blob: &BlobId, size: u64) -> MetaResult<bool>;
     async fn repair_blob(&self, blob: &BlobId, fix: BlobRepair) -> MetaResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_orders_after_every_extension() {
+        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        for p in ["a/", "ü/", "x\u{7F}", "photos/2024/"] {
+            let s = prefix_successor(p).unwrap();
+            for ext in ["", "\u{0}", "zzz", "\u{10FFFF}\u{10FFFF}"] {
+                let k = format!("{p}{ext}");
+                assert!(k.as_bytes() < s.as_bytes(), "{k:?} < {s:?}");
+            }
+            assert!(p.as_bytes() < s.as_bytes());
+        }
+    }
 }

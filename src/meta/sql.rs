@@ -417,6 +417,17 @@ macro_rules! sql_meta {
         impl $store {
             const PG: bool = $pg;
 
+            /// A listing row (`key`, `size`, `etag`, `storage_class`, `created_at`).
+            fn list_entry_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ListEntry> {
+                Ok(ListEntry {
+                    key: r.try_get("key")?,
+                    size: to_u64(r.try_get("size")?, "size")?,
+                    etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
+                    storage_class: r.try_get("storage_class")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
             /// The header columns of an object or upload row (`content_*`, …, `user_meta`).
             fn headers_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ObjectHeaders> {
                 let user_meta = json_map(r.try_get("user_meta")?)?;
@@ -978,17 +989,46 @@ macro_rules! sql_meta {
                     query = query.bind(b);
                 }
                 let rows = self.page_rows(query).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ListEntry {
-                            key: r.try_get("key")?,
-                            size: to_u64(r.try_get("size")?, "size")?,
-                            etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
-                            storage_class: r.try_get("storage_class")?,
-                            created_at: r.try_get("created_at")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(Self::list_entry_of).collect()
+            }
+
+            async fn list_walk(
+                &self,
+                bucket_id: &str,
+                start: &str,
+                start_inclusive: bool,
+                before: Option<&str>,
+                roll: Rollup<'_>,
+                limit: usize,
+            ) -> MetaResult<Vec<ListEntry>> {
+                let sql = walk_sql(Self::PG, before.is_some());
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let resume = roll.resume_char();
+                macro_rules! bound {
+                    ($q:expr) => {{
+                        let q = $q
+                            .bind(bucket_id)
+                            .bind(start)
+                            .bind(start_inclusive)
+                            .bind(roll.prefix)
+                            .bind(roll.delimiter)
+                            .bind(resume.as_deref())
+                            .bind(limit);
+                        match before {
+                            Some(b) => q.bind(b),
+                            None => q,
+                        }
+                    }};
+                }
+                if Self::PG {
+                    let rows = self.page_rows(bound!(sqlx::query(sql))).await?;
+                    return rows.iter().map(Self::list_entry_of).collect();
+                }
+                // One JSON array, as for list_page's long pages: a walk returns up to a page.
+                let json = bound!(sqlx::query_scalar::<_, String>(sql))
+                    .fetch_one(&self.$read)
+                    .await?;
+                list_entries_from_json(&json)
             }
 
             async fn create_upload(&self, u: &UploadRow) -> MetaResult<()> {
@@ -1483,6 +1523,76 @@ const PG_COMMIT_PUT_SQL: &str = "SELECT js_commit_put($1, $2, $3, $4, $5, $6, $7
 const JSON_PAGE_MIN: i64 = 64;
 
 /// A SQLite listing page: `[[key, size, etag, storage_class, created_at], …]`.
+/// `list_walk`'s statement for PostgreSQL or SQLite, with or without an upper bound (`$8`).
+/// Parameters: `$1` bucket, `$2` start, `$3` start inclusive, `$4` prefix, `$5` delimiter,
+/// `$6` the resume character (`Rollup::resume_char`), `$7` most items.
+///
+/// A recursive CTE: the first step is one `objects_latest` seek from `$2`; while the last key
+/// found rolls up into a common prefix, the next step seeks from that prefix with its last
+/// character replaced by `$6` (the first string past every key under it). The upper bound is in
+/// the seek itself, not a filter: a filtered seek past the last key of a prefix would scan the
+/// rest of the bucket. Character functions count code points on both databases (UTF-8 text),
+/// and comparisons are byte order (`COLLATE "C"` keys; SQLite's BINARY).
+fn walk_sql(pg: bool, bounded: bool) -> &'static str {
+    static SQL: [std::sync::OnceLock<String>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    SQL[usize::from(pg) * 2 + usize::from(bounded)].get_or_init(|| {
+        let upper = if bounded { " AND o.key < $8" } else { "" };
+        let first = format!(
+            "o.bucket_id = $1 AND o.is_latest AND o.key >= $2 AND ($3 OR o.key <> $2){upper}"
+        );
+        if pg {
+            let cp = |k: &str| {
+                format!(
+                    "CASE WHEN strpos(substr({k}, length($4) + 1), $5) > 0 THEN left({k}, \
+                     length($4) + strpos(substr({k}, length($4) + 1), $5) + length($5) - 1) END"
+                )
+            };
+            format!(
+                "WITH RECURSIVE walk(n, key, size, etag, storage_class, created_at, cp) AS ( \
+                   (SELECT 1, o.key, o.size, o.etag, o.storage_class, o.created_at, {cp_o} \
+                    FROM objects o WHERE {first} ORDER BY o.key LIMIT 1) \
+                 UNION ALL \
+                   SELECT w.n + 1, x.key, x.size, x.etag, x.storage_class, x.created_at, {cp_x} \
+                   FROM walk w CROSS JOIN LATERAL ( \
+                     SELECT o.key, o.size, o.etag, o.storage_class, o.created_at FROM objects o \
+                     WHERE o.bucket_id = $1 AND o.is_latest \
+                       AND o.key >= left(w.cp, -1) || $6{upper} \
+                     ORDER BY o.key LIMIT 1) x \
+                   WHERE w.n < $7 AND w.cp IS NOT NULL AND $6 IS NOT NULL) \
+                 SELECT COALESCE(cp, key) AS key, size, etag, storage_class, created_at \
+                 FROM walk ORDER BY n",
+                cp_o = cp("o.key"),
+                cp_x = cp("x.key"),
+            )
+        } else {
+            // No LATERAL in SQLite: the walk carries keys only (a scalar subquery per step),
+            // and the rows are joined at the end.
+            let cp = |k: &str| {
+                format!(
+                    "(CASE WHEN instr(substr({k}, length($4) + 1), $5) > 0 THEN substr({k}, 1, \
+                     length($4) + instr(substr({k}, length($4) + 1), $5) + length($5) - 1) END)"
+                )
+            };
+            format!(
+                "WITH RECURSIVE walk(n, key) AS ( \
+                   SELECT 1, (SELECT o.key FROM objects o WHERE {first} ORDER BY o.key LIMIT 1) \
+                 UNION ALL \
+                   SELECT w.n + 1, (SELECT o.key FROM objects o \
+                     WHERE o.bucket_id = $1 AND o.is_latest \
+                       AND o.key >= substr({cp_w}, 1, length({cp_w}) - 1) || $6{upper} \
+                     ORDER BY o.key LIMIT 1) \
+                   FROM walk w \
+                   WHERE w.n < $7 AND {cp_w} IS NOT NULL AND $6 IS NOT NULL) \
+                 SELECT json_group_array(json_array(COALESCE({cp_o}, o.key), o.size, o.etag, \
+                   o.storage_class, o.created_at) ORDER BY w.n) \
+                 FROM walk w JOIN objects o ON o.bucket_id = $1 AND o.is_latest AND o.key = w.key",
+                cp_w = cp("w.key"),
+                cp_o = cp("o.key"),
+            )
+        }
+    })
+}
+
 fn list_entries_from_json(json: &str) -> MetaResult<Vec<ListEntry>> {
     type Entry = (String, i64, Option<String>, String, i64);
     let entries: Vec<Entry> = serde_json::from_str(json)

@@ -8,7 +8,8 @@ use futures::StreamExt;
 
 const BUCKET: &str = "listing";
 
-/// 2,500 keys: `d{0..5}/s{0..10}/f{0..50}` minus a few, plus top-level and unicode keys.
+/// 2,500 keys: `d{0..5}/s{0..10}/f{0..50}` minus a few, plus top-level and unicode keys (some
+/// with U+D7FF and U+10FFFF, the edges of the successor a delimiter walk resumes at).
 fn keys() -> Vec<String> {
     let mut v = Vec::new();
     for d in 0..5 {
@@ -18,8 +19,19 @@ fn keys() -> Vec<String> {
             }
         }
     }
-    for i in 0..40 {
+    for i in 0..35 {
         v.push(format!("top-{i:02}"));
+    }
+    // Delimiters whose last character's successor skips the surrogates, or does not exist
+    // (consecutive common prefixes then take one walk each).
+    for k in [
+        "e\u{D7FF}1",
+        "e\u{D7FF}2\u{D7FF}x",
+        "e\u{10FFFF}a\u{10FFFF}b",
+        "f\u{10FFFF}c",
+        "g\u{10FFFF}d",
+    ] {
+        v.push(k.to_owned());
     }
     for k in [
         "a b/c", "a+b/c", "ü/x", "ü/y", "日本/z", "zz/", "zz/a", "z.z", "~tilde",
@@ -252,6 +264,12 @@ async fn matches_the_model(s: &TestServer) {
         ("nothing-here", Some("/"), None, 10),
         ("", Some("/"), None, 0),
         ("", Some("f0"), None, 100),
+        ("e", Some("\u{D7FF}"), None, 10),
+        ("", Some("\u{10FFFF}"), Some("e"), 1000),
+        ("", Some("\u{10FFFF}"), Some("e"), 3),
+        ("", Some("\u{10FFFF}"), Some("e\u{10FFFF}"), 3),
+        ("e", Some("\u{10FFFF}"), None, 2),
+        ("e", Some("a\u{10FFFF}"), None, 10),
     ];
     for &(prefix, delim, after, max) in queries {
         let (want, want_trunc) = model(&keys, prefix, delim, after, max as usize);
