@@ -73,6 +73,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a key, tag or metadata value with U+0000 is refused (PostgreSQL text cannot hold it;
+/// refused on SQLite alike).
+pub(super) const NUL_REFUSED: &str = "U+0000 (NUL) is not supported in keys, tags or metadata";
+
 impl From<MetaError> for Error {
     fn from(e: MetaError) -> Self {
         match e {
@@ -88,6 +92,7 @@ impl From<MetaError> for Error {
                 Err(e) => Error::Meta(MetaError::Rejected(e)),
             },
             e if e.is_unavailable() => Error::Unavailable(e),
+            e if e.is_unstorable_text() => Error::InvalidArgument(NUL_REFUSED.into()),
             e => Error::Meta(e),
         }
     }

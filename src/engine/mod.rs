@@ -183,7 +183,7 @@ impl Engine {
         if key.len() > self.limits.max_key_bytes {
             return Err(Error::KeyTooLong);
         }
-        Ok(())
+        refuse_nul([key])
     }
 
     fn check_headers(&self, h: &ObjectHeaders) -> Result<()> {
@@ -191,6 +191,20 @@ impl Engine {
         if bytes > self.limits.max_user_meta_bytes {
             return Err(Error::MetadataTooLarge);
         }
+        let fields = [
+            &h.content_type,
+            &h.content_encoding,
+            &h.content_disposition,
+            &h.content_language,
+            &h.cache_control,
+            &h.expires,
+        ];
+        refuse_nul(fields.into_iter().flatten().map(String::as_str))?;
+        refuse_nul(
+            h.user_meta
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        )?;
         check_tags(&h.tags)
     }
 
@@ -400,6 +414,7 @@ impl Engine {
     ) -> Result<ObjectRow> {
         Self::writable(caller)?;
         self.check_key(key)?;
+        refuse_nul([req.src_key.as_str()])?;
         if let Some(h) = &req.headers {
             self.check_headers(h)?;
         }
@@ -438,6 +453,15 @@ impl Engine {
 }
 
 /// S3's tag limits: at most 10 tags, keys 1–128 and values 0–256 characters.
+/// Text from headers, forms and XML bodies that reaches the database: no U+0000 (see
+/// `NUL_REFUSED`; the path and query are checked before the engine).
+fn refuse_nul<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    match texts.into_iter().any(|t| t.contains('\0')) {
+        true => Err(Error::InvalidArgument(error::NUL_REFUSED.into())),
+        false => Ok(()),
+    }
+}
+
 pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
     if tags.len() > 10 {
         return Err(Error::InvalidTag(
@@ -445,12 +469,12 @@ pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
         ));
     }
     for (k, v) in tags {
-        if k.is_empty() || k.chars().count() > 128 {
+        if k.is_empty() || k.chars().count() > 128 || k.contains('\0') {
             return Err(Error::InvalidTag(
                 "The TagKey you have provided is invalid".into(),
             ));
         }
-        if v.chars().count() > 256 {
+        if v.chars().count() > 256 || v.contains('\0') {
             return Err(Error::InvalidTag(
                 "The TagValue you have provided is invalid".into(),
             ));

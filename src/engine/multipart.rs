@@ -364,6 +364,7 @@ impl Engine {
         range: Option<ByteRange>,
         cond: &SourceCondition,
     ) -> Result<(PartRow, Checksum)> {
+        super::refuse_nul([src_key])?;
         let src = self.get_object(caller, src_bucket, src_key).await?;
         if !cond.holds(&src) {
             return Err(Error::PreconditionFailed);

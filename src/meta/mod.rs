@@ -58,6 +58,12 @@ pub enum MetaError {
 pub type MetaResult<T> = Result<T, MetaError>;
 
 impl MetaError {
+    /// The database refused a text value it cannot hold (PostgreSQL: U+0000, SQLSTATE 22021):
+    /// the request's input is at fault, not the server.
+    pub fn is_unstorable_text(&self) -> bool {
+        matches!(self, MetaError::Db(sqlx::Error::Database(d)) if d.code().as_deref() == Some("22021"))
+    }
+
     /// "The database is not reachable now" (retry later) rather than "this request is wrong".
     pub fn is_unavailable(&self) -> bool {
         let MetaError::Db(e) = self else { return false };

@@ -38,6 +38,7 @@ fn header_u64(req: &http::Request<hyper::body::Incoming>, name: &str) -> Option<
 /// Rejects requests whose declared sizes or presigned lifetime are over the limits.
 pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> {
     check_head(req)?;
+    check_no_nul(req.uri())?;
     let declared = header_u64(req, "x-amz-decoded-content-length")
         .or_else(|| header_u64(req, "content-length"))
         .unwrap_or(0);
@@ -90,6 +91,20 @@ fn check_head<B>(req: &http::Request<B>) -> Result<(), S3Error> {
     );
     err.set_status_code(http::StatusCode::BAD_REQUEST);
     Err(err)
+}
+
+/// Refuses U+0000 (`%00`) in the path or query: PostgreSQL text cannot hold it, so such a key,
+/// prefix or marker could be neither stored nor looked up there; refused on SQLite alike so
+/// both backends answer the same. (Values from headers and bodies are checked by the engine.)
+fn check_no_nul(uri: &http::Uri) -> Result<(), S3Error> {
+    let target = uri.path_and_query().map_or("", |p| p.as_str());
+    if !target.contains("%00") {
+        return Ok(());
+    }
+    Err(s3_error!(
+        InvalidArgument,
+        "U+0000 (NUL) is not supported in object keys or request parameters."
+    ))
 }
 
 /// Whether the body is a `multipart/form-data` form (a browser POST upload).

@@ -103,6 +103,8 @@ fn decode_token(t: &str) -> S3Result<String> {
         .decode(t)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
+        // Never one of ours (keys have no U+0000), and PostgreSQL could not look it up.
+        .filter(|k| !k.contains('\0'))
         .ok_or_else(|| {
             s3_error!(
                 InvalidArgument,

@@ -444,3 +444,21 @@ async fn commits_aborted_by_a_deadlock_run_again() {
     }
     assert_eq!(deadlocks, 3, "deadlocks PostgreSQL detected");
 }
+
+/// The safety net behind the request checks: text PostgreSQL cannot hold (U+0000) that still
+/// reaches a statement is the client's error (400 InvalidArgument), not a 500.
+#[tokio::test]
+async fn unstorable_text_is_the_clients_error() {
+    let db = PgDb::create().await;
+    let meta = just_storage::meta::open(&db.url()).await.expect("open");
+    let e = meta
+        .list_page("no-such-bucket", "a\0b", true, None, 10)
+        .await
+        .expect_err("a NUL in a text parameter");
+    assert!(e.is_unstorable_text(), "{e:?}");
+    let e = just_storage::engine::Error::from(e);
+    assert!(
+        matches!(e, just_storage::engine::Error::InvalidArgument(_)),
+        "{e:?}"
+    );
+}
