@@ -141,11 +141,8 @@ async fn serve(listener: TcpListener, app: App, mut stop: watch::Receiver<bool>)
     let mut builder = ConnBuilder::new(TokioExecutor::new());
     // hyper's read buffer bounds both a request head (431 beyond) and each body read. A body
     // streams in reads of up to this size: 64 KiB reads cost a 1 GiB PUT 16k recv calls, each
-    // sending a window update, about 10% of the server's CPU. `limits::check` caps the head at
-    // `MAX_HEAD` (S3 error, not 431) below this.
-    builder
-        .http1()
-        .max_buf_size(crate::s3::limits::MAX_HEAD * 4);
+    // sending a window update, about 10% of the server's CPU.
+    builder.http1().max_buf_size(crate::s3::READ_BUFFER);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {

@@ -452,7 +452,6 @@ impl Engine {
     }
 }
 
-/// S3's tag limits: at most 10 tags, keys 1–128 and values 0–256 characters.
 /// Text from headers, forms and XML bodies that reaches the database: no U+0000 (see
 /// `NUL_REFUSED`; the path and query are checked before the engine).
 fn refuse_nul<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<()> {
@@ -462,6 +461,7 @@ fn refuse_nul<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<()> {
     }
 }
 
+/// S3's tag limits: at most 10 tags, keys 1–128 and values 0–256 characters; no U+0000.
 pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
     if tags.len() > 10 {
         return Err(Error::InvalidTag(

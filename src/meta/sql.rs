@@ -1522,7 +1522,6 @@ const PG_COMMIT_PUT_SQL: &str = "SELECT js_commit_put($1, $2, $3, $4, $5, $6, $7
 /// SQLite listing pages of at least this many rows come back as one JSON value (`list_page`).
 const JSON_PAGE_MIN: i64 = 64;
 
-/// A SQLite listing page: `[[key, size, etag, storage_class, created_at], …]`.
 /// `list_walk`'s statement for PostgreSQL or SQLite, with or without an upper bound (`$8`).
 /// Parameters: `$1` bucket, `$2` start, `$3` start inclusive, `$4` prefix, `$5` delimiter,
 /// `$6` the resume character (`Rollup::resume_char`), `$7` most items.
@@ -1593,6 +1592,7 @@ fn walk_sql(pg: bool, bounded: bool) -> &'static str {
     })
 }
 
+/// A SQLite listing page: `[[key, size, etag, storage_class, created_at], …]`.
 fn list_entries_from_json(json: &str) -> MetaResult<Vec<ListEntry>> {
     type Entry = (String, i64, Option<String>, String, i64);
     let entries: Vec<Entry> = serde_json::from_str(json)

@@ -24,7 +24,7 @@ const MAX_SKEW_SECS: i64 = 15 * 60;
 /// Largest request head (request line and headers) accepted; S3's is 8 KiB, and presigned URLs
 /// with long keys plus SDK headers fit easily. The HTTP layer's buffer (4 × this) refuses larger
 /// heads with a bare 431 before they reach here.
-pub const MAX_HEAD: usize = 64 << 10;
+pub(super) const MAX_HEAD: usize = 64 << 10;
 /// Longest chunk header line (`<hex size>;chunk-signature=<64 hex>`) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 

@@ -9,7 +9,7 @@ mod bucket;
 mod convert;
 mod error;
 mod host;
-pub(crate) mod limits;
+mod limits;
 mod linger;
 mod list;
 mod multipart;
@@ -24,6 +24,10 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 /// The response body type of the protocol layer (so `server` needs no s3s import).
 pub type Body = s3s::Body;
+
+/// The HTTP layer's read buffer for `server`: above the protocol's request-head limit
+/// (`limits::MAX_HEAD`, an S3 error), so only heads far past it get the HTTP layer's bare 431.
+pub const READ_BUFFER: usize = limits::MAX_HEAD * 4;
 
 /// The S3 protocol endpoint: routes, authenticates and answers one HTTP request.
 #[derive(Clone)]
