@@ -9,6 +9,12 @@
 //! within `DRAIN_TIME` — before the response goes out. A larger remainder is not worth the wait:
 //! the connection closes as before. A client waiting for `100-continue` whose body was never
 //! asked for is not drained: it has sent nothing and reads the response.
+//!
+//! A body left unread is a connection that cannot be reused, and the response says so
+//! (`Connection: close`). This matters most for `100-continue`: botocore, given a final answer,
+//! never sends the body, while curl sends it after a second. Left to itself, hyper reads
+//! whatever follows as the tail of the body — the first bytes of the client's next request when
+//! that request is already there — and answers the mangled rest with a bare 400.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -27,14 +33,22 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// A request body that hands back its unread remainder when dropped unfinished.
 pub struct Tracked {
     inner: Option<Incoming>,
-    back: Option<oneshot::Sender<Incoming>>,
+    back: Option<oneshot::Sender<Remainder>>,
     /// Whether the service ever asked for data (for `100-continue`, see the module doc).
     polled: bool,
     expects_continue: bool,
 }
 
+/// What a body dropped unfinished leaves behind.
+enum Remainder {
+    /// Worth reading and discarding.
+    Drain(Incoming),
+    /// Never to be read: too long, or never asked for under `100-continue`.
+    Abandoned,
+}
+
 /// Where the remainder of a dropped, unfinished body arrives.
-pub struct Leftover(oneshot::Receiver<Incoming>);
+pub struct Leftover(oneshot::Receiver<Remainder>);
 
 pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover) {
     let expects_continue = req
@@ -87,25 +101,33 @@ impl Drop for Tracked {
         let Some(inner) = self.inner.take() else {
             return;
         };
+        if inner.is_end_stream() {
+            return;
+        }
         let waiting = self.expects_continue && !self.polled;
         let too_long = inner.size_hint().lower() > DRAIN_MAX;
-        if !inner.is_end_stream()
-            && !waiting
-            && !too_long
-            && let Some(back) = self.back.take()
-        {
-            let _ = back.send(inner);
+        let rest = if waiting || too_long {
+            Remainder::Abandoned
+        } else {
+            Remainder::Drain(inner)
+        };
+        if let Some(back) = self.back.take() {
+            let _ = back.send(rest);
         }
     }
 }
 
 impl Leftover {
-    /// Reads and discards what the service left unread, within the bounds above. Call it once
-    /// the response is ready and the body has been dropped (a body still alive — a response
-    /// that streams it — is left alone).
-    pub async fn drain(mut self) {
-        let Ok(mut body) = self.0.try_recv() else {
-            return;
+    /// Reads and discards what the service left unread, within the bounds above, and tells
+    /// whether the connection may carry another request. Call it once the response is ready
+    /// and the body has been dropped (a body still alive — a response that streams it — is left
+    /// alone, to hyper).
+    pub async fn drain(mut self) -> Reuse {
+        let mut body = match self.0.try_recv() {
+            Ok(Remainder::Drain(body)) => body,
+            Ok(Remainder::Abandoned) => return Reuse::Close,
+            // Read to the end, or still owned by the response.
+            Err(_) => return Reuse::Keep,
         };
         let read = async {
             let mut left = DRAIN_MAX;
@@ -115,10 +137,43 @@ impl Leftover {
                         let n = f.data_ref().map_or(0, |d| d.len() as u64);
                         left = left.saturating_sub(n);
                     }
-                    Some(Err(_)) | None => return,
+                    Some(Err(_)) => return Reuse::Close,
+                    None => return Reuse::Keep,
                 }
             }
+            Reuse::Close
         };
-        let _ = tokio::time::timeout(DRAIN_TIME, read).await;
+        tokio::time::timeout(DRAIN_TIME, read)
+            .await
+            .unwrap_or(Reuse::Close)
+    }
+}
+
+/// Whether a connection may carry another request after this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    Keep,
+    /// The request's body was not read to its end: answer with `Connection: close`.
+    Close,
+}
+
+impl Reuse {
+    /// For a request answered from its head alone: reusable only if it has no body.
+    pub fn after_head(req: &http::Request<Incoming>) -> Reuse {
+        if req.body().is_end_stream() {
+            Reuse::Keep
+        } else {
+            Reuse::Close
+        }
+    }
+
+    /// Marks `resp` as the connection's last when its request body was left unread.
+    pub fn apply<B>(self, resp: &mut http::Response<B>) {
+        if self == Reuse::Close {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
     }
 }

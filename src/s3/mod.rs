@@ -91,7 +91,9 @@ impl Protocol {
     ) -> http::Response<Body> {
         let resource = req.uri().path().to_owned();
         if let Err(e) = limits::check(&req) {
-            return match e.to_http_response() {
+            // Refused on its head: any body is left unread.
+            let reuse = linger::Reuse::after_head(&req);
+            let mut resp = match e.to_http_response() {
                 Ok(r) => error::complete(r, request_id, &resource).await,
                 Err(e) => {
                     tracing::error!(error = ?e, "serialising an error");
@@ -100,6 +102,8 @@ impl Protocol {
                     r
                 }
             };
+            reuse.apply(&mut resp);
+            return resp;
         }
         // botocore's SigV2 `/bucket/` resource for `/bucket` (see sigv2.rs): an unknown key or a
         // failed lookup leaves the request as sent, for s3s to refuse.
@@ -130,8 +134,8 @@ impl Protocol {
             req.map(Body::http_body)
         };
         let resp = self.service.call(req).await;
-        leftover.drain().await;
-        match resp {
+        let reuse = leftover.drain().await;
+        let mut resp = match resp {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await
             }
@@ -147,7 +151,9 @@ impl Protocol {
                 *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 r
             }
-        }
+        };
+        reuse.apply(&mut resp);
+        resp
     }
 }
 

@@ -364,10 +364,29 @@ pub async fn signed_raw(
     body: &[u8],
     payload_hash: &str,
 ) -> RawResponse {
+    let mut extra = extra_headers.to_vec();
+    extra.push(("connection", "close"));
+    let len = body.len().to_string();
+    let mut bytes =
+        signed_head(addr, method, path_and_query, &extra, &len, payload_hash).into_bytes();
+    bytes.extend_from_slice(body);
+    raw(addr, &bytes).await
+}
+
+/// The SigV4-signed head of a request (up to and including the blank line), declaring
+/// `content_length` and `payload_hash`; `connection` and `expect` headers are sent unsigned.
+pub fn signed_head(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    extra_headers: &[(&str, &str)],
+    content_length: &str,
+    payload_hash: &str,
+) -> String {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
+    let unsigned = |k: &str| k == "connection" || k == "expect";
     let host = addr.to_string();
-    let len = body.len().to_string();
     // A `host` in `extra_headers` replaces the socket address (virtual-hosted style).
     let host = extra_headers
         .iter()
@@ -376,10 +395,14 @@ pub async fn signed_raw(
     let url = format!("http://{host}{path_and_query}");
     let mut headers: Vec<(&str, &str)> = vec![
         ("host", host.as_str()),
-        ("content-length", len.as_str()),
+        ("content-length", content_length),
         ("x-amz-content-sha256", payload_hash),
     ];
-    headers.extend(extra_headers.iter().filter(|(k, _)| *k != "host"));
+    headers.extend(
+        extra_headers
+            .iter()
+            .filter(|(k, _)| *k != "host" && !unsigned(k)),
+    );
     let identity =
         aws_credential_types::Credentials::new(ROOT_KEY, ROOT_SECRET, None, None, "t").into();
     let params = v4::SigningParams::builder()
@@ -410,10 +433,11 @@ pub async fn signed_raw(
     for (k, v) in req.headers() {
         text.push_str(&format!("{}: {}\r\n", k, v.to_str().expect("ascii header")));
     }
-    text.push_str("connection: close\r\n\r\n");
-    let mut bytes = text.into_bytes();
-    bytes.extend_from_slice(body);
-    raw(addr, &bytes).await
+    for (k, v) in extra_headers.iter().filter(|(k, _)| unsigned(k)) {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    text.push_str("\r\n");
+    text
 }
 
 /// Writes `request` as is and reads the whole response (the request must ask to close).
@@ -432,7 +456,7 @@ pub async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> RawResponse {
     parse_response(&buf)
 }
 
-fn parse_response(buf: &[u8]) -> RawResponse {
+pub fn parse_response(buf: &[u8]) -> RawResponse {
     let text = String::from_utf8_lossy(buf);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
