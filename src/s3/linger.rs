@@ -48,7 +48,12 @@ enum Remainder {
 }
 
 /// Where the remainder of a dropped, unfinished body arrives.
-pub struct Leftover(oneshot::Receiver<Remainder>);
+pub struct Leftover {
+    rx: oneshot::Receiver<Remainder>,
+    /// HTTP/1.x: the only version where an unread body spoils the connection (h2 resets the
+    /// stream alone, and forbids the `Connection` header).
+    h1: bool,
+}
 
 pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover) {
     let expects_continue = req
@@ -56,13 +61,18 @@ pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover)
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (tx, rx) = oneshot::channel();
+    let h1 = is_h1(&req);
     let req = req.map(|b| Tracked {
         inner: Some(b),
         back: Some(tx),
         polled: false,
         expects_continue,
     });
-    (req, Leftover(rx))
+    (req, Leftover { rx, h1 })
+}
+
+fn is_h1<B>(req: &http::Request<B>) -> bool {
+    req.version() <= http::Version::HTTP_11
 }
 
 impl Body for Tracked {
@@ -123,9 +133,10 @@ impl Leftover {
     /// and the body has been dropped (a body still alive — a response that streams it — is left
     /// alone, to hyper).
     pub async fn drain(mut self) -> Reuse {
-        let mut body = match self.0.try_recv() {
+        let mut body = match self.rx.try_recv() {
             Ok(Remainder::Drain(body)) => body,
-            Ok(Remainder::Abandoned) => return Reuse::Close,
+            Ok(Remainder::Abandoned) if self.h1 => return Reuse::Close,
+            Ok(Remainder::Abandoned) => return Reuse::Keep,
             // Read to the end, or still owned by the response.
             Err(_) => return Reuse::Keep,
         };
@@ -137,15 +148,20 @@ impl Leftover {
                         let n = f.data_ref().map_or(0, |d| d.len() as u64);
                         left = left.saturating_sub(n);
                     }
-                    Some(Err(_)) => return Reuse::Close,
-                    None => return Reuse::Keep,
+                    Some(Err(_)) => return false,
+                    None => return true,
                 }
             }
-            Reuse::Close
+            false
         };
-        tokio::time::timeout(DRAIN_TIME, read)
+        let finished = tokio::time::timeout(DRAIN_TIME, read)
             .await
-            .unwrap_or(Reuse::Close)
+            .unwrap_or(false);
+        if finished || !self.h1 {
+            Reuse::Keep
+        } else {
+            Reuse::Close
+        }
     }
 }
 
@@ -160,7 +176,7 @@ pub enum Reuse {
 impl Reuse {
     /// For a request answered from its head alone: reusable only if it has no body.
     pub fn after_head(req: &http::Request<Incoming>) -> Reuse {
-        if req.body().is_end_stream() {
+        if req.body().is_end_stream() || !is_h1(req) {
             Reuse::Keep
         } else {
             Reuse::Close
