@@ -230,6 +230,18 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
     let live = meta.create_bucket(&tenant, "live").await.expect("bucket");
     let gone = meta.create_bucket(&tenant, "gone").await.expect("bucket");
     meta.delete_bucket(&gone.id).await.expect("delete bucket");
+    // Another tenant's bucket of the same name, with the same keys: DELETEs name their bucket
+    // (SQLite resolves it inside the group commit), and must stay in their tenant.
+    let other = meta.create_tenant("other").await.expect("tenant");
+    let theirs = meta.create_bucket(&other, "live").await.expect("bucket");
+    for i in 30..40 {
+        meta.commit_put(
+            &inline_commit(&theirs.id, &format!("k{i}"), &bytes(70, i)),
+            None,
+        )
+        .await
+        .expect("their put");
+    }
     let shared = b"the same bytes".to_vec();
     let mut commits = Vec::new();
     for i in 0..40 {
@@ -256,7 +268,17 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
     let doomed: Vec<String> = (30..40).map(|i| format!("k{i}")).collect();
     let deletes =
         futures::future::join_all(doomed.iter().map(|k| meta.delete_key(&tenant, "live", k)));
-    let (puts, deletes) = futures::join!(puts, deletes);
+    // Same key names, in buckets that are not there for this tenant.
+    let strays = futures::future::join_all(doomed.iter().flat_map(|k| {
+        [
+            meta.delete_key(&tenant, "gone", k),
+            meta.delete_key(&tenant, "never", k),
+        ]
+    }));
+    let (puts, deletes, strays) = futures::join!(puts, deletes, strays);
+    for d in &strays {
+        assert!(matches!(d, Ok(None)), "a DELETE in a missing bucket: {d:?}");
+    }
     let mut once_ok = 0;
     for ((what, _), r) in commits.iter().zip(&puts) {
         match (*what, r) {
@@ -284,6 +306,17 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
             .await
             .expect("q");
         assert_eq!(row.map(|r| r.size), Some(100));
+    }
+    for i in 30..40 {
+        let key = format!("k{i}");
+        let mine = meta.latest(&tenant, "live", &key, true).await.expect("q");
+        let row = meta.latest(&other, "live", &key, true).await.expect("q");
+        // Each of mine was either deleted, or written after its DELETE.
+        assert!(
+            mine.as_ref().is_none_or(|r| r.size == 100),
+            "{key}: {mine:?}"
+        );
+        assert_eq!(row.map(|r| r.size), Some(70), "their {key} is untouched");
     }
     let hot = meta
         .latest(&tenant, "live", "hot", true)

@@ -10,8 +10,10 @@
 //! Isolation between jobs: a job whose condition fails (or whose blob could not be confirmed)
 //! is answered and contributes no writes; a job whose bucket is gone is answered
 //! `NoSuchBucket` from the read (the write lock is held from the read on, so it cannot vanish
-//! between the two). Jobs in one batch have distinct keys: a second commit to a key waits for
-//! the next batch, so each job reads the version it replaces. What can still fail a write
+//! between the two). A DELETE names its bucket and is resolved by that read too, so it costs
+//! no lookup of its own. Jobs in one batch have distinct object keys (whatever their buckets: a
+//! DELETE's bucket id is not known before the read): a second commit to a key waits for the
+//! next batch, so each job reads the version it replaces. What can still fail a write
 //! script — I/O, a full disk, a broken invariant — fails every job of the batch, and rolls all
 //! of them back.
 
@@ -34,8 +36,10 @@ pub(super) enum Op {
         /// `confirm` of the placed blob file, run under the write lock.
         place: Option<BoxFuture<'static, std::io::Result<()>>>,
     },
+    /// The bucket by tenant and name, resolved in the batch's read.
     Delete {
-        bucket_id: String,
+        tenant_id: String,
+        bucket: String,
         key: String,
     },
 }
@@ -51,10 +55,11 @@ struct Job {
 }
 
 impl Job {
-    fn key(&self) -> (&str, &str) {
+    /// The object key: no two jobs of a batch share one.
+    fn key(&self) -> &str {
         match &self.op {
-            Op::Put { commit, .. } => (&commit.bucket_id, &commit.key),
-            Op::Delete { bucket_id, key } => (bucket_id, key),
+            Op::Put { commit, .. } => &commit.key,
+            Op::Delete { key, .. } => key,
         }
     }
 }
@@ -95,9 +100,8 @@ async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<
             },
         };
         let mut batch = vec![first];
-        let mut keys: HashSet<(String, String)> = HashSet::new();
-        let (b, k) = batch[0].key();
-        keys.insert((b.to_owned(), k.to_owned()));
+        let mut keys: HashSet<String> = HashSet::new();
+        keys.insert(batch[0].key().to_owned());
         // Held-back jobs first (they are older), then new arrivals. Looking at a bounded
         // number keeps a hot key (many commits, one per batch) from costing O(n) per batch.
         let mut later = VecDeque::new();
@@ -111,8 +115,7 @@ async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<
                     Err(_) => break,
                 },
             };
-            let (b, k) = next.key();
-            if keys.insert((b.to_owned(), k.to_owned())) {
+            if keys.insert(next.key().to_owned()) {
                 batch.push(next);
             } else {
                 later.push_back(next);
@@ -133,14 +136,30 @@ struct Planned {
 async fn commit_batch(write: &sqlx::SqlitePool, wal: &WalSync, batch: Vec<Job>) {
     let mut read = Script::default();
     for job in &batch {
-        let (bucket_id, key) = job.key();
         // A one-column row marks where each job's rows start.
-        read = read
-            .stmt("SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1) AS bucket_exists")
-            .bind(bucket_id.to_owned())
-            .stmt(LATEST_IN_SQL)
-            .bind(bucket_id.to_owned())
-            .bind(key.to_owned());
+        read = match &job.op {
+            Op::Put { commit, .. } => read
+                .stmt("SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1) AS bucket_exists")
+                .bind(commit.bucket_id.clone())
+                .stmt(LATEST_IN_SQL)
+                .bind(commit.bucket_id.clone())
+                .bind(commit.key.clone()),
+            Op::Delete {
+                tenant_id,
+                bucket,
+                key,
+            } => read
+                .stmt(
+                    "SELECT EXISTS (SELECT 1 FROM buckets WHERE tenant_id = $1 AND name = $2) \
+                     AS bucket_exists",
+                )
+                .bind(tenant_id.clone())
+                .bind(bucket.clone())
+                .stmt(LATEST_BY_NAME_SQL)
+                .bind(tenant_id.clone())
+                .bind(bucket.clone())
+                .bind(key.clone()),
+        };
     }
     let (mut tx, rows) = match Tx::begin(write, read).await {
         Ok(r) => r,
