@@ -164,25 +164,25 @@ const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, c
 // scripts (`script.rs`); each `bind_*!` macro binds its statement's parameters in order, on a
 // `sqlx::Query` or a `Script` alike.
 
-/// The current version of a key with its segments.
-const LATEST_IN_SQL: &str = const_format::concatcp!(
+/// A version with its segments, before its `WHERE`.
+const VERSION_SELECT: &str = const_format::concatcp!(
     "SELECT ",
     OBJECT_COLS,
     ", ",
     SEGMENT_COLS,
     " FROM objects o ",
-    SEGMENT_JOIN,
+    SEGMENT_JOIN
+);
+
+/// The current version of a key with its segments.
+const LATEST_IN_SQL: &str = const_format::concatcp!(
+    VERSION_SELECT,
     " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
 );
 
 /// `LATEST_IN_SQL` with the bucket given by tenant and name.
 const LATEST_BY_NAME_SQL: &str = const_format::concatcp!(
-    "SELECT ",
-    OBJECT_COLS,
-    ", ",
-    SEGMENT_COLS,
-    " FROM objects o ",
-    SEGMENT_JOIN,
+    VERSION_SELECT,
     " WHERE o.bucket_id = (SELECT id FROM buckets WHERE tenant_id = $1 AND name = $2) \
      AND o.key = $3 AND o.is_latest ORDER BY s.seq"
 );
