@@ -28,7 +28,7 @@ pub(super) const MAX_HEAD: usize = 64 << 10;
 /// Longest chunk header line (`<hex size>;chunk-signature=<64 hex>`) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 
-fn header_u64(req: &http::Request<hyper::body::Incoming>, name: &str) -> Option<u64> {
+fn header_u64<B>(req: &http::Request<B>, name: &str) -> Option<u64> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -36,7 +36,7 @@ fn header_u64(req: &http::Request<hyper::body::Incoming>, name: &str) -> Option<
 }
 
 /// Rejects requests whose declared sizes or presigned lifetime are over the limits.
-pub fn check(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> {
+pub fn check<B>(req: &http::Request<B>) -> Result<(), S3Error> {
     check_head(req)?;
     check_no_nul(req.uri())?;
     let declared = header_u64(req, "x-amz-decoded-content-length")
@@ -117,7 +117,7 @@ pub(super) fn is_form<B>(req: &http::Request<B>) -> bool {
 
 /// SigV2 header auth carries its time in `x-amz-date` or `Date`; s3s does not bound it, so an
 /// old request could be replayed forever. S3 refuses a difference over 15 minutes.
-fn check_sigv2_date(req: &http::Request<hyper::body::Incoming>) -> Result<(), S3Error> {
+fn check_sigv2_date<B>(req: &http::Request<B>) -> Result<(), S3Error> {
     let v2 = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -439,7 +439,7 @@ fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// Whether the body is aws-chunked framing (signed or unsigned streaming payloads).
-pub fn is_aws_chunked(req: &http::Request<hyper::body::Incoming>) -> bool {
+pub fn is_aws_chunked<B>(req: &http::Request<B>) -> bool {
     req.headers()
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())

@@ -61,7 +61,7 @@ pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover)
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (tx, rx) = oneshot::channel();
-    let h1 = is_h1(&req);
+    let h1 = req.version() <= http::Version::HTTP_11;
     let req = req.map(|b| Tracked {
         inner: Some(b),
         back: Some(tx),
@@ -69,10 +69,6 @@ pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover)
         expects_continue,
     });
     (req, Leftover { rx, h1 })
-}
-
-fn is_h1<B>(req: &http::Request<B>) -> bool {
-    req.version() <= http::Version::HTTP_11
 }
 
 impl Body for Tracked {
@@ -133,36 +129,39 @@ impl Leftover {
     /// and the body has been dropped (a body still alive — a response that streams it — is left
     /// alone, to hyper).
     pub async fn drain(mut self) -> Reuse {
-        let mut body = match self.rx.try_recv() {
-            Ok(Remainder::Drain(body)) => body,
-            Ok(Remainder::Abandoned) if self.h1 => return Reuse::Close,
-            Ok(Remainder::Abandoned) => return Reuse::Keep,
+        let finished = match self.rx.try_recv() {
+            Ok(Remainder::Drain(body)) => read_out(body).await,
+            Ok(Remainder::Abandoned) => false,
             // Read to the end, or still owned by the response.
-            Err(_) => return Reuse::Keep,
+            Err(_) => true,
         };
-        let read = async {
-            let mut left = DRAIN_MAX;
-            while left > 0 {
-                match body.frame().await {
-                    Some(Ok(f)) => {
-                        let n = f.data_ref().map_or(0, |d| d.len() as u64);
-                        left = left.saturating_sub(n);
-                    }
-                    Some(Err(_)) => return false,
-                    None => return true,
-                }
-            }
-            false
-        };
-        let finished = tokio::time::timeout(DRAIN_TIME, read)
-            .await
-            .unwrap_or(false);
         if finished || !self.h1 {
             Reuse::Keep
         } else {
             Reuse::Close
         }
     }
+}
+
+/// Reads and discards `body` within the bounds above: whether it reached its end.
+async fn read_out(mut body: Incoming) -> bool {
+    let read = async {
+        let mut left = DRAIN_MAX;
+        while left > 0 {
+            match body.frame().await {
+                Some(Ok(f)) => {
+                    let n = f.data_ref().map_or(0, |d| d.len() as u64);
+                    left = left.saturating_sub(n);
+                }
+                Some(Err(_)) => return false,
+                None => return true,
+            }
+        }
+        false
+    };
+    tokio::time::timeout(DRAIN_TIME, read)
+        .await
+        .unwrap_or(false)
 }
 
 /// Whether a connection may carry another request after this one.
@@ -174,15 +173,6 @@ pub enum Reuse {
 }
 
 impl Reuse {
-    /// For a request answered from its head alone: reusable only if it has no body.
-    pub fn after_head(req: &http::Request<Incoming>) -> Reuse {
-        if req.body().is_end_stream() || !is_h1(req) {
-            Reuse::Keep
-        } else {
-            Reuse::Close
-        }
-    }
-
     /// Marks `resp` as the connection's last when its request body was left unread.
     pub fn apply<B>(self, resp: &mut http::Response<B>) {
         if self == Reuse::Close {

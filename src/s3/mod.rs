@@ -86,13 +86,16 @@ impl Protocol {
     /// Answers one request. Error responses carry Message, Resource and `request_id`.
     pub async fn call(
         &self,
-        mut req: http::Request<hyper::body::Incoming>,
+        req: http::Request<hyper::body::Incoming>,
         request_id: &str,
     ) -> http::Response<Body> {
         let resource = req.uri().path().to_owned();
+        // Tracked from the start, so that a request refused on its head has its body read or
+        // the connection closed like any other (`linger`).
+        let (mut req, leftover) = linger::track(req);
         if let Err(e) = limits::check(&req) {
-            // Refused on its head: any body is left unread.
-            let reuse = linger::Reuse::after_head(&req);
+            drop(req);
+            let reuse = leftover.drain().await;
             let mut resp = match e.to_http_response() {
                 Ok(r) => error::complete(r, request_id, &resource).await,
                 Err(e) => {
@@ -114,7 +117,6 @@ impl Protocol {
             sigv2::add_slash(&mut req);
         }
         let chunked = limits::is_aws_chunked(&req);
-        let (req, leftover) = linger::track(req);
         let req = if chunked {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST

@@ -561,22 +561,7 @@ async fn early_answer_under_expect_closes(s: &TestServer) {
         let r = read_one(&mut sock).await;
         assert_eq!(r.status, 404, "round {round}: {r:?}");
         assert!(r.body.contains("<Code>NoSuchUpload</Code>"), "{r:?}");
-        assert_eq!(
-            r.header("connection"),
-            Some("close"),
-            "round {round}: {r:?}"
-        );
-        // The client's next request, sent at once as botocore does, is never misread.
-        let _ = sock.write_all(list.as_bytes()).await;
-        let mut rest = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut rest))
-            .await
-            .expect("closed within 10 s");
-        assert!(
-            read.is_err() || rest.is_empty(),
-            "round {round}: answered after close: {}",
-            String::from_utf8_lossy(&rest)
-        );
+        closes(&mut sock, &r, &list).await;
 
         // The same refusal with its body sent: drained, and the connection carries on.
         let mut sock = tokio::net::TcpStream::connect(s.addr())
@@ -596,6 +581,62 @@ async fn early_answer_under_expect_closes(s: &TestServer) {
     }
 }
 both_dbs!(early_answer_under_expect_closes);
+
+/// `r` said `Connection: close`, and the server closed: the client's next request, sent at
+/// once as botocore does, is never read (and so never misread).
+async fn closes(sock: &mut tokio::net::TcpStream, r: &RawResponse, next: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    let _ = sock.write_all(next.as_bytes()).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut rest))
+        .await
+        .expect("closed within 10 s");
+    assert!(
+        read.is_err() || rest.is_empty(),
+        "answered after close: {}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+/// A request refused on its head by the size limits (here a 6 GiB single PUT, whose body the
+/// client has not sent) goes through the same bookkeeping: it ends the connection. A small
+/// body refused there is read, and the connection carries on.
+async fn refused_heads_end_or_keep_the_connection(s: &TestServer) {
+    use tokio::io::AsyncWriteExt;
+    let list = signed_head(s.addr(), "GET", "/", &[], "0", &sha256_hex(b""));
+    let mut sock = tokio::net::TcpStream::connect(s.addr())
+        .await
+        .expect("connect");
+    let huge = (6u64 << 30).to_string();
+    let head = signed_head(s.addr(), "PUT", "/big/k", &[], &huge, "UNSIGNED-PAYLOAD");
+    sock.write_all(head.as_bytes()).await.expect("write head");
+    let r = read_one(&mut sock).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<Code>EntityTooLarge</Code>"), "{r:?}");
+    closes(&mut sock, &r, &list).await;
+
+    // A presigned lifetime over 7 days, with a small body sent: drained, connection kept.
+    let mut sock = tokio::net::TcpStream::connect(s.addr())
+        .await
+        .expect("connect");
+    let path = "/big/k?X-Amz-Expires=604801";
+    let head = signed_head(s.addr(), "PUT", path, &[], "4", &sha256_hex(b"body"));
+    sock.write_all(format!("{head}body").as_bytes())
+        .await
+        .expect("write");
+    let r = read_one(&mut sock).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.body.contains("AuthorizationQueryParametersError"),
+        "{r:?}"
+    );
+    assert_eq!(r.header("connection"), None, "{r:?}");
+    sock.write_all(list.as_bytes()).await.expect("write list");
+    let r = read_one(&mut sock).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+both_dbs!(refused_heads_end_or_keep_the_connection);
 
 async fn virtual_hosted_style(s: &TestServer) {
     setup(s, "vhost").await;
