@@ -509,7 +509,7 @@ async fn read_one(sock: &mut tokio::net::TcpStream) -> RawResponse {
 /// answers what is left with a bare 400 (seen in CI: list_parts right after a refused
 /// upload_part). A body that did arrive and was drained keeps the connection.
 async fn early_answer_under_expect_closes(s: &TestServer) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     s.client
         .create_bucket()
         .bucket("expect")
