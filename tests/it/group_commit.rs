@@ -293,6 +293,13 @@ async fn in_a_deadlock<T: Send + 'static>(
         .execute(&mut *tx)
         .await
         .expect("timeout");
+    // The backend whose deadlock check fires first is the victim. The commit waits first, with
+    // the default 1 s; on a loaded machine this one's check could still fire first, so it waits
+    // 10 s before checking: the commit is always the one aborted.
+    sqlx::query("SET LOCAL deadlock_timeout = '10s'")
+        .execute(&mut *tx)
+        .await
+        .expect("deadlock_timeout");
     sqlx::query("SELECT 1 FROM blobs WHERE tier = $1 AND hash = $2 FOR UPDATE")
         .bind(&tier)
         .bind(&hash)
