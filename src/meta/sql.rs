@@ -832,38 +832,41 @@ macro_rules! sql_meta {
             }
 
             async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()> {
-                let mut tx = Self::begin_write(&self.$write).await?;
-                if Self::PG {
-                    // Blocks concurrent commits into this bucket until we are done.
-                    sqlx::query("SELECT id FROM buckets WHERE id = $1 FOR UPDATE")
+                retry_deadlocks(|| async move {
+                    let mut tx = Self::begin_write(&self.$write).await?;
+                    if Self::PG {
+                        // Blocks concurrent commits into this bucket until we are done.
+                        sqlx::query("SELECT id FROM buckets WHERE id = $1 FOR UPDATE")
+                            .bind(bucket_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let live: Option<i64> = sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM objects WHERE bucket_id = $1 AND is_latest LIMIT 1",
+                    )
+                    .bind(bucket_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if live.is_some() {
+                        return Err(MetaError::BucketNotEmpty);
+                    }
+                    // What is left is DELETING rows, which have released their blobs already (a
+                    // demoted version is never COMMITTED); `status <> 'COMMITTED'` lets the partial
+                    // index `objects_by_status` find them. A row of any other kind would fail the
+                    // bucket's foreign key below instead of being lost.
+                    sqlx::query("DELETE FROM objects WHERE status <> 'COMMITTED' AND bucket_id = $1")
                         .bind(bucket_id)
                         .execute(&mut *tx)
                         .await?;
-                }
-                let live: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM objects WHERE bucket_id = $1 AND is_latest LIMIT 1",
-                )
-                .bind(bucket_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if live.is_some() {
-                    return Err(MetaError::BucketNotEmpty);
-                }
-                // What is left is DELETING rows, which have released their blobs already (a
-                // demoted version is never COMMITTED); `status <> 'COMMITTED'` lets the partial
-                // index `objects_by_status` find them. A row of any other kind would fail the
-                // bucket's foreign key below instead of being lost.
-                sqlx::query("DELETE FROM objects WHERE status <> 'COMMITTED' AND bucket_id = $1")
-                    .bind(bucket_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM buckets WHERE id = $1")
-                    .bind(bucket_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(())
+                    sqlx::query("DELETE FROM buckets WHERE id = $1")
+                        .bind(bucket_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    self.durable().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn commit_put(
@@ -1098,42 +1101,45 @@ macro_rules! sql_meta {
                 part: &PartRow,
                 place: Option<PlaceFn<'_>>,
             ) -> MetaResult<()> {
-                let mut tx = Self::begin_write(&self.$write).await?;
-                // Serialises writers of this upload's parts (and its complete/abort).
-                Self::lock_upload(&mut tx, None, upload_id).await?;
-                const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
-                    " FROM upload_parts WHERE upload_id = $1 AND part_number = $2");
-                let old = sqlx::query(Q)
-                .bind(upload_id)
-                .bind(part.part_number)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let old = old.as_ref().map(Self::part_of).transpose()?;
-                let new_segs: Vec<Segment> = part.blob.iter().cloned().collect();
-                let old_segs: Vec<Segment> = old.and_then(|p| p.blob).into_iter().collect();
-                let ds = deltas(&new_segs, &old_segs);
-                Self::apply_deltas(&mut tx, &ds, part.blob.as_ref(), place).await?;
-                let tier = part.blob.as_ref().map_or("hot", |b| b.tier.as_str());
-                sqlx::query(
-                    "INSERT INTO upload_parts (upload_id, part_number, tier, blob_hash, size, etag, \
-                     created_at, checksum_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (upload_id, part_number) DO UPDATE SET tier = excluded.tier, \
-                     blob_hash = excluded.blob_hash, size = excluded.size, etag = excluded.etag, \
-                     created_at = excluded.created_at, checksum_value = excluded.checksum_value",
-                )
-                .bind(upload_id)
-                .bind(part.part_number)
-                .bind(tier)
-                .bind(part.blob.as_ref().map(|b| b.hash.as_str()))
-                .bind(to_i64(part.size))
-                .bind(&part.etag)
-                .bind(part.created_at)
-                .bind(&part.checksum)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(())
+                retry_deadlocks(|| async move {
+                    let mut tx = Self::begin_write(&self.$write).await?;
+                    // Serialises writers of this upload's parts (and its complete/abort).
+                    Self::lock_upload(&mut tx, None, upload_id).await?;
+                    const Q: &str = const_format::concatcp!("SELECT ", PART_COLS,
+                        " FROM upload_parts WHERE upload_id = $1 AND part_number = $2");
+                    let old = sqlx::query(Q)
+                    .bind(upload_id)
+                    .bind(part.part_number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let old = old.as_ref().map(Self::part_of).transpose()?;
+                    let new_segs: Vec<Segment> = part.blob.iter().cloned().collect();
+                    let old_segs: Vec<Segment> = old.and_then(|p| p.blob).into_iter().collect();
+                    let ds = deltas(&new_segs, &old_segs);
+                    Self::apply_deltas(&mut tx, &ds, part.blob.as_ref(), place).await?;
+                    let tier = part.blob.as_ref().map_or("hot", |b| b.tier.as_str());
+                    sqlx::query(
+                        "INSERT INTO upload_parts (upload_id, part_number, tier, blob_hash, size, etag, \
+                         created_at, checksum_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (upload_id, part_number) DO UPDATE SET tier = excluded.tier, \
+                         blob_hash = excluded.blob_hash, size = excluded.size, etag = excluded.etag, \
+                         created_at = excluded.created_at, checksum_value = excluded.checksum_value",
+                    )
+                    .bind(upload_id)
+                    .bind(part.part_number)
+                    .bind(tier)
+                    .bind(part.blob.as_ref().map(|b| b.hash.as_str()))
+                    .bind(to_i64(part.size))
+                    .bind(&part.etag)
+                    .bind(part.created_at)
+                    .bind(&part.checksum)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    self.durable().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn list_parts(
@@ -1200,21 +1206,24 @@ macro_rules! sql_meta {
             }
 
             async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool> {
-                let mut tx = Self::begin_write(&self.$write).await?;
-                match Self::lock_upload(&mut tx, Some(bucket_id), upload_id).await {
-                    Err(MetaError::NoSuchUpload) => return Ok(false),
-                    r => r?,
-                };
-                let parts = Self::all_parts(&mut tx, upload_id).await?;
-                let release: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
-                Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
-                sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
-                    .bind(upload_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(true)
+                retry_deadlocks(|| async move {
+                    let mut tx = Self::begin_write(&self.$write).await?;
+                    match Self::lock_upload(&mut tx, Some(bucket_id), upload_id).await {
+                        Err(MetaError::NoSuchUpload) => return Ok(false),
+                        r => r?,
+                    };
+                    let parts = Self::all_parts(&mut tx, upload_id).await?;
+                    let release: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
+                    Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
+                    sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                        .bind(upload_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    self.durable().await?;
+                    Ok(true)
+                })
+                .await
             }
 
             async fn list_uploads(
@@ -1268,16 +1277,19 @@ macro_rules! sql_meta {
             }
 
             async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64> {
-                let done = sqlx::query(
-                    "DELETE FROM objects WHERE id IN (SELECT id FROM objects \
-                     WHERE status = 'DELETING' AND deleted_at < $1 LIMIT +$2)",
-                )
-                .bind(cutoff)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .execute(&self.$write)
-                .await?;
-                self.durable().await?;
-                Ok(done.rows_affected())
+                retry_deadlocks(|| async move {
+                    let done = sqlx::query(
+                        "DELETE FROM objects WHERE id IN (SELECT id FROM objects \
+                         WHERE status = 'DELETING' AND deleted_at < $1 LIMIT +$2)",
+                    )
+                    .bind(cutoff)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .execute(&self.$write)
+                    .await?;
+                    self.durable().await?;
+                    Ok(done.rows_affected())
+                })
+                .await
             }
 
             async fn collectable_blobs(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<BlobId>> {
@@ -1305,37 +1317,40 @@ macro_rules! sql_meta {
                 cutoff: i64,
                 unlink: PlaceFn<'_>,
             ) -> MetaResult<bool> {
-                const Q: &str = if $pg {
-                    "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2 FOR UPDATE"
-                } else {
-                    "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2"
-                };
-                let mut tx = Self::begin_write(&self.$write).await?;
-                let row = sqlx::query(Q)
-                    .bind(blob.tier.as_str())
-                    .bind(&blob.hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else { return Ok(false) };
-                let refs: i64 = row.try_get("ref_count")?;
-                let zero_since: Option<i64> = row.try_get("zero_since")?;
-                if refs < 0 {
-                    return Err(MetaError::Invariant(format!("negative ref_count on {}", blob.hash)));
-                }
-                // The GC invariant: unlink only at zero references past the grace period, under
-                // this row's lock.
-                if refs != 0 || zero_since.is_none_or(|z| z >= cutoff) {
-                    return Ok(false);
-                }
-                unlink().await.map_err(MetaError::Place)?;
-                sqlx::query("DELETE FROM blobs WHERE tier = $1 AND hash = $2")
-                    .bind(blob.tier.as_str())
-                    .bind(&blob.hash)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.durable().await?;
-                Ok(true)
+                retry_deadlocks(|| async move {
+                    const Q: &str = if $pg {
+                        "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2 FOR UPDATE"
+                    } else {
+                        "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2"
+                    };
+                    let mut tx = Self::begin_write(&self.$write).await?;
+                    let row = sqlx::query(Q)
+                        .bind(blob.tier.as_str())
+                        .bind(&blob.hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(row) = row else { return Ok(false) };
+                    let refs: i64 = row.try_get("ref_count")?;
+                    let zero_since: Option<i64> = row.try_get("zero_since")?;
+                    if refs < 0 {
+                        return Err(MetaError::Invariant(format!("negative ref_count on {}", blob.hash)));
+                    }
+                    // The GC invariant: unlink only at zero references past the grace period, under
+                    // this row's lock.
+                    if refs != 0 || zero_since.is_none_or(|z| z >= cutoff) {
+                        return Ok(false);
+                    }
+                    unlink().await.map_err(MetaError::Place)?;
+                    sqlx::query("DELETE FROM blobs WHERE tier = $1 AND hash = $2")
+                        .bind(blob.tier.as_str())
+                        .bind(&blob.hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    self.durable().await?;
+                    Ok(true)
+                })
+                .await
             }
 
             async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>> {
@@ -1641,11 +1656,14 @@ fn pg_commit_error(e: sqlx::Error) -> MetaError {
     }
 }
 
-/// Tries of a PostgreSQL commit that PostgreSQL aborted to break a deadlock (40P01). A group
-/// commit (`group`) holds the locks of all its items until it commits, so a single commit that
-/// needs two of the same blob rows in the other order can meet it; one of the two is aborted
-/// after `deadlock_timeout`. An aborted group reruns its items alone; a file PUT's, a copy's or
-/// a multipart completion's commit runs again (a PUT's `place` is idempotent by contract).
+/// Tries of a PostgreSQL transaction that PostgreSQL aborted to break a deadlock (40P01).
+/// Every write transaction that takes more than one lock runs under `retry_deadlocks`: the PUT,
+/// copy and completion commits, a group commit (`group`, whose locks are its items' together),
+/// a part's commit, an abort, the collector's unlink, a bucket's deletion and the purge of old
+/// versions. Lock order makes cycles rare, not impossible (a group's set-based statements, rows
+/// locked by foreign-key checks); one of the two is aborted after `deadlock_timeout`, and
+/// nothing it did survives, so running it again is safe (a PUT's `place` and the collector's
+/// unlink are idempotent by contract). On SQLite (one writer) it never happens.
 const DEADLOCK_TRIES: u32 = 3;
 
 /// Runs `commit` again, up to `DEADLOCK_TRIES` in all, while PostgreSQL aborts it to break a

@@ -267,14 +267,23 @@ fn no_retries(s: &TestServer) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// The lock a transaction takes before its blob rows, which closes a cycle.
+#[derive(Clone, Copy)]
+enum First<'a> {
+    /// The per-key advisory lock (PUT, copy, completion).
+    Key(&'a str),
+    /// A multipart upload's row (a part's commit, an abort).
+    Upload(&'a str),
+}
+
 /// Runs `op` inside a deadlock. Another transaction takes the blob row of `blob_of`'s body;
-/// `op`'s commit takes the lock of `key`, then waits for that row; the other transaction then
-/// asks for `key`'s lock: a cycle. PostgreSQL aborts `op`'s commit, which had waited longer,
-/// and the other transaction commits. Returns `op`'s outcome.
+/// `op`'s commit takes its `first` lock, then waits for that row; the other transaction then
+/// asks for `first`: a cycle. PostgreSQL aborts `op`'s commit, which had waited longer, and the
+/// other transaction commits. Returns `op`'s outcome.
 async fn in_a_deadlock<T: Send + 'static>(
     s: &TestServer,
     blob_of: &str,
-    key: &str,
+    first: First<'_>,
     op: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
     let url = s.pg.as_ref().expect("postgres").url();
@@ -323,13 +332,21 @@ async fn in_a_deadlock<T: Send + 'static>(
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(waiting, "the commit never waited for the blob row");
-    // Close the cycle: PostgreSQL aborts the other commit, and this gets the key lock.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
-        .bind(&bucket_id)
-        .bind(key)
+    // Close the cycle: PostgreSQL aborts the other commit, and this gets its first lock.
+    let close = match first {
+        First::Key(key) => {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+                .bind(&bucket_id)
+                .bind(key)
+        }
+        First::Upload(id) => {
+            sqlx::query("SELECT 1 FROM multipart_uploads WHERE upload_id = $1 FOR UPDATE").bind(id)
+        }
+    };
+    close
         .execute(&mut *tx)
         .await
-        .expect("key lock once the commit is aborted");
+        .expect("the first lock once the commit is aborted");
     tx.commit().await.expect("commit");
     op.await.expect("join")
 }
@@ -349,8 +366,8 @@ async fn body_of(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// PUT, copy and multipart completion commits that PostgreSQL aborts to break a deadlock (40P01)
-/// run again and succeed.
+/// PUT, copy, multipart completion, part and abort commits that PostgreSQL aborts to break a
+/// deadlock (40P01) run again and succeed.
 #[tokio::test]
 async fn commits_aborted_by_a_deadlock_run_again() {
     use aws_sdk_s3::primitives::ByteStream;
@@ -371,7 +388,7 @@ async fn commits_aborted_by_a_deadlock_run_again() {
     put("first").await.expect("first put");
 
     // A PUT whose commit waits for the blob row it shares with `first`.
-    in_a_deadlock(&s, "first", "second", put("second"))
+    in_a_deadlock(&s, "first", First::Key("second"), put("second"))
         .await
         .expect("the PUT succeeds on its second try");
     assert!(body_of(&c, b, "second").await == body, "second's body");
@@ -383,7 +400,7 @@ async fn commits_aborted_by_a_deadlock_run_again() {
         .key("copied")
         .copy_source(format!("{b}/first"))
         .send();
-    in_a_deadlock(&s, "first", "copied", copy)
+    in_a_deadlock(&s, "first", First::Key("copied"), copy)
         .await
         .expect("the copy succeeds on its second try");
     assert!(body_of(&c, b, "copied").await == body, "the copy's body");
@@ -423,7 +440,7 @@ async fn commits_aborted_by_a_deadlock_run_again() {
         .upload_id(&id)
         .multipart_upload(done)
         .send();
-    in_a_deadlock(&s, "second", "second", complete)
+    in_a_deadlock(&s, "second", First::Key("second"), complete)
         .await
         .expect("the completion succeeds on its second try");
     assert!(
@@ -431,8 +448,57 @@ async fn commits_aborted_by_a_deadlock_run_again() {
         "the completed body"
     );
     assert!(body_of(&c, b, "first").await == body, "first's body");
+
+    // A part with first's body: its commit holds the upload's row, then takes a reference on
+    // first's blob row. Then the abort: it holds the upload's row and releases that reference.
+    let up = c
+        .create_multipart_upload()
+        .bucket(b)
+        .key("parted")
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("upload id").to_owned();
+    let part = c
+        .upload_part()
+        .bucket(b)
+        .key("parted")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(body.clone()))
+        .send();
+    in_a_deadlock(&s, "first", First::Upload(&id), part)
+        .await
+        .expect("the part's commit succeeds on its second try");
+    let parts = c
+        .list_parts()
+        .bucket(b)
+        .key("parted")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("list parts");
+    assert_eq!(parts.parts().len(), 1, "the part is recorded");
+    let abort = c
+        .abort_multipart_upload()
+        .bucket(b)
+        .key("parted")
+        .upload_id(&id)
+        .send();
+    in_a_deadlock(&s, "first", First::Upload(&id), abort)
+        .await
+        .expect("the abort succeeds on its second try");
+    let gone = c
+        .list_parts()
+        .bucket(b)
+        .key("parted")
+        .upload_id(&id)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the aborted upload still lists parts");
+    assert!(body_of(&c, b, "first").await == body, "first's body");
     assert_refcounts(&s).await;
-    // Each of the three was a deadlock's victim (and then succeeded): PostgreSQL counted them.
+    // Each of the five was a deadlock's victim (and then succeeded): PostgreSQL counted them.
     // Its statistics reach the view within a second or so; wait for them, bounded.
     let url = s.pg.as_ref().expect("postgres").url();
     let mut conn = PgConnection::connect(&url).await.expect("connect");
@@ -444,12 +510,12 @@ async fn commits_aborted_by_a_deadlock_run_again() {
         .fetch_one(&mut conn)
         .await
         .expect("pg_stat_database");
-        if deadlocks >= 3 {
+        if deadlocks >= 5 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(deadlocks, 3, "deadlocks PostgreSQL detected");
+    assert_eq!(deadlocks, 5, "deadlocks PostgreSQL detected");
 }
 
 /// The safety net behind the request checks: text PostgreSQL cannot hold (U+0000) that still

@@ -7,8 +7,8 @@
 //!
 //! One group runs at a time (`IN_FLIGHT`), so groups never wait on each other's key or blob
 //! locks. If a group's call fails (an item raised: a bucket deleted under a PUT, a broken
-//! invariant, a deadlock with another transaction), every item runs again alone, so each gets
-//! its own outcome and no item fails for another's sake.
+//! invariant, a deadlock that outlasted `DEADLOCK_TRIES`), every item runs again alone, so each
+//! gets its own outcome and no item fails for another's sake.
 
 use super::batcher::Batcher;
 use super::hot::Hot;
@@ -55,7 +55,8 @@ impl Group {
         let batcher = Batcher::start(IN_FLIGHT, MAX_GROUP, move |items: Vec<Item>| {
             let hot = hot.clone();
             async move {
-                let outcomes = call(&hot, &items).await;
+                // A deadlock victim runs again whole before its items are split up.
+                let outcomes = super::retry_deadlocks(|| call(&hot, &items)).await;
                 (items, outcomes)
             }
         });
