@@ -40,6 +40,8 @@ pub struct SqliteMeta {
     wal: std::sync::Arc<super::wal::WalSync>,
     /// PUT and DELETE commits, batched (`batch`).
     committer: batch::Committer,
+    /// HEAD's, GET's and PUT's point lookups, batched under load (`lookup`).
+    lookups: lookup::Lookups,
 }
 
 impl SqliteMeta {
@@ -83,6 +85,7 @@ impl SqliteMeta {
         let wal = std::sync::Arc::new(super::wal::WalSync::new(wal));
         Ok(SqliteMeta {
             committer: batch::Committer::start(write.clone(), wal.clone()),
+            lookups: lookup::Lookups::sqlite(read.clone()),
             write,
             read,
             wal,
@@ -139,7 +142,7 @@ impl PgMeta {
         let hot_opts = opts.options([("plan_cache_mode", "force_generic_plan")]);
         let hot = std::sync::Arc::new(hot::Hot::new(hot_opts));
         Ok(PgMeta {
-            lookups: lookup::Lookups::start(hot.clone()),
+            lookups: lookup::Lookups::postgres(hot.clone()),
             group: group::Group::start(hot.clone()),
             hot,
             pool,
@@ -436,6 +439,89 @@ macro_rules! sql_meta {
     ($store:ident, $db:ty, pg = $pg:expr, write = $write:ident, read = $read:ident) => {
         impl $store {
             const PG: bool = $pg;
+
+            /// `bucket`, through the batched lookups (`lookup`).
+            async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
+                Ok(self.lookups.find(tenant_id, name, None, false).await?.bucket)
+            }
+
+            /// `latest`, through the batched lookups (`lookup`): bucket, version and segments
+            /// in one query (HEAD and GET are the hot path).
+            async fn latest_of(
+                &self,
+                tenant_id: &str,
+                bucket: &str,
+                key: &str,
+                with_inline: bool,
+            ) -> MetaResult<Option<ObjectRow>> {
+                let found = self
+                    .lookups
+                    .find(tenant_id, bucket, Some(key), with_inline)
+                    .await?;
+                match found.bucket {
+                    Some(_) => Ok(found.object),
+                    None => Err(MetaError::NoSuchBucket),
+                }
+            }
+
+            /// A batch of lookups' answers from its rows, which carry the lookup's position
+            /// (`i`, from 1) and come in that order.
+            fn founds_of(
+                batch: &[lookup::Lookup],
+                rows: &[<$db as sqlx::Database>::Row],
+            ) -> MetaResult<Vec<lookup::Found>> {
+                let mut rest = rows;
+                let mut found = Vec::with_capacity(batch.len());
+                for (n, l) in (1i64..).zip(batch) {
+                    let len = rest
+                        .iter()
+                        .take_while(|r| r.try_get::<i64, _>("i").is_ok_and(|i| i == n))
+                        .count();
+                    let (mine, tail) = rest.split_at(len);
+                    rest = tail;
+                    found.push(Self::found_of(l, mine)?);
+                }
+                if !rest.is_empty() {
+                    return Err(MetaError::Invariant(format!(
+                        "batched lookup: {} rows beyond the last lookup",
+                        rest.len()
+                    )));
+                }
+                Ok(found)
+            }
+
+            /// A lookup's answer from its rows (at least one: every lookup's row survives the
+            /// outer joins).
+            fn found_of(
+                l: &lookup::Lookup,
+                rows: &[<$db as sqlx::Database>::Row],
+            ) -> MetaResult<lookup::Found> {
+                let Some(first) = rows.first() else {
+                    return Err(MetaError::Invariant(
+                        "batched lookup: a lookup without rows".into(),
+                    ));
+                };
+                let Some(id) = first.try_get::<Option<String>, _>("k_id")? else {
+                    return Ok(lookup::Found {
+                        bucket: None,
+                        object: None,
+                    });
+                };
+                let bucket = BucketRow {
+                    id,
+                    tenant_id: l.tenant.clone(),
+                    name: l.bucket.clone(),
+                    created_at: first.try_get("k_created_at")?,
+                };
+                let object = match first.try_get::<Option<String>, _>("id")? {
+                    Some(_) => Self::object_from_rows(rows, l.inline)?,
+                    None => None,
+                };
+                Ok(lookup::Found {
+                    bucket: Some(bucket),
+                    object,
+                })
+            }
 
             /// A listing row (`key`, `size`, `etag`, `storage_class`, `created_at`).
             fn list_entry_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ListEntry> {
@@ -1803,33 +1889,6 @@ impl PgMeta {
         conn.done(&rows);
         Ok(rows?)
     }
-
-    /// `bucket`, through the batched lookups.
-    async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
-        Ok(self
-            .lookups
-            .find(tenant_id, name, None, false)
-            .await?
-            .bucket)
-    }
-
-    /// `latest`, through the batched lookups (`lookup`): bucket, version and segments.
-    async fn latest_of(
-        &self,
-        tenant_id: &str,
-        bucket: &str,
-        key: &str,
-        with_inline: bool,
-    ) -> MetaResult<Option<ObjectRow>> {
-        let found = self
-            .lookups
-            .find(tenant_id, bucket, Some(key), with_inline)
-            .await?;
-        match found.bucket {
-            Some(_) => Ok(found.object),
-            None => Err(MetaError::NoSuchBucket),
-        }
-    }
 }
 
 impl SqliteMeta {
@@ -1839,67 +1898,6 @@ impl SqliteMeta {
         q: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     ) -> MetaResult<Vec<sqlx::sqlite::SqliteRow>> {
         Ok(q.fetch_all(&self.read).await?)
-    }
-
-    /// `bucket`: one indexed read.
-    async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 AND name = $2",
-        )
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| {
-            Ok(BucketRow {
-                id: r.try_get("id")?,
-                tenant_id: r.try_get("tenant_id")?,
-                name: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// `latest`: bucket, version and segments in one query (HEAD and GET are the hot path).
-    async fn latest_of(
-        &self,
-        tenant_id: &str,
-        bucket: &str,
-        key: &str,
-        with_inline: bool,
-    ) -> MetaResult<Option<ObjectRow>> {
-        // One query for bucket, version and segments: HEAD and GET are the hot path.
-        const FROM: &str = const_format::concatcp!(
-            " FROM buckets k JOIN objects o ON o.bucket_id = k.id ",
-            SEGMENT_JOIN,
-            " WHERE k.tenant_id = $1 AND k.name = $2 AND o.key = $3 AND o.is_latest \
-             ORDER BY s.seq"
-        );
-        const WITH_BYTES: &str = const_format::concatcp!(
-            "SELECT ",
-            OBJECT_COLS,
-            ", ",
-            SEGMENT_COLS,
-            ", b.data AS inline_data",
-            FROM
-        );
-        const WITHOUT: &str =
-            const_format::concatcp!("SELECT ", OBJECT_COLS, ", ", SEGMENT_COLS, FROM);
-        let rows = sqlx::query(if with_inline { WITH_BYTES } else { WITHOUT })
-            .bind(tenant_id)
-            .bind(bucket)
-            .bind(key)
-            .fetch_all(&self.read)
-            .await?;
-        if rows.is_empty() {
-            // No version: tell a missing bucket from a missing key.
-            return match self.bucket_of(tenant_id, bucket).await? {
-                Some(_) => Ok(None),
-                None => Err(MetaError::NoSuchBucket),
-            };
-        }
-        Self::object_from_rows(&rows, with_inline)
     }
 }
 
