@@ -19,16 +19,13 @@ use std::sync::Arc;
 
 /// Lookups per query, at most.
 const MAX_BATCH: usize = 64;
-/// PostgreSQL batch queries running at once: enough to keep a query in flight while another
-/// one's answers travel back from the server; few enough that lookups queue up (and batch)
-/// under load.
-const PG_IN_FLIGHT: usize = 2;
-/// SQLite batch queries running at once. One: a batch takes tens of microseconds on its
-/// connection's thread, so a single query in flight never starves the lookups, and everything
-/// that arrives meanwhile forms the next batch. Two let most lookups run alone or in pairs: the
-/// HEAD and GET steps of the benchmark (SDK, c32) at 6.5-8.4k and 5.9-7.9k/s with two, 8.3-9.7k
-/// and 7.3-11.7k/s with one, the server's CPU per HEAD a third lower.
-const SQLITE_IN_FLIGHT: usize = 1;
+/// Batch queries running at once. One: a batch takes tens of microseconds on SQLite's
+/// connection thread and a round trip on PostgreSQL, so one query in flight never starves the
+/// lookups, and everything that arrives meanwhile forms the next batch; two let most lookups run
+/// alone or in pairs. Measured with the benchmark's SDK client at c32, alternated: SQLite HEAD
+/// 6.5-8.4k -> 8.3-9.7k/s and GET 5.9-7.9k -> 7.3-11.7k/s, the server's CPU per HEAD a third
+/// lower; PostgreSQL HEAD 7.6-9.2k -> 9.1-10.4k/s, lean-client HEAD 22.5-24.7k -> 27.2-27.4k/s.
+const IN_FLIGHT: usize = 1;
 
 /// One query for a batch: `i` is the lookup's position (from 1). A lookup without a key finds
 /// only its bucket; with a key, also the key's current version and its segments, in order (one
@@ -93,7 +90,7 @@ pub(in crate::meta) struct Lookups {
 
 impl Lookups {
     pub fn postgres(hot: Arc<Hot>) -> Lookups {
-        Self::start(PG_IN_FLIGHT, move |batch| {
+        Self::start(move |batch| {
             let hot = hot.clone();
             async move {
                 let found = pg_query(&hot, &batch).await;
@@ -103,7 +100,7 @@ impl Lookups {
     }
 
     pub fn sqlite(read: sqlx::SqlitePool) -> Lookups {
-        Self::start(SQLITE_IN_FLIGHT, move |batch| {
+        Self::start(move |batch| {
             let read = read.clone();
             async move {
                 let found = sqlite_query(&read, &batch).await;
@@ -112,13 +109,13 @@ impl Lookups {
         })
     }
 
-    fn start<F, Fut>(in_flight: usize, call: F) -> Lookups
+    fn start<F, Fut>(call: F) -> Lookups
     where
         F: Fn(Vec<Lookup>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = (Vec<Lookup>, MetaResult<Vec<Found>>)> + Send + 'static,
     {
         Lookups {
-            batcher: Batcher::start(in_flight, MAX_BATCH, call),
+            batcher: Batcher::start(IN_FLIGHT, MAX_BATCH, call),
         }
     }
 
