@@ -298,6 +298,25 @@ async fn bench(
                 if let Some(db) = &t.pg {
                     db.settle()?;
                 }
+                if r > 0
+                    && let Some(setup) = step.refill()
+                {
+                    let cx = scenarios::Ctx {
+                        client: &clients[ti],
+                        lean: &leans[ti],
+                        bucket: &bucket,
+                        list_bucket: &list_bucket,
+                        data_dir: t.data_dir.as_deref(),
+                        profile,
+                        state: &mut states[ti],
+                    };
+                    scenarios::run(setup, cx)
+                        .await
+                        .with_context(|| format!("{} (refill) on {}", setup.id(), t.name))?;
+                    if let Some(db) = &t.pg {
+                        db.settle()?;
+                    }
+                }
                 let pid = t.pid;
                 let pg_db = t.pg.as_ref().map(|d| d.name.clone());
                 let build_procs = servers::build_processes();

@@ -231,6 +231,16 @@ impl Step {
         }
     }
 
+    /// The step that stores what this one consumes: a DELETE step run again (`--repeat`) first
+    /// gets its objects back from it, outside the measurement.
+    pub fn refill(self) -> Option<Step> {
+        match self {
+            Step::SmallDelete => Some(Step::SmallPut),
+            Step::LeanDelete => Some(Step::LeanPut),
+            _ => None,
+        }
+    }
+
     /// The same workload driven by the SDK client, for a lean-client step.
     pub fn sdk_twin(self) -> Option<Step> {
         match self {
