@@ -359,6 +359,9 @@ pub struct Measured {
 #[derive(Debug, Default)]
 pub struct State {
     pub small_keys: usize,
+    /// Runs of the dedup step so far: each run (`--repeat`) sends a body of its own, which
+    /// the server has not stored yet.
+    pub dedup_runs: u64,
 }
 
 pub struct Ctx<'a> {
@@ -429,7 +432,11 @@ pub async fn run(step: Step, cx: Ctx<'_>) -> Result<Measured> {
         | Step::ListPrefixDelim
         | Step::LeanListFlat
         | Step::LeanListDelim => list(&cx.via(step), cx.list_bucket, step, p).await,
-        Step::Dedup => dedup(cx.client, cx.bucket, cx.data_dir, p).await,
+        Step::Dedup => {
+            cx.state.dedup_runs += 1;
+            let seed = 777 + cx.state.dedup_runs;
+            dedup(cx.client, cx.bucket, cx.data_dir, p, seed).await
+        }
     }
 }
 
@@ -948,18 +955,19 @@ async fn list(via: &Via, bucket: &str, step: Step, p: &Profile) -> Result<Measur
     })
 }
 
-/// The same body under `dedup_copies` keys, one after another: growth of the data directory
-/// divided by the bytes sent (1.0 = no dedup, 1/copies = perfect).
+/// The same body (`seed`) under `dedup_copies` keys, one after another: growth of the data
+/// directory divided by the bytes sent (1.0 = no dedup, 1/copies = perfect).
 async fn dedup(
     c: &Client,
     bucket: &str,
     data_dir: Option<&std::path::Path>,
     p: &Profile,
+    seed: u64,
 ) -> Result<Measured> {
     let before = data_dir.map(crate::servers::disk_usage);
     let t = Instant::now();
     for i in 0..p.dedup_copies {
-        put_one(c, bucket, &format!("dedup/copy-{i}"), 777, p.dedup_size).await?;
+        put_one(c, bucket, &format!("dedup/copy-{i}"), seed, p.dedup_size).await?;
     }
     let secs = t.elapsed().as_secs_f64();
     let sent = p.dedup_size * p.dedup_copies as u64;
