@@ -295,27 +295,28 @@ async fn bench(
                 let ti = (k + si + r) % n;
                 let t = &mut targets[ti];
                 t.check_alive()?;
-                if let Some(db) = &t.pg {
-                    db.settle()?;
+                macro_rules! ctx {
+                    () => {
+                        scenarios::Ctx {
+                            client: &clients[ti],
+                            lean: &leans[ti],
+                            bucket: &bucket,
+                            list_bucket: &list_bucket,
+                            data_dir: t.data_dir.as_deref(),
+                            profile,
+                            state: &mut states[ti],
+                        }
+                    };
                 }
                 if r > 0
                     && let Some(setup) = step.refill()
                 {
-                    let cx = scenarios::Ctx {
-                        client: &clients[ti],
-                        lean: &leans[ti],
-                        bucket: &bucket,
-                        list_bucket: &list_bucket,
-                        data_dir: t.data_dir.as_deref(),
-                        profile,
-                        state: &mut states[ti],
-                    };
-                    scenarios::run(setup, cx)
+                    scenarios::run(setup, ctx!())
                         .await
                         .with_context(|| format!("{} (refill) on {}", setup.id(), t.name))?;
-                    if let Some(db) = &t.pg {
-                        db.settle()?;
-                    }
+                }
+                if let Some(db) = &t.pg {
+                    db.settle()?;
                 }
                 let pid = t.pid;
                 let pg_db = t.pg.as_ref().map(|d| d.name.clone());
@@ -327,15 +328,7 @@ async fn bench(
                 let client0 = servers::self_cpu_secs();
                 let mach0 = servers::machine_ticks();
                 let t0 = Instant::now();
-                let cx = scenarios::Ctx {
-                    client: &clients[ti],
-                    lean: &leans[ti],
-                    bucket: &bucket,
-                    list_bucket: &list_bucket,
-                    data_dir: t.data_dir.as_deref(),
-                    profile,
-                    state: &mut states[ti],
-                };
+                let cx = ctx!();
                 let measured = scenarios::run(step, cx)
                     .await
                     .with_context(|| format!("{} on {}", step.id(), t.name))?;
