@@ -30,6 +30,7 @@ pub(super) const SQLITE: Files = embed!("sqlite":
     "0005_no_writing_rows.sql",
     "0006_inline_blobs.sql",
     "0008_drop_objects_by_key.sql",
+    "0013_listing_covering_index.sql",
 );
 
 pub(super) const POSTGRES: Files = embed!("postgres":
