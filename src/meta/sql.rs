@@ -96,7 +96,7 @@ impl SqliteMeta {
 /// Page cache of each of the 8 read connections, in KiB (SQLite's default is 2,000). Their
 /// reads are point lookups and range scans whose pages the OS caches anyway; eight default
 /// caches held ~16 MiB of the server's memory.
-const READER_CACHE_KIB: u32 = 8192;
+const READER_CACHE_KIB: u32 = 512;
 
 pub struct PgMeta {
     pool: sqlx::PgPool,
