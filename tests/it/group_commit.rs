@@ -499,6 +499,9 @@ async fn commits_aborted_by_a_deadlock_run_again() {
     assert!(body_of(&c, b, "first").await == body, "first's body");
     assert_refcounts(&s).await;
     // Each of the five was a deadlock's victim (and then succeeded): PostgreSQL counted them.
+    // At least five, not exactly: a CI run once counted six, a commit (or the collector, whose
+    // unlink retries too) losing a second cycle against the test's still-open transaction; a
+    // victim that runs again and succeeds is the behaviour under test either way.
     // A backend flushes its statistics to the view at most once a second while busy, and an
     // idle one whose last flush was too recent only after PostgreSQL's 10 s idle interval:
     // wait up to 30 s, bounded (it waited 10 s once and saw 4 of the 5).
@@ -517,7 +520,10 @@ async fn commits_aborted_by_a_deadlock_run_again() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(deadlocks, 5, "deadlocks PostgreSQL detected");
+    assert!(
+        deadlocks >= 5,
+        "PostgreSQL detected {deadlocks} deadlocks, not the five made"
+    );
 }
 
 /// The safety net behind the request checks: text PostgreSQL cannot hold (U+0000) that still
