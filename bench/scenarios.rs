@@ -955,7 +955,7 @@ async fn list(via: &Via, bucket: &str, step: Step, p: &Profile) -> Result<Measur
     })
 }
 
-/// The same body (`seed`) under `dedup_copies` keys, one after another: growth of the data
+/// The same body (`seed`) under `dedup_copies` new keys, one after another: growth of the data
 /// directory divided by the bytes sent (1.0 = no dedup, 1/copies = perfect).
 async fn dedup(
     c: &Client,
@@ -967,7 +967,10 @@ async fn dedup(
     let before = data_dir.map(crate::servers::disk_usage);
     let t = Instant::now();
     for i in 0..p.dedup_copies {
-        put_one(c, bucket, &format!("dedup/copy-{i}"), seed, p.dedup_size).await?;
+        // Keys of this run's own: a run that overwrote the last run's keys measured a server
+        // without dedup as growing by nothing (a body replaced by one of the same size).
+        let key = format!("dedup/{seed}/copy-{i}");
+        put_one(c, bucket, &key, seed, p.dedup_size).await?;
     }
     let secs = t.elapsed().as_secs_f64();
     let sent = p.dedup_size * p.dedup_copies as u64;
