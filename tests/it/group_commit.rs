@@ -498,32 +498,12 @@ async fn commits_aborted_by_a_deadlock_run_again() {
     assert!(gone.is_err(), "the aborted upload still lists parts");
     assert!(body_of(&c, b, "first").await == body, "first's body");
     assert_refcounts(&s).await;
-    // Each of the five was a deadlock's victim (and then succeeded): PostgreSQL counted them.
-    // At least five, not exactly: a CI run once counted six, a commit (or the collector, whose
-    // unlink retries too) losing a second cycle against the test's still-open transaction; a
-    // victim that runs again and succeeds is the behaviour under test either way.
-    // A backend flushes its statistics to the view at most once a second while busy, and an
-    // idle one whose last flush was too recent only after PostgreSQL's 10 s idle interval:
-    // wait up to 30 s, bounded (it waited 10 s once and saw 4 of the 5).
-    let url = s.pg.as_ref().expect("postgres").url();
-    let mut conn = PgConnection::connect(&url).await.expect("connect");
-    let mut deadlocks = 0;
-    for _ in 0..300 {
-        deadlocks = sqlx::query_scalar::<_, i64>(
-            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .expect("pg_stat_database");
-        if deadlocks >= 5 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(
-        deadlocks >= 5,
-        "PostgreSQL detected {deadlocks} deadlocks, not the five made"
-    );
+    // Each of the five was a deadlock's victim and then succeeded. No count is read from
+    // `pg_stat_database`: its `deadlocks` lagged the backends' flushes (CI runs saw 3 after 30 s)
+    // and once counted 6. The proof is in `in_a_deadlock`: its transaction gets the lock the
+    // commit holds only once the commit's transaction has ended, and that transaction was
+    // waiting for the blob row the test held, so it was aborted; the operation still succeeded,
+    // so it ran again.
 }
 
 /// The safety net behind the request checks: text PostgreSQL cannot hold (U+0000) that still
