@@ -21,6 +21,9 @@ pub use sql::{PgMeta, SqliteMeta, open};
 pub enum MetaError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// SQLite's direct reads (`sql::direct`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("bucket already exists")]
@@ -66,6 +69,13 @@ impl MetaError {
 
     /// "The database is not reachable now" (retry later) rather than "this request is wrong".
     pub fn is_unavailable(&self) -> bool {
+        if let MetaError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) = self {
+            // Still locked after the busy timeout (a WAL index being recovered).
+            return matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            );
+        }
         let MetaError::Db(e) = self else { return false };
         matches!(
             e,

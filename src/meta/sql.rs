@@ -40,8 +40,8 @@ pub struct SqliteMeta {
     wal: std::sync::Arc<super::wal::WalSync>,
     /// PUT and DELETE commits, batched (`batch`).
     committer: batch::Committer,
-    /// HEAD's, GET's and PUT's point lookups, batched under load (`lookup`).
-    lookups: lookup::Lookups,
+    /// HEAD's, GET's and PUT's point lookups and the listings, on the calling thread (`direct`).
+    direct: std::sync::Arc<direct::Readers>,
 }
 
 impl SqliteMeta {
@@ -68,14 +68,15 @@ impl SqliteMeta {
             .connect_with(opts.clone())
             .await?;
         migrations::migrator(migrations::SQLITE).run(&write).await?;
-        let file = opts.get_filename();
+        let file = opts.get_filename().to_owned();
         let wal = file.is_file().then(|| {
             let mut name = file.as_os_str().to_owned();
             name.push("-wal");
             std::path::PathBuf::from(name)
         });
+        // The colder reads (access keys, uploads, the workers' scans); the hot ones are `direct`.
         let read = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(READ_POOL)
             .test_before_acquire(false)
             .connect_with(
                 opts.read_only(true)
@@ -85,7 +86,7 @@ impl SqliteMeta {
         let wal = std::sync::Arc::new(super::wal::WalSync::new(wal));
         Ok(SqliteMeta {
             committer: batch::Committer::start(write.clone(), wal.clone()),
-            lookups: lookup::Lookups::sqlite(read.clone()),
+            direct: std::sync::Arc::new(direct::Readers::open(&file)?),
             write,
             read,
             wal,
@@ -93,9 +94,11 @@ impl SqliteMeta {
     }
 }
 
-/// Page cache of each of the 8 read connections, in KiB (SQLite's default is 2,000). Their
-/// reads are point lookups and range scans whose pages the OS caches anyway; eight default
-/// caches held ~16 MiB of the server's memory.
+/// Connections of the sqlx read pool.
+const READ_POOL: u32 = 4;
+/// Page cache of each read connection (the pool's and `direct`'s), in KiB (SQLite's default is
+/// 2,000). Their reads are point lookups and range scans whose pages the OS caches anyway;
+/// eight default caches held ~16 MiB of the server's memory.
 const READER_CACHE_KIB: u32 = 512;
 
 pub struct PgMeta {
@@ -440,13 +443,13 @@ macro_rules! sql_meta {
         impl $store {
             const PG: bool = $pg;
 
-            /// `bucket`, through the batched lookups (`lookup`).
+            /// `bucket`, through the point lookups (`find`).
             async fn bucket_of(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
-                Ok(self.lookups.find(tenant_id, name, None, false).await?.bucket)
+                Ok(self.find(tenant_id, name, None, false).await?.bucket)
             }
 
-            /// `latest`, through the batched lookups (`lookup`): bucket, version and segments
-            /// in one query (HEAD and GET are the hot path).
+            /// `latest`, through the point lookups (`find`): bucket, version and segments in
+            /// one query (HEAD and GET are the hot path).
             async fn latest_of(
                 &self,
                 tenant_id: &str,
@@ -454,149 +457,11 @@ macro_rules! sql_meta {
                 key: &str,
                 with_inline: bool,
             ) -> MetaResult<Option<ObjectRow>> {
-                let found = self
-                    .lookups
-                    .find(tenant_id, bucket, Some(key), with_inline)
-                    .await?;
+                let found = self.find(tenant_id, bucket, Some(key), with_inline).await?;
                 match found.bucket {
                     Some(_) => Ok(found.object),
                     None => Err(MetaError::NoSuchBucket),
                 }
-            }
-
-            /// A batch of lookups' answers from its rows, which carry the lookup's position
-            /// (`i`, from 1) and come in that order.
-            fn founds_of(
-                batch: &[lookup::Lookup],
-                rows: &[<$db as sqlx::Database>::Row],
-            ) -> MetaResult<Vec<lookup::Found>> {
-                let mut rest = rows;
-                let mut found = Vec::with_capacity(batch.len());
-                for (n, l) in (1i64..).zip(batch) {
-                    let len = rest
-                        .iter()
-                        .take_while(|r| r.try_get::<i64, _>("i").is_ok_and(|i| i == n))
-                        .count();
-                    let (mine, tail) = rest.split_at(len);
-                    rest = tail;
-                    found.push(Self::found_of(l, mine)?);
-                }
-                if !rest.is_empty() {
-                    return Err(MetaError::Invariant(format!(
-                        "batched lookup: {} rows beyond the last lookup",
-                        rest.len()
-                    )));
-                }
-                Ok(found)
-            }
-
-            /// A lookup's answer from its rows (at least one: every lookup's row survives the
-            /// outer joins).
-            fn found_of(
-                l: &lookup::Lookup,
-                rows: &[<$db as sqlx::Database>::Row],
-            ) -> MetaResult<lookup::Found> {
-                let Some(first) = rows.first() else {
-                    return Err(MetaError::Invariant(
-                        "batched lookup: a lookup without rows".into(),
-                    ));
-                };
-                let Some(id) = first.try_get::<Option<String>, _>("k_id")? else {
-                    return Ok(lookup::Found {
-                        bucket: None,
-                        object: None,
-                    });
-                };
-                let bucket = BucketRow {
-                    id,
-                    tenant_id: l.tenant.clone(),
-                    name: l.bucket.clone(),
-                    created_at: first.try_get("k_created_at")?,
-                };
-                let object = match first.try_get::<Option<String>, _>("id")? {
-                    Some(_) => Self::object_from_rows(rows, l.inline)?,
-                    None => None,
-                };
-                Ok(lookup::Found {
-                    bucket: Some(bucket),
-                    object,
-                })
-            }
-
-            /// A listing row (`key`, `size`, `etag`, `storage_class`, `created_at`).
-            fn list_entry_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ListEntry> {
-                Ok(ListEntry {
-                    key: r.try_get("key")?,
-                    size: to_u64(r.try_get("size")?, "size")?,
-                    etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
-                    storage_class: r.try_get("storage_class")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            }
-
-            /// The header columns of an object or upload row (`content_*`, …, `user_meta`).
-            fn headers_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<ObjectHeaders> {
-                let user_meta = json_map(r.try_get("user_meta")?)?;
-                let tags = json_map(r.try_get("tags")?)?;
-                Ok(ObjectHeaders {
-                    content_type: r.try_get("content_type")?,
-                    content_encoding: r.try_get("content_encoding")?,
-                    content_disposition: r.try_get("content_disposition")?,
-                    content_language: r.try_get("content_language")?,
-                    cache_control: r.try_get("cache_control")?,
-                    expires: r.try_get("expires")?,
-                    user_meta,
-                    tags,
-                })
-            }
-
-            fn upload_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<UploadRow> {
-                Ok(UploadRow {
-                    upload_id: r.try_get("upload_id")?,
-                    bucket_id: r.try_get("bucket_id")?,
-                    key: r.try_get("key")?,
-                    initiated: r.try_get("initiated")?,
-                    tier: tier_of(r.try_get::<&str, _>("tier")?)?,
-                    storage_class: r.try_get("storage_class")?,
-                    headers: Self::headers_of(r)?,
-                    checksum_algo: r
-                        .try_get::<Option<&str>, _>("checksum_algo")?
-                        .map(algo_of)
-                        .transpose()?,
-                    full_object: r.try_get::<Option<&str>, _>("checksum_type")? != Some("COMPOSITE"),
-                })
-            }
-
-            fn part_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<PartRow> {
-                let tier = tier_of(r.try_get::<&str, _>("tier")?)?;
-                let size = to_u64(r.try_get("size")?, "part size")?;
-                let hash: Option<String> = r.try_get("blob_hash")?;
-                Ok(PartRow {
-                    part_number: r.try_get("part_number")?,
-                    size,
-                    etag: r.try_get("etag")?,
-                    created_at: r.try_get("created_at")?,
-                    blob: hash.map(|hash| Segment {
-                        tier,
-                        hash,
-                        size,
-                        inline: None,
-                    }),
-                    checksum: r.try_get("checksum_value")?,
-                })
-            }
-
-            fn blob_row_of(r: &<$db as sqlx::Database>::Row) -> MetaResult<BlobRow> {
-                Ok(BlobRow {
-                    blob: BlobId {
-                        tier: tier_of(r.try_get::<&str, _>("tier")?)?,
-                        hash: r.try_get("hash")?,
-                    },
-                    size: to_u64(r.try_get("size")?, "blob size")?,
-                    ref_count: r.try_get("ref_count")?,
-                    corrupted: r.try_get("corrupted")?,
-                    inline: r.try_get("inline")?,
-                })
             }
 
             /// Locks an upload row (Postgres) and checks it belongs to `bucket_id`.
@@ -613,7 +478,7 @@ macro_rules! sql_meta {
                         " FROM multipart_uploads WHERE upload_id = $1")
                 };
                 let row = sqlx::query(Q).bind(upload_id).fetch_optional(&mut **tx).await?;
-                let up = row.as_ref().map(Self::upload_of).transpose()?;
+                let up = row.as_ref().map(decode::upload_of).transpose()?;
                 match up {
                     Some(u) if bucket_id.is_none_or(|b| b == u.bucket_id) => Ok(u),
                     _ => Err(MetaError::NoSuchUpload),
@@ -630,7 +495,7 @@ macro_rules! sql_meta {
                 .bind(upload_id)
                 .fetch_all(&mut **tx)
                 .await?;
-                rows.iter().map(Self::part_of).collect()
+                rows.iter().map(decode::part_of).collect()
             }
 
             /// A write transaction. SQLite: `BEGIN IMMEDIATE`, the database's write lock from
@@ -673,61 +538,7 @@ macro_rules! sql_meta {
                     .bind(key)
                     .fetch_all(&mut *conn)
                     .await?;
-                Self::object_from_rows(&rows, false)
-            }
-
-            /// An object assembled from rows of `OBJECT_COLS` + `SEGMENT_COLS`, one per segment
-            /// (one row with NULL segment columns for an empty object).
-            /// With `inline`, the rows also carry `inline_data` (the bytes of inline blobs).
-            fn object_from_rows(
-                rows: &[<$db as sqlx::Database>::Row],
-                inline: bool,
-            ) -> MetaResult<Option<ObjectRow>> {
-                let Some(first) = rows.first() else {
-                    return Ok(None);
-                };
-                let mut corrupted = false;
-                let mut segments = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let Some(tier) = r.try_get::<Option<&str>, _>("seg_tier")? else {
-                        continue;
-                    };
-                    corrupted |= r.try_get::<bool, _>("corrupted")?;
-                    let data: Option<Vec<u8>> =
-                        if inline { r.try_get("inline_data")? } else { None };
-                    segments.push(Segment {
-                        tier: tier_of(tier)?,
-                        hash: r.try_get("blob_hash")?,
-                        size: to_u64(r.try_get("seg_size")?, "segment size")?,
-                        inline: data.map(bytes::Bytes::from),
-                    });
-                }
-                Self::object_of(first, segments, corrupted).map(Some)
-            }
-
-            /// An object row (`OBJECT_COLS`) with its segments.
-            fn object_of(
-                r: &<$db as sqlx::Database>::Row,
-                segments: Vec<Segment>,
-                corrupted: bool,
-            ) -> MetaResult<ObjectRow> {
-                Ok(ObjectRow {
-                    id: r.try_get("id")?,
-                    key: r.try_get("key")?,
-                    size: to_u64(r.try_get("size")?, "size")?,
-                    etag: r.try_get::<Option<String>, _>("etag")?.unwrap_or_default(),
-                    headers: Self::headers_of(r)?,
-                    storage_class: r.try_get("storage_class")?,
-                    created_at: r.try_get("created_at")?,
-                    segments,
-                    parts_count: r.try_get("parts_count")?,
-                    checksum: checksum_of(
-                        r.try_get("checksum_algo")?,
-                        r.try_get("checksum_value")?,
-                        r.try_get("checksum_type")?,
-                    )?,
-                    corrupted,
-                })
+                decode::object_from_rows(&rows, false)
             }
 
             /// Applies reference-count changes in lock order; `place` runs right after the new
@@ -1055,25 +866,7 @@ macro_rules! sql_meta {
                 before: Option<&str>,
                 limit: usize,
             ) -> MetaResult<Vec<ListEntry>> {
-                let (rows_sql, json_sql) = page_sql(start_inclusive, before.is_some());
-                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                if !Self::PG && limit >= JSON_PAGE_MIN {
-                    let mut query = sqlx::query_scalar::<_, String>(json_sql)
-                        .bind(bucket_id)
-                        .bind(start)
-                        .bind(limit);
-                    if let Some(b) = before {
-                        query = query.bind(b);
-                    }
-                    let json = query.fetch_one(&self.$read).await?;
-                    return list_entries_from_json(&json);
-                }
-                let mut query = sqlx::query(rows_sql).bind(bucket_id).bind(start).bind(limit);
-                if let Some(b) = before {
-                    query = query.bind(b);
-                }
-                let rows = self.page_rows(query).await?;
-                rows.iter().map(Self::list_entry_of).collect()
+                self.page(bucket_id, start, start_inclusive, before, limit).await
             }
 
             async fn list_walk(
@@ -1085,34 +878,8 @@ macro_rules! sql_meta {
                 roll: Rollup<'_>,
                 limit: usize,
             ) -> MetaResult<Vec<ListEntry>> {
-                let sql = walk_sql(Self::PG, before.is_some());
-                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                let resume = roll.resume_char();
-                macro_rules! bound {
-                    ($q:expr) => {{
-                        let q = $q
-                            .bind(bucket_id)
-                            .bind(start)
-                            .bind(start_inclusive)
-                            .bind(roll.prefix)
-                            .bind(roll.delimiter)
-                            .bind(resume.as_deref())
-                            .bind(limit);
-                        match before {
-                            Some(b) => q.bind(b),
-                            None => q,
-                        }
-                    }};
-                }
-                if Self::PG {
-                    let rows = self.page_rows(bound!(sqlx::query(sql))).await?;
-                    return rows.iter().map(Self::list_entry_of).collect();
-                }
-                // One JSON array, as for list_page's long pages: a walk returns up to a page.
-                let json = bound!(sqlx::query_scalar::<_, String>(sql))
-                    .fetch_one(&self.$read)
-                    .await?;
-                list_entries_from_json(&json)
+                self.walk(bucket_id, start, start_inclusive, before, roll, limit)
+                    .await
             }
 
             async fn create_upload(&self, u: &UploadRow) -> MetaResult<()> {
@@ -1153,7 +920,7 @@ macro_rules! sql_meta {
                     .bind(bucket_id)
                     .fetch_optional(&self.$read)
                     .await?;
-                row.as_ref().map(Self::upload_of).transpose()
+                row.as_ref().map(decode::upload_of).transpose()
             }
 
             async fn commit_part(
@@ -1173,7 +940,7 @@ macro_rules! sql_meta {
                     .bind(part.part_number)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let old = old.as_ref().map(Self::part_of).transpose()?;
+                    let old = old.as_ref().map(decode::part_of).transpose()?;
                     let new_segs: Vec<Segment> = part.blob.iter().cloned().collect();
                     let old_segs: Vec<Segment> = old.and_then(|p| p.blob).into_iter().collect();
                     let ds = deltas(&new_segs, &old_segs);
@@ -1218,7 +985,7 @@ macro_rules! sql_meta {
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(&self.$read)
                 .await?;
-                rows.iter().map(Self::part_of).collect()
+                rows.iter().map(decode::part_of).collect()
             }
 
             async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow> {
@@ -1310,7 +1077,7 @@ macro_rules! sql_meta {
                 // `key >= prefix` starts the range; rows past the prefix end it.
                 let mut out = Vec::new();
                 for r in &rows {
-                    let u = Self::upload_of(r)?;
+                    let u = decode::upload_of(r)?;
                     if !u.key.starts_with(prefix) {
                         break;
                     }
@@ -1453,7 +1220,7 @@ macro_rules! sql_meta {
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                     .fetch_all(&self.$read)
                     .await?;
-                rows.iter().map(Self::blob_row_of).collect()
+                rows.iter().map(decode::blob_row_of).collect()
             }
 
             async fn blob_data(&self, blob: &BlobId) -> MetaResult<Option<Vec<u8>>> {
@@ -1490,7 +1257,7 @@ macro_rules! sql_meta {
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                     .fetch_all(&self.$read)
                     .await?;
-                rows.iter().map(Self::blob_row_of).collect()
+                rows.iter().map(decode::blob_row_of).collect()
             }
 
             async fn blob_exists(&self, blob: &BlobId) -> MetaResult<bool> {
@@ -1615,32 +1382,17 @@ impl SourceCondition {
 const PG_COMMIT_PUT_SQL: &str = "SELECT js_commit_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
 
-/// SQLite listing pages of at least this many rows come back as one JSON value (`list_page`).
-const JSON_PAGE_MIN: i64 = 64;
-
-/// `list_page`'s statement, as rows and as one JSON array (SQLite), from `$2` (inclusive or
-/// not) up to `$4` if bounded. Parameters: `$1` bucket, `$2` start, `$3` most rows.
-///
-/// The page as rows, or (SQLite, pages of JSON_PAGE_MIN rows or more) as one JSON array:
-/// sqlx-sqlite hands every row from its connection thread to the task separately, and the
-/// task, faster than SQLite, parked and was woken again for each one (a futex wake and a
-/// context switch per row: 1,000-key pages went 155-183 -> 259-276/s). The delimiter walk's
-/// 2-row seeks stay rows: building and parsing JSON costs them more than the hand-offs it saves
-/// (-20%). On SQLite every column comes from the covering index `objects_listing`.
-fn page_sql(start_inclusive: bool, bounded: bool) -> (&'static str, &'static str) {
-    const SEL: &str = "SELECT key, size, etag, storage_class, created_at FROM objects \
-        WHERE bucket_id = $1 AND is_latest AND ";
+/// `list_page`'s statement, from `$2` (inclusive or not) up to `$4` if bounded. Parameters:
+/// `$1` bucket, `$2` start, `$3` most rows. On SQLite every column comes from the covering index
+/// `objects_listing`.
+fn page_sql(start_inclusive: bool, bounded: bool) -> &'static str {
     macro_rules! page_sql {
         ($cond:literal) => {
-            (
-                const_format::concatcp!(SEL, $cond, " ORDER BY key LIMIT +$3"),
-                const_format::concatcp!(
-                    "SELECT json_group_array(json_array(key, size, etag, \
-                     storage_class, created_at)) FROM (",
-                    SEL,
-                    $cond,
-                    " ORDER BY key LIMIT +$3)"
-                ),
+            concat!(
+                "SELECT key, size, etag, storage_class, created_at FROM objects \
+                 WHERE bucket_id = $1 AND is_latest AND ",
+                $cond,
+                " ORDER BY key LIMIT +$3"
             )
         };
     }
@@ -1695,7 +1447,7 @@ fn walk_sql(pg: bool, bounded: bool) -> &'static str {
             )
         } else {
             // No LATERAL in SQLite: the walk carries keys only (a scalar subquery per step),
-            // and the rows are joined at the end.
+            // and the rows are joined at the end, with no ORDER BY (`direct::entries`).
             let cp = |k: &str| {
                 format!(
                     "(CASE WHEN instr(substr({k}, length($4) + 1), $5) > 0 THEN substr({k}, 1, \
@@ -1712,41 +1464,14 @@ fn walk_sql(pg: bool, bounded: bool) -> &'static str {
                      ORDER BY o.key LIMIT 1) \
                    FROM walk w \
                    WHERE w.n < $7 AND {cp_w} IS NOT NULL AND $6 IS NOT NULL) \
-                 SELECT json_group_array(json_array(COALESCE({cp_o}, o.key), o.size, o.etag, \
-                   o.storage_class, o.created_at)) \
+                 SELECT COALESCE({cp_o}, o.key) AS key, o.size AS size, o.etag AS etag, \
+                   o.storage_class AS storage_class, o.created_at AS created_at \
                  FROM walk w JOIN objects o ON o.bucket_id = $1 AND o.is_latest AND o.key = w.key",
                 cp_w = cp("w.key"),
                 cp_o = cp("o.key"),
             )
         }
     })
-}
-
-/// A SQLite listing page: `[[key, size, etag, storage_class, created_at], …]`.
-fn list_entries_from_json(json: &str) -> MetaResult<Vec<ListEntry>> {
-    type Entry = (String, i64, Option<String>, String, i64);
-    let entries: Vec<Entry> = serde_json::from_str(json)
-        .map_err(|e| MetaError::Invariant(format!("listing page JSON: {e}")))?;
-    let mut page = entries
-        .into_iter()
-        .map(|(key, size, etag, storage_class, created_at)| {
-            Ok(ListEntry {
-                key,
-                size: to_u64(size, "size")?,
-                etag: etag.unwrap_or_default(),
-                storage_class,
-                created_at,
-            })
-        })
-        .collect::<MetaResult<Vec<ListEntry>>>()?;
-    // The aggregates have no ORDER BY of their own: they read their rows in key order (the flat
-    // page's subquery, the walk's steps), but SQL does not promise that, so the order is
-    // checked here (one pass) rather than asked of SQLite, which copied every row into a
-    // temporary B-tree to sort what came sorted already (8% of a listing's server CPU).
-    if !page.is_sorted_by(|a, b| a.key <= b.key) {
-        page.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    }
-    Ok(page)
 }
 
 /// A broken invariant raised by the commit functions (`RAISE … USING ERRCODE = 'JS001'`).
@@ -1895,26 +1620,115 @@ impl PgMeta {
 }
 
 impl PgMeta {
-    /// A listing seek's rows, on a hot connection: a delimiter listing makes one seek per
-    /// common prefix, and through the pool each seek cost two pings besides the query.
+    /// A point lookup, batched with those that arrive with it (`lookup`).
+    async fn find(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: Option<&str>,
+        inline: bool,
+    ) -> MetaResult<decode::Found> {
+        self.lookups.find(tenant, bucket, key, inline).await
+    }
+
+    /// `list_page`, on a hot connection: a listing makes one statement per page, and through
+    /// the pool each cost two pings besides the query.
+    async fn page(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>> {
+        let sql = page_sql(start_inclusive, before.is_some());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut query = sqlx::query(sql).bind(bucket_id).bind(start).bind(limit);
+        if let Some(b) = before {
+            query = query.bind(b);
+        }
+        self.page_rows(query).await
+    }
+
+    /// `list_walk`, on a hot connection.
+    async fn walk(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        roll: Rollup<'_>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>> {
+        let resume = roll.resume_char();
+        let query = sqlx::query(walk_sql(true, before.is_some()))
+            .bind(bucket_id)
+            .bind(start)
+            .bind(start_inclusive)
+            .bind(roll.prefix)
+            .bind(roll.delimiter)
+            .bind(resume.as_deref())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let query = match before {
+            Some(b) => query.bind(b),
+            None => query,
+        };
+        self.page_rows(query).await
+    }
+
     async fn page_rows(
         &self,
         q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> MetaResult<Vec<sqlx::postgres::PgRow>> {
+    ) -> MetaResult<Vec<ListEntry>> {
         let mut conn = self.hot.get().await?;
         let rows = q.fetch_all(conn.conn()).await;
         conn.done(&rows);
-        Ok(rows?)
+        rows?.iter().map(decode::list_entry_of).collect()
     }
 }
 
 impl SqliteMeta {
-    /// A listing seek's rows.
-    async fn page_rows(
+    /// A point lookup, on this thread (`direct`).
+    async fn find(
         &self,
-        q: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> MetaResult<Vec<sqlx::sqlite::SqliteRow>> {
-        Ok(q.fetch_all(&self.read).await?)
+        tenant: &str,
+        bucket: &str,
+        key: Option<&str>,
+        inline: bool,
+    ) -> MetaResult<decode::Found> {
+        self.direct.find(&decode::Lookup {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+            key: key.map(str::to_owned),
+            inline,
+        })
+    }
+
+    async fn page(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>> {
+        (self.direct)
+            .list_page(bucket_id, start, start_inclusive, before, limit)
+            .await
+    }
+
+    async fn walk(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        roll: Rollup<'_>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>> {
+        (self.direct)
+            .list_walk(bucket_id, start, start_inclusive, before, roll, limit)
+            .await
     }
 }
 
@@ -1975,14 +1789,16 @@ fn check_counts(ds: &[Delta], rows: &[sqlx::sqlite::SqliteRow]) -> MetaResult<()
 
 mod batch;
 mod batcher;
+mod decode;
+mod direct;
 mod group;
 mod hot;
 mod lookup;
 
 #[cfg(test)]
 mod tests {
-    /// Every SQLite listing statement (flat pages, as rows and as JSON, and the delimiter walk)
-    /// reads the objects from the covering index alone, never from the table row by row.
+    /// Every SQLite listing statement (flat pages and the delimiter walk) reads the objects
+    /// from the covering index alone, never from the table row by row.
     #[tokio::test]
     async fn sqlite_listings_read_only_the_covering_index() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1990,11 +1806,10 @@ mod tests {
         let meta = super::SqliteMeta::connect(&url).await.expect("open");
         let mut statements = Vec::new();
         for (inclusive, bounded) in [(false, false), (true, false), (false, true), (true, true)] {
-            let (rows, json) = super::page_sql(inclusive, bounded);
-            statements.extend([
-                (rows, 3 + usize::from(bounded)),
-                (json, 3 + usize::from(bounded)),
-            ]);
+            statements.push((
+                super::page_sql(inclusive, bounded),
+                3 + usize::from(bounded),
+            ));
             statements.push((super::walk_sql(false, bounded), 7 + usize::from(bounded)));
         }
         for (sql, params) in statements {
@@ -2017,16 +1832,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    /// A page whose rows SQLite handed over out of order still comes back in key (byte) order.
-    #[test]
-    fn json_pages_come_back_in_key_order() {
-        let json = r#"[["b",1,"e1","STANDARD",5],["a/",0,null,"STANDARD",0],["a",2,"e2","STANDARD",7],["é",3,"e3","STANDARD",9]]"#;
-        let page = super::list_entries_from_json(json).expect("page");
-        let keys: Vec<&str> = page.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["a", "a/", "b", "é"]);
-        assert_eq!((page[0].size, page[0].etag.as_str()), (2, "e2"));
-        assert_eq!(page[1].etag, "", "a prefix has no ETag");
     }
 }
