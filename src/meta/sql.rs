@@ -538,7 +538,7 @@ macro_rules! sql_meta {
                     .bind(key)
                     .fetch_all(&mut *conn)
                     .await?;
-                decode::object_from_rows(&rows, false)
+                decode::object_from_rows(&mut rows.iter(), false)
             }
 
             /// Applies reference-count changes in lock order; `place` runs right after the new

@@ -251,7 +251,7 @@ async fn plan(
     if !bucket_exists {
         return Err(MetaError::NoSuchBucket);
     }
-    let old = super::decode::object_from_rows(rows, false)?;
+    let old = super::decode::object_from_rows(&mut rows.iter(), false)?;
     let mut w = std::mem::take(out);
     let (ds, done) = match op {
         Op::Put { commit: c, place } => {

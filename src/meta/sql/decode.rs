@@ -51,6 +51,26 @@ impl Cols for rusqlite::Row<'_> {
     }
 }
 
+/// Rows read one at a time: a statement's cursor (rusqlite) or a fetched slice (sqlx).
+pub(in crate::meta) trait RowSource {
+    type Row: Cols;
+    fn next_row(&mut self) -> MetaResult<Option<&Self::Row>>;
+}
+
+impl<R: Cols> RowSource for std::slice::Iter<'_, R> {
+    type Row = R;
+    fn next_row(&mut self) -> MetaResult<Option<&R>> {
+        Ok(self.next())
+    }
+}
+
+impl<'stmt> RowSource for rusqlite::Rows<'stmt> {
+    type Row = rusqlite::Row<'stmt>;
+    fn next_row(&mut self) -> MetaResult<Option<&rusqlite::Row<'stmt>>> {
+        Ok(self.next()?)
+    }
+}
+
 /// A lookup's identity, as the batched and the direct lookups take it (`lookup`).
 pub(in crate::meta) struct Lookup {
     pub tenant: String,
@@ -84,7 +104,7 @@ pub(in crate::meta) fn founds_of<R: Cols>(batch: &[Lookup], rows: &[R]) -> MetaR
         }
         let (mine, tail) = rest.split_at(len);
         rest = tail;
-        found.push(found_of(l, mine)?);
+        found.push(found_of(l, &mut mine.iter())?);
     }
     if !rest.is_empty() {
         return Err(MetaError::Invariant(format!(
@@ -98,18 +118,16 @@ pub(in crate::meta) fn founds_of<R: Cols>(batch: &[Lookup], rows: &[R]) -> MetaR
 /// A lookup's answer from its rows (`k_id`, `k_created_at`, then as `object_from_rows`): none
 /// when there is no such bucket, else at least one (the object's columns NULL when there is no
 /// current version).
-pub(in crate::meta) fn found_of<R: Cols>(l: &Lookup, rows: &[R]) -> MetaResult<Found> {
-    let Some(first) = rows.first() else {
-        return Ok(Found {
-            bucket: None,
-            object: None,
-        });
+pub(in crate::meta) fn found_of<S: RowSource>(l: &Lookup, rows: &mut S) -> MetaResult<Found> {
+    let none = Found {
+        bucket: None,
+        object: None,
+    };
+    let Some(first) = rows.next_row()? else {
+        return Ok(none);
     };
     let Some(id) = first.get::<Option<String>>("k_id")? else {
-        return Ok(Found {
-            bucket: None,
-            object: None,
-        });
+        return Ok(none);
     };
     let bucket = BucketRow {
         id,
@@ -118,7 +136,10 @@ pub(in crate::meta) fn found_of<R: Cols>(l: &Lookup, rows: &[R]) -> MetaResult<F
         created_at: first.get("k_created_at")?,
     };
     let object = match first.get::<Option<String>>("id")? {
-        Some(_) => object_from_rows(rows, l.inline)?,
+        Some(_) => {
+            let object = object_of(first, l.inline)?;
+            Some(with_segments(object, rows, l.inline)?)
+        }
         None => None,
     };
     Ok(Found {
@@ -130,38 +151,20 @@ pub(in crate::meta) fn found_of<R: Cols>(l: &Lookup, rows: &[R]) -> MetaResult<F
 /// An object assembled from rows of `OBJECT_COLS` + `SEGMENT_COLS`, one per segment (one row
 /// with NULL segment columns for an empty object). With `inline`, the rows also carry
 /// `inline_data` (the bytes of inline blobs).
-pub(in crate::meta) fn object_from_rows<R: Cols>(
-    rows: &[R],
+pub(in crate::meta) fn object_from_rows<S: RowSource>(
+    rows: &mut S,
     inline: bool,
 ) -> MetaResult<Option<ObjectRow>> {
-    let Some(first) = rows.first() else {
+    let Some(first) = rows.next_row()? else {
         return Ok(None);
     };
-    let mut corrupted = false;
-    let mut segments = Vec::with_capacity(rows.len());
-    for r in rows {
-        let Some(tier) = r.get::<Option<String>>("seg_tier")? else {
-            continue;
-        };
-        corrupted |= r.get::<bool>("corrupted")?;
-        let data: Option<Vec<u8>> = if inline { r.get("inline_data")? } else { None };
-        segments.push(Segment {
-            tier: tier_of(&tier)?,
-            hash: r.get("blob_hash")?,
-            size: to_u64(r.get("seg_size")?, "segment size")?,
-            inline: data.map(bytes::Bytes::from),
-        });
-    }
-    object_of(first, segments, corrupted).map(Some)
+    let object = object_of(first, inline)?;
+    with_segments(object, rows, inline).map(Some)
 }
 
-/// An object row (`OBJECT_COLS`) with its segments.
-pub(in crate::meta) fn object_of<R: Cols>(
-    r: &R,
-    segments: Vec<Segment>,
-    corrupted: bool,
-) -> MetaResult<ObjectRow> {
-    Ok(ObjectRow {
+/// An object row (`OBJECT_COLS`) with the segment of its row (`SEGMENT_COLS`).
+fn object_of<R: Cols>(r: &R, inline: bool) -> MetaResult<ObjectRow> {
+    let mut object = ObjectRow {
         id: r.get("id")?,
         key: r.get("key")?,
         size: to_u64(r.get("size")?, "size")?,
@@ -169,15 +172,45 @@ pub(in crate::meta) fn object_of<R: Cols>(
         headers: headers_of(r)?,
         storage_class: r.get("storage_class")?,
         created_at: r.get("created_at")?,
-        segments,
+        segments: Vec::with_capacity(1),
         parts_count: r.get("parts_count")?,
         checksum: checksum_of(
             r.get("checksum_algo")?,
             r.get("checksum_value")?,
             r.get("checksum_type")?,
         )?,
-        corrupted,
-    })
+        corrupted: false,
+    };
+    add_segment(&mut object, r, inline)?;
+    Ok(object)
+}
+
+/// `object` with the segments of the rest of its rows.
+fn with_segments<S: RowSource>(
+    mut object: ObjectRow,
+    rows: &mut S,
+    inline: bool,
+) -> MetaResult<ObjectRow> {
+    while let Some(r) = rows.next_row()? {
+        add_segment(&mut object, r, inline)?;
+    }
+    Ok(object)
+}
+
+/// Adds the segment of a row (`SEGMENT_COLS`, `inline_data` with `inline`), if it has one.
+fn add_segment<R: Cols>(object: &mut ObjectRow, r: &R, inline: bool) -> MetaResult<()> {
+    let Some(tier) = r.get::<Option<String>>("seg_tier")? else {
+        return Ok(());
+    };
+    object.corrupted |= r.get::<bool>("corrupted")?;
+    let data: Option<Vec<u8>> = if inline { r.get("inline_data")? } else { None };
+    object.segments.push(Segment {
+        tier: tier_of(&tier)?,
+        hash: r.get("blob_hash")?,
+        size: to_u64(r.get("seg_size")?, "segment size")?,
+        inline: data.map(bytes::Bytes::from),
+    });
+    Ok(())
 }
 
 /// A listing row (`key`, `size`, `etag`, `storage_class`, `created_at`).

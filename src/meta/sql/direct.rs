@@ -21,7 +21,7 @@
 use super::decode::{self, Found, Lookup};
 use super::{OBJECT_COLS, READER_CACHE_KIB, SEGMENT_COLS, SEGMENT_JOIN, page_sql, walk_sql};
 use crate::meta::{ListEntry, MetaError, MetaResult, Rollup};
-use rusqlite::types::{ToSql, Value, ValueRef};
+use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,13 +102,8 @@ impl Readers {
     pub fn find(&self, l: &Lookup) -> MetaResult<Found> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(FIND_SQL)?;
-            let names: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
             let mut rows = stmt.query(rusqlite::params![l.tenant, l.bucket, l.key, l.inline])?;
-            let mut owned = Vec::with_capacity(1);
-            while let Some(r) = rows.next()? {
-                owned.push(Owned::of(&names, r)?);
-            }
-            decode::found_of(l, &owned)
+            decode::found_of(l, &mut rows)
         })
     }
 
@@ -197,35 +192,6 @@ fn entries(c: &Connection, sql: &str, params: &[(&str, &dyn ToSql)]) -> MetaResu
         page.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     }
     Ok(page)
-}
-
-/// A row copied out of its statement, so that a lookup's rows (one per segment) can be decoded
-/// together.
-struct Owned {
-    names: Arc<[String]>,
-    values: Vec<Value>,
-}
-
-impl Owned {
-    fn of(names: &Arc<[String]>, r: &rusqlite::Row<'_>) -> MetaResult<Owned> {
-        let names = names.clone();
-        let values = (0..names.len())
-            .map(|i| Ok(r.get::<_, Value>(i)?))
-            .collect::<MetaResult<Vec<_>>>()?;
-        Ok(Owned { names, values })
-    }
-}
-
-impl decode::Cols for Owned {
-    fn get<T: decode::Col>(&self, col: &str) -> MetaResult<T> {
-        let i = self
-            .names
-            .iter()
-            .position(|n| n == col)
-            .ok_or_else(|| MetaError::Invariant(format!("no column {col:?} in the row")))?;
-        T::column_result(ValueRef::from(&self.values[i]))
-            .map_err(|e| MetaError::Corrupt(format!("column {col:?}: {e}")))
-    }
 }
 
 #[cfg(test)]
