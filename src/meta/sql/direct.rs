@@ -28,9 +28,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-/// Connections. A caller holds one only while its statement runs (no await in between), so at
-/// most one per thread is in use: two runtime workers and the blocking pool's listing threads.
-const CONNECTIONS: usize = 4;
+/// Connections for the listings, whose threads (the blocking pool's) wait for one when all are
+/// taken. The lookups have connections of their own, one per core (a runtime worker's thread
+/// holds one only while its statement runs), so a lookup never waits on the reactor for a
+/// listing page to finish.
+const LISTING_CONNECTIONS: usize = 2;
 /// Prepared statements kept per connection: the lookup, four page and two walk statements.
 const STATEMENTS: usize = 16;
 /// A WAL reader waits only while another connection recovers the WAL index, which takes
@@ -53,6 +55,12 @@ const FIND_SQL: &str = const_format::concatcp!(
 );
 
 pub(in crate::meta) struct Readers {
+    lookups: Pool,
+    listings: Pool,
+}
+
+/// Connections, each used by one thread at a time.
+struct Pool {
     conns: Box<[Mutex<Connection>]>,
     /// Where the next caller starts looking for a free connection.
     next: AtomicUsize,
@@ -62,7 +70,27 @@ impl Readers {
     /// Read-only connections to the database file at `path`, which must exist (the writer
     /// creates it and runs the migrations first).
     pub fn open(path: &Path) -> MetaResult<Readers> {
-        let conns = (0..CONNECTIONS)
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+        Ok(Readers {
+            lookups: Pool::open(path, cores)?,
+            listings: Pool::open(path, LISTING_CONNECTIONS)?,
+        })
+    }
+
+    /// The lookup's bucket and, with a key, that key's current version.
+    pub fn find(&self, l: &Lookup) -> MetaResult<Found> {
+        self.lookups.with(|c| {
+            let mut stmt = c.prepare_cached(FIND_SQL)?;
+            let mut rows = stmt.query(rusqlite::params![l.tenant, l.bucket, l.key, l.inline])?;
+            decode::found_of(l, &mut rows)
+        })
+    }
+}
+
+impl Pool {
+    /// `n` read-only connections to the database file at `path`.
+    fn open(path: &Path, n: usize) -> MetaResult<Pool> {
+        let conns = (0..n)
             .map(|_| {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let c = Connection::open_with_flags(path, flags)?;
@@ -72,7 +100,7 @@ impl Readers {
                 Ok(Mutex::new(c))
             })
             .collect::<MetaResult<Vec<_>>>()?;
-        Ok(Readers {
+        Ok(Pool {
             conns: conns.into_boxed_slice(),
             next: AtomicUsize::new(0),
         })
@@ -97,16 +125,9 @@ impl Readers {
             .unwrap_or_else(PoisonError::into_inner);
         f(&c)
     }
+}
 
-    /// The lookup's bucket and, with a key, that key's current version.
-    pub fn find(&self, l: &Lookup) -> MetaResult<Found> {
-        self.with(|c| {
-            let mut stmt = c.prepare_cached(FIND_SQL)?;
-            let mut rows = stmt.query(rusqlite::params![l.tenant, l.bucket, l.key, l.inline])?;
-            decode::found_of(l, &mut rows)
-        })
-    }
-
+impl Readers {
     /// `MetaStore::list_page`, on the blocking pool.
     pub async fn list_page(
         self: &Arc<Self>,
@@ -171,7 +192,7 @@ impl Readers {
         f: impl FnOnce(&Connection) -> MetaResult<R> + Send + 'static,
     ) -> MetaResult<R> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.with(f))
+        tokio::task::spawn_blocking(move || me.listings.with(f))
             .await
             .map_err(|e| MetaError::Invariant(format!("a listing's read panicked: {e}")))?
     }
@@ -223,6 +244,33 @@ mod tests {
         assert_eq!(keys, ["a", "a/", "b", "é"]);
         assert_eq!((page[0].size, page[0].etag.as_str()), (2, "e2"));
         assert_eq!(page[1].etag, "", "a prefix has no ETag");
+    }
+
+    /// A lookup never waits for a listing: with every listing connection taken (listing
+    /// threads mid-page), a lookup on a runtime worker still runs at once.
+    #[tokio::test]
+    async fn lookups_do_not_wait_for_listings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+        let meta = SqliteMeta::connect(&url).await.expect("open");
+        let tenant = meta.create_tenant("one").await.expect("tenant");
+        meta.create_bucket(&tenant, "b").await.expect("bucket");
+        let held: Vec<_> = (meta.direct.listings.conns.iter())
+            .map(|c| c.lock().expect("listing connection"))
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let direct = meta.direct.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                direct
+                    .find(&lookup(&tenant, "b", None, false))
+                    .map(|f| f.bucket),
+            );
+        });
+        let found = rx.recv_timeout(Duration::from_secs(10));
+        drop(held);
+        let bucket = found.expect("the lookup waited for the listings' connections");
+        assert!(bucket.expect("lookup").is_some(), "the bucket is found");
     }
 
     /// Each lookup is answered on its own: a missing bucket, another tenant's bucket of the
