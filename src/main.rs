@@ -5,6 +5,7 @@ use just_storage::config::{Config, ServeArgs};
 use just_storage::engine::{Engine, Limits};
 
 fn main() -> anyhow::Result<()> {
+    just_storage::server::tune_malloc();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
