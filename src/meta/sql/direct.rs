@@ -18,7 +18,7 @@
 //! Only reads come here; every write stays on sqlx's writer. Colder reads (access keys, upload
 //! and part listings, the workers' scans) stay on sqlx's read pool.
 
-use super::decode::{self, Found, Lookup};
+use super::decode::{self, Found, Lookup, RowSource};
 use super::{OBJECT_COLS, READER_CACHE_KIB, SEGMENT_COLS, SEGMENT_JOIN, page_sql, walk_sql};
 use crate::meta::{ListEntry, MetaError, MetaResult, Rollup};
 use rusqlite::types::ToSql;
@@ -81,8 +81,8 @@ impl Readers {
     pub fn find(&self, l: &Lookup) -> MetaResult<Found> {
         self.lookups.with(|c| {
             let mut stmt = c.prepare_cached(FIND_SQL)?;
-            let mut rows = stmt.query(rusqlite::params![l.tenant, l.bucket, l.key, l.inline])?;
-            decode::found_of(l, &mut rows)
+            let params = rusqlite::params![l.tenant, l.bucket, l.key, l.inline];
+            decode::found_of(l, &mut decode::Named::query(&mut stmt, params)?)
         })
     }
 }
@@ -201,10 +201,10 @@ impl Readers {
 /// A listing statement's rows (`decode::list_entry_of`'s columns), in key order.
 fn entries(c: &Connection, sql: &str, params: &[(&str, &dyn ToSql)]) -> MetaResult<Vec<ListEntry>> {
     let mut stmt = c.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
+    let mut rows = decode::Named::query(&mut stmt, params)?;
     let mut page = Vec::new();
-    while let Some(r) = rows.next()? {
-        page.push(decode::list_entry_of(r)?);
+    while let Some(r) = rows.next_row()? {
+        page.push(decode::list_entry_of(&r)?);
     }
     // The walk joins its keys' rows at the end without an ORDER BY: SQLite reads them in the
     // walk's order, but SQL does not promise that, so the order is checked here (one pass)
