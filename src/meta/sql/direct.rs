@@ -246,6 +246,31 @@ mod tests {
         assert_eq!(page[1].etag, "", "a prefix has no ETag");
     }
 
+    /// Columns are found by name whatever order they are asked in, in any case, and a missing
+    /// name is an error, not a neighbouring column.
+    #[test]
+    fn named_rows_find_columns_in_any_order() {
+        use crate::meta::sql::decode::{Cols, Named};
+        let c = Connection::open_in_memory().expect("database");
+        let mut stmt = c
+            .prepare("SELECT 1 AS a, 'two' AS b, 3 AS c UNION ALL SELECT 4, 'five', 6")
+            .expect("prepare");
+        let mut rows = Named::query(&mut stmt, []).expect("query");
+        let mut seen = Vec::new();
+        while let Some(r) = rows.next_row().expect("row") {
+            let c: i64 = r.get("c").expect("c");
+            let a: i64 = r.get("A").expect("A");
+            let b: String = r.get("b").expect("b");
+            assert!(r.get::<i64>("d").is_err(), "no column d");
+            let again: i64 = r.get("c").expect("c again");
+            seen.push((a, b, c, again));
+        }
+        assert_eq!(
+            seen,
+            [(1, "two".to_owned(), 3, 3), (4, "five".to_owned(), 6, 6)]
+        );
+    }
+
     /// A lookup never waits for a listing: with every listing connection taken (listing
     /// threads mid-page), a lookup on a runtime worker still runs at once.
     #[tokio::test]
