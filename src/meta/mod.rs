@@ -527,6 +527,24 @@ pub trait MetaStore: Send + Sync + 'static {
 mod tests {
     use super::*;
 
+    /// A direct SQLite read still locked after its busy timeout is "unavailable" (a 503 the
+    /// client retries), like a lost PostgreSQL connection; other SQLite failures are not.
+    #[test]
+    fn a_busy_sqlite_read_is_unavailable() {
+        let failure = |code| {
+            MetaError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(failure(rusqlite::ffi::SQLITE_BUSY).is_unavailable());
+        assert!(failure(rusqlite::ffi::SQLITE_LOCKED).is_unavailable());
+        assert!(!failure(rusqlite::ffi::SQLITE_CORRUPT).is_unavailable());
+        assert!(
+            !MetaError::Sqlite(rusqlite::Error::InvalidColumnName("x".into())).is_unavailable()
+        );
+    }
+
     #[test]
     fn successor_orders_after_every_extension() {
         assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
