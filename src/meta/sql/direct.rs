@@ -85,49 +85,7 @@ impl Readers {
             decode::found_of(l, &mut decode::Named::query(&mut stmt, params)?)
         })
     }
-}
 
-impl Pool {
-    /// `n` read-only connections to the database file at `path`.
-    fn open(path: &Path, n: usize) -> MetaResult<Pool> {
-        let conns = (0..n)
-            .map(|_| {
-                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let c = Connection::open_with_flags(path, flags)?;
-                c.busy_timeout(BUSY)?;
-                c.pragma_update(None, "cache_size", format!("-{READER_CACHE_KIB}"))?;
-                c.set_prepared_statement_cache_capacity(STATEMENTS);
-                Ok(Mutex::new(c))
-            })
-            .collect::<MetaResult<Vec<_>>>()?;
-        Ok(Pool {
-            conns: conns.into_boxed_slice(),
-            next: AtomicUsize::new(0),
-        })
-    }
-
-    /// Runs `f` on a free connection (or, when all are taken, waits for one).
-    fn with<R>(&self, f: impl FnOnce(&Connection) -> MetaResult<R>) -> MetaResult<R> {
-        let n = self.conns.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        for i in 0..n {
-            // A panic cannot leave a connection inside a statement (rusqlite resets statements
-            // on drop), so a poisoned lock is still a usable connection.
-            let c: MutexGuard<'_, Connection> = match self.conns[(start + i) % n].try_lock() {
-                Ok(c) => c,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => continue,
-            };
-            return f(&c);
-        }
-        let c = self.conns[start]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        f(&c)
-    }
-}
-
-impl Readers {
     /// `MetaStore::list_page`, on the blocking pool.
     pub async fn list_page(
         self: &Arc<Self>,
@@ -195,6 +153,46 @@ impl Readers {
         tokio::task::spawn_blocking(move || me.listings.with(f))
             .await
             .map_err(|e| MetaError::Invariant(format!("a listing's read panicked: {e}")))?
+    }
+}
+
+impl Pool {
+    /// `n` read-only connections to the database file at `path`.
+    fn open(path: &Path, n: usize) -> MetaResult<Pool> {
+        let conns = (0..n)
+            .map(|_| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let c = Connection::open_with_flags(path, flags)?;
+                c.busy_timeout(BUSY)?;
+                c.pragma_update(None, "cache_size", format!("-{READER_CACHE_KIB}"))?;
+                c.set_prepared_statement_cache_capacity(STATEMENTS);
+                Ok(Mutex::new(c))
+            })
+            .collect::<MetaResult<Vec<_>>>()?;
+        Ok(Pool {
+            conns: conns.into_boxed_slice(),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a free connection (or, when all are taken, waits for one).
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> MetaResult<R>) -> MetaResult<R> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            // A panic cannot leave a connection inside a statement (rusqlite resets statements
+            // on drop), so a poisoned lock is still a usable connection.
+            let c: MutexGuard<'_, Connection> = match self.conns[(start + i) % n].try_lock() {
+                Ok(c) => c,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            return f(&c);
+        }
+        let c = self.conns[start]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&c)
     }
 }
 
