@@ -5,8 +5,10 @@
 //! directory: JustStorage on SQLite (`target/release/just-storage`, or `--js-bin`), on PostgreSQL
 //! as well with `--pg` (a scratch database, dropped at the end), and the reference `s3s-fs`
 //! (`--reference auto|on|off`). Every step runs on each server in turn before the next step, so a
-//! change in machine load hits all of them alike. Around every measurement it reads the server's
-//! CPU time (`/proc/<pid>/stat`) and peak RSS (`VmHWM`, reset through `clear_refs` first).
+//! change in machine load hits all of them alike. Before every measurement it flushes the
+//! machine's dirty pages (`sync`), so no step pays for an earlier one's writeback. Around every
+//! measurement it reads the server's CPU time (`/proc/<pid>/stat`) and peak RSS (`VmHWM`, reset
+//! through `clear_refs` first).
 //!
 //! ```text
 //! cargo build --release --bin just-storage
@@ -318,6 +320,7 @@ async fn bench(
                 if let Some(db) = &t.pg {
                     db.settle()?;
                 }
+                servers::flush_dirty();
                 let pid = t.pid;
                 let pg_db = t.pg.as_ref().map(|d| d.name.clone());
                 let build_procs = servers::build_processes();
