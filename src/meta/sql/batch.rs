@@ -7,6 +7,14 @@
 //! `COMMIT` and one WAL fsync — the same statements as a lone commit, so a batch of one is
 //! exactly the unbatched transaction.
 //!
+//! Durability is pipelined: once a batch has committed, its fsync (`WalSync::barrier`) and its
+//! answers run in a task of their own while the next batch is read, planned and committed. The
+//! writer used to sit idle through every fsync. Nothing is answered before it is durable: every
+//! answer of a batch, a refusal too (a failed condition may have read the previous batch's
+//! commit), waits for that batch's barrier, and a barrier covers every earlier commit. WAL
+//! recovery keeps a prefix of the commits, so a later batch is never durable without an earlier
+//! one. At most `DURABLE_IN_FLIGHT` committed batches wait for their fsync at once.
+//!
 //! Isolation between jobs: a job whose condition fails (or whose blob could not be confirmed)
 //! is answered and contributes no writes; a job whose bucket is gone is answered
 //! `NoSuchBucket` from the read (the write lock is held from the read on, so it cannot vanish
@@ -23,10 +31,13 @@ use super::*;
 use futures::future::BoxFuture;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most jobs in one transaction: bounds a batch's script and its latency.
 const MAX_BATCH: usize = 64;
+/// Committed batches waiting for their fsync at once; the committer waits beyond this. Two
+/// already let one batch commit while the previous one syncs; more only queue on the disk.
+const DURABLE_IN_FLIGHT: usize = 4;
 /// Jobs waiting for the committer; callers wait for room beyond this.
 const QUEUE: usize = 1024;
 
@@ -90,6 +101,7 @@ impl Committer {
 /// The committer: takes what is queued (up to `MAX_BATCH`, distinct keys) and commits it.
 /// Ends when `SqliteMeta` (the last sender) is dropped.
 async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<Job>) {
+    let durable = Arc::new(Semaphore::new(DURABLE_IN_FLIGHT));
     let mut held: VecDeque<Job> = VecDeque::new();
     loop {
         let first = match held.pop_front() {
@@ -98,6 +110,10 @@ async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<
                 Some(j) => j,
                 None => return,
             },
+        };
+        // Waiting for a slot (the disk is behind) lets more jobs queue up for this batch.
+        let Ok(permit) = durable.clone().acquire_owned().await else {
+            return;
         };
         let mut batch = vec![first];
         let mut keys: HashSet<String> = HashSet::new();
@@ -123,17 +139,40 @@ async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<
         }
         later.append(&mut held);
         held = later;
-        commit_batch(&write, &wal, batch).await;
+        let answers = commit_batch(&write, batch).await;
+        let wal = wal.clone();
+        tokio::spawn(async move {
+            answer_when_durable(&wal, answers).await;
+            drop(permit);
+        });
     }
 }
 
-/// A job after its read: how to answer once the batch commits.
+/// A job after its read: its outcome, to be sent once the batch is durable.
 struct Planned {
     reply: oneshot::Sender<MetaResult<Done>>,
-    done: Done,
+    done: MetaResult<Done>,
 }
 
-async fn commit_batch(write: &sqlx::SqlitePool, wal: &WalSync, batch: Vec<Job>) {
+/// Sends a committed batch's answers once the WAL is synced past its commit; if the sync
+/// failed, every job gets that error instead (the first as is).
+async fn answer_when_durable(wal: &WalSync, answers: Vec<Planned>) {
+    if answers.is_empty() {
+        return;
+    }
+    match wal.barrier().await {
+        Ok(()) => {
+            for p in answers {
+                let _ = p.reply.send(p.done);
+            }
+        }
+        Err(e) => fail_all(answers.into_iter().map(|p| p.reply), e),
+    }
+}
+
+/// Runs a batch's transaction up to its COMMIT. Returns the answers that wait for the batch's
+/// fsync; a batch whose transaction failed has answered every job already (nothing to sync).
+async fn commit_batch(write: &sqlx::SqlitePool, batch: Vec<Job>) -> Vec<Planned> {
     let mut read = Script::default();
     for job in &batch {
         // A one-column row marks where each job's rows start.
@@ -163,18 +202,24 @@ async fn commit_batch(write: &sqlx::SqlitePool, wal: &WalSync, batch: Vec<Job>) 
     }
     let (mut tx, rows) = match Tx::begin(write, read).await {
         Ok(r) => r,
-        Err(e) => return fail_all(batch.into_iter().map(|j| j.reply), e),
+        Err(e) => {
+            fail_all(batch.into_iter().map(|j| j.reply), e);
+            return Vec::new();
+        }
     };
     let per_job = match split_rows(&rows, batch.len()) {
         Ok(p) => p,
-        Err(e) => return fail_all(batch.into_iter().map(|j| j.reply), e),
+        Err(e) => {
+            fail_all(batch.into_iter().map(|j| j.reply), e);
+            return Vec::new();
+        }
     };
     let now = crate::now_micros();
     let mut planned = Vec::with_capacity(batch.len());
     let mut writes = Script::default();
     let mut all_deltas = Vec::new();
     for (job, (bucket_exists, rows)) in batch.into_iter().zip(per_job) {
-        match plan(
+        let done = plan(
             job.op,
             bucket_exists,
             rows,
@@ -182,31 +227,29 @@ async fn commit_batch(write: &sqlx::SqlitePool, wal: &WalSync, batch: Vec<Job>) 
             &mut writes,
             &mut all_deltas,
         )
-        .await
-        {
-            Ok(done) => planned.push(Planned {
-                reply: job.reply,
-                done,
-            }),
-            Err(e) => {
-                let _ = job.reply.send(Err(e));
-            }
-        }
+        .await;
+        planned.push(Planned {
+            reply: job.reply,
+            done,
+        });
     }
     let result = async {
         let counts = tx.run(writes).await?;
         check_counts(&all_deltas, &counts)?;
-        tx.commit().await?;
-        wal.barrier().await
+        tx.commit().await
     }
     .await;
     match result {
-        Ok(()) => {
-            for p in planned {
-                let _ = p.reply.send(Ok(p.done));
-            }
+        Ok(()) => planned,
+        Err(e) => {
+            // Rolled back: every job that would have written gets the batch's error now; a
+            // refusal stands (it wrote nothing), but what it read may be the previous batch's
+            // commit, so it still waits for the barrier.
+            let (refused, failed): (Vec<_>, Vec<_>) =
+                planned.into_iter().partition(|p| p.done.is_err());
+            fail_all(failed.into_iter().map(|p| p.reply), e);
+            refused
         }
-        Err(e) => fail_all(planned.into_iter().map(|p| p.reply), e),
     }
 }
 
@@ -310,5 +353,80 @@ fn fail_all(replies: impl Iterator<Item = oneshot::Sender<MetaResult<Done>>>, e:
             .take()
             .unwrap_or_else(|| MetaError::Batch(msg.clone()));
         let _ = r.send(Err(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{MetaStore, SqliteMeta, WriteCondition};
+
+    fn put(bucket_id: &str, key: &str, condition: WriteCondition) -> Op {
+        Op::Put {
+            commit: Box::new(PutCommit {
+                object_id: uuid::Uuid::now_v7().to_string(),
+                bucket_id: bucket_id.to_owned(),
+                key: key.to_owned(),
+                size: 0,
+                etag: format!("etag-{key}"),
+                headers: Default::default(),
+                storage_class: "STANDARD".into(),
+                blob: None,
+                condition,
+                checksum: None,
+            }),
+            place: None,
+        }
+    }
+
+    /// No answer leaves before its batch's WAL sync: when the sync fails, a commit, a refusal
+    /// (its read may have seen a commit not yet synced) and a DELETE of a missing key all get
+    /// the sync's error, none its own outcome; with a sync that works they get their own.
+    #[tokio::test]
+    async fn answers_wait_for_the_wal_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+        let meta = SqliteMeta::connect(&url).await.expect("open");
+        let tenant = meta.create_tenant("one").await.expect("tenant");
+        let bucket = meta.create_bucket(&tenant, "b").await.expect("bucket");
+        let taken = put(&bucket.id, "taken", WriteCondition::None);
+        meta.committer.commit(taken).await.expect("a commit");
+
+        // A WAL path under a regular file: opening it fails (ENOTDIR), so every sync does.
+        let broken = Arc::new(WalSync::new(Some(dir.path().join("meta.db").join("wal"))));
+        let failing = Committer::start(meta.write.clone(), broken);
+        let delete = |key: &str| Op::Delete {
+            tenant_id: tenant.clone(),
+            bucket: "b".into(),
+            key: key.into(),
+        };
+        let outcomes = [
+            failing
+                .commit(put(&bucket.id, "new", WriteCondition::None))
+                .await,
+            failing
+                .commit(put(&bucket.id, "taken", WriteCondition::IfNoneMatchAny))
+                .await,
+            failing.commit(delete("missing")).await,
+        ];
+        for o in &outcomes {
+            assert!(
+                matches!(o, Err(MetaError::Sync(_))),
+                "answered before a durable sync: {:?}",
+                o.as_ref().map(|_| ())
+            );
+        }
+
+        let refused = meta
+            .committer
+            .commit(put(&bucket.id, "taken", WriteCondition::IfNoneMatchAny))
+            .await;
+        assert!(
+            matches!(refused, Err(MetaError::PreconditionFailed)),
+            "the refusal itself once the sync works: {:?}",
+            refused.as_ref().map(|_| ())
+        );
+        let gone = meta.committer.commit(delete("missing")).await;
+        assert!(matches!(gone, Ok(Done::Delete(false))), "a missing key");
     }
 }
