@@ -1795,6 +1795,29 @@ mod group;
 mod hot;
 mod lookup;
 
+/// A PUT commit of `key` for the tests of this module's parts: `blob` (none: an empty object),
+/// under `condition`.
+#[cfg(test)]
+fn test_put(
+    bucket_id: &str,
+    key: &str,
+    blob: Option<Segment>,
+    condition: WriteCondition,
+) -> PutCommit {
+    PutCommit {
+        object_id: uuid::Uuid::now_v7().to_string(),
+        bucket_id: bucket_id.to_owned(),
+        key: key.to_owned(),
+        size: blob.as_ref().map_or(0, |s| s.size),
+        etag: format!("etag-{key}"),
+        headers: Default::default(),
+        storage_class: "STANDARD".into(),
+        blob,
+        condition,
+        checksum: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Every SQLite listing statement (flat pages and the delimiter walk) reads the objects

@@ -363,18 +363,7 @@ mod tests {
 
     fn put(bucket_id: &str, key: &str, condition: WriteCondition) -> Op {
         Op::Put {
-            commit: Box::new(PutCommit {
-                object_id: uuid::Uuid::now_v7().to_string(),
-                bucket_id: bucket_id.to_owned(),
-                key: key.to_owned(),
-                size: 0,
-                etag: format!("etag-{key}"),
-                headers: Default::default(),
-                storage_class: "STANDARD".into(),
-                blob: None,
-                condition,
-                checksum: None,
-            }),
+            commit: Box::new(super::super::test_put(bucket_id, key, None, condition)),
             place: None,
         }
     }

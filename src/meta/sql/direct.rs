@@ -218,7 +218,7 @@ mod tests {
     use super::*;
     use crate::blobs::Tier;
     use crate::meta::SqliteMeta;
-    use crate::meta::{MetaStore, PutCommit, Segment, WriteCondition};
+    use crate::meta::{MetaStore, Segment, WriteCondition};
 
     fn lookup(tenant: &str, bucket: &str, key: Option<&str>, inline: bool) -> Lookup {
         Lookup {
@@ -323,18 +323,7 @@ mod tests {
                 }),
             ),
         ] {
-            let c = PutCommit {
-                object_id: uuid::Uuid::now_v7().to_string(),
-                bucket_id: b1.id.clone(),
-                key: key.to_owned(),
-                size: blob.as_ref().map_or(0, |s| s.size),
-                etag: format!("etag-{key}"),
-                headers: Default::default(),
-                storage_class: "STANDARD".into(),
-                blob,
-                condition: WriteCondition::None,
-                checksum: None,
-            };
+            let c = super::super::test_put(&b1.id, key, blob, WriteCondition::None);
             meta.commit_put(&c, None).await.expect("put");
         }
         let find = |l: Lookup| meta.direct.find(&l).expect("lookup");
