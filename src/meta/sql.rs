@@ -1795,6 +1795,15 @@ mod group;
 mod hot;
 mod lookup;
 
+/// A fresh SQLite metadata store in a temporary directory (kept as long as the directory).
+#[cfg(test)]
+async fn test_sqlite() -> (tempfile::TempDir, SqliteMeta) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+    let meta = SqliteMeta::connect(&url).await.expect("open");
+    (dir, meta)
+}
+
 /// A PUT commit of `key` for the tests of this module's parts: `blob` (none: an empty object),
 /// under `condition`.
 #[cfg(test)]
@@ -1824,9 +1833,7 @@ mod tests {
     /// from the covering index alone, never from the table row by row.
     #[tokio::test]
     async fn sqlite_listings_read_only_the_covering_index() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-        let meta = super::SqliteMeta::connect(&url).await.expect("open");
+        let (_dir, meta) = super::test_sqlite().await;
         let mut statements = Vec::new();
         for (inclusive, bounded) in [(false, false), (true, false), (false, true), (true, true)] {
             statements.push((

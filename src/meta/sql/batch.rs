@@ -359,7 +359,7 @@ fn fail_all(replies: impl Iterator<Item = oneshot::Sender<MetaResult<Done>>>, e:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{MetaStore, SqliteMeta, WriteCondition};
+    use crate::meta::{MetaStore, WriteCondition};
 
     fn put(bucket_id: &str, key: &str, condition: WriteCondition) -> Op {
         Op::Put {
@@ -373,9 +373,7 @@ mod tests {
     /// the sync's error, none its own outcome; with a sync that works they get their own.
     #[tokio::test]
     async fn answers_wait_for_the_wal_sync() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-        let meta = SqliteMeta::connect(&url).await.expect("open");
+        let (dir, meta) = super::super::test_sqlite().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
         let bucket = meta.create_bucket(&tenant, "b").await.expect("bucket");
         let taken = put(&bucket.id, "taken", WriteCondition::None);

@@ -217,7 +217,6 @@ fn entries(c: &Connection, sql: &str, params: &[(&str, &dyn ToSql)]) -> MetaResu
 mod tests {
     use super::*;
     use crate::blobs::Tier;
-    use crate::meta::SqliteMeta;
     use crate::meta::{MetaStore, Segment, WriteCondition};
 
     fn lookup(tenant: &str, bucket: &str, key: Option<&str>, inline: bool) -> Lookup {
@@ -273,9 +272,7 @@ mod tests {
     /// threads mid-page), a lookup on a runtime worker still runs at once.
     #[tokio::test]
     async fn lookups_do_not_wait_for_listings() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-        let meta = SqliteMeta::connect(&url).await.expect("open");
+        let (_dir, meta) = super::super::test_sqlite().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
         meta.create_bucket(&tenant, "b").await.expect("bucket");
         let held: Vec<_> = (meta.direct.listings.conns.iter())
@@ -301,9 +298,7 @@ mod tests {
     /// without its bytes.
     #[tokio::test]
     async fn each_lookup_finds_its_own_answer() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-        let meta = SqliteMeta::connect(&url).await.expect("open");
+        let (_dir, meta) = super::super::test_sqlite().await;
         let (t1, t2) = (
             meta.create_tenant("one").await.expect("tenant"),
             meta.create_tenant("two").await.expect("tenant"),
