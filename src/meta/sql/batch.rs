@@ -16,14 +16,14 @@
 //! one. At most `DURABLE_IN_FLIGHT` committed batches wait for their fsync at once.
 //!
 //! Isolation between jobs: a job whose condition fails (or whose blob could not be confirmed)
-//! is answered and contributes no writes; a job whose bucket is gone is answered
-//! `NoSuchBucket` from the read (the write lock is held from the read on, so it cannot vanish
-//! between the two). A DELETE names its bucket and is resolved by that read too, so it costs
-//! no lookup of its own. Jobs in one batch have distinct object keys (whatever their buckets: a
-//! DELETE's bucket id is not known before the read): a second commit to a key waits for the
-//! next batch, so each job reads the version it replaces. What can still fail a write
-//! script — I/O, a full disk, a broken invariant — fails every job of the batch, and rolls all
-//! of them back.
+//! contributes no writes and gets its refusal (after the barrier, as above); a job whose
+//! bucket is gone is answered `NoSuchBucket` from the read (the write lock is held from the
+//! read on, so it cannot vanish between the two). A DELETE names its bucket and is resolved by
+//! that read too, so it costs no lookup of its own. Jobs in one batch have distinct object keys
+//! (whatever their buckets: a DELETE's bucket id is not known before the read): a second commit
+//! to a key waits for the next batch, so each job reads the version it replaces. What can still
+//! fail a write script — I/O, a full disk, a broken invariant — fails every writing job of the
+//! batch, and rolls all of them back.
 
 use super::super::script::{Script, Tx};
 use super::super::wal::WalSync;
@@ -36,7 +36,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// Most jobs in one transaction: bounds a batch's script and its latency.
 const MAX_BATCH: usize = 64;
 /// Committed batches waiting for their fsync at once; the committer waits beyond this. Two
-/// already let one batch commit while the previous one syncs; more only queue on the disk.
+/// already let one batch commit while the previous one syncs (fsyncs are serialised by
+/// `WalSync` anyway); four leaves slack for a slow sync. Not tuned: only 4 was measured.
 const DURABLE_IN_FLIGHT: usize = 4;
 /// Jobs waiting for the committer; callers wait for room beyond this.
 const QUEUE: usize = 1024;
@@ -170,8 +171,10 @@ async fn answer_when_durable(wal: &WalSync, answers: Vec<Planned>) {
     }
 }
 
-/// Runs a batch's transaction up to its COMMIT. Returns the answers that wait for the batch's
-/// fsync; a batch whose transaction failed has answered every job already (nothing to sync).
+/// Runs a batch's transaction up to its COMMIT. Returns the answers that wait for the next
+/// barrier: every job's after a commit; after a rollback, only the refusals (their reads may
+/// have seen the previous batch's unsynced commit), the failed writers being answered here. A
+/// batch that failed before its reads has answered every job and returns nothing.
 async fn commit_batch(write: &sqlx::SqlitePool, batch: Vec<Job>) -> Vec<Planned> {
     let mut read = Script::default();
     for job in &batch {
