@@ -7,7 +7,6 @@
 //! advisory lock; SQLite serialises all writes through one writer connection instead.
 
 mod migrations;
-mod script;
 mod sql;
 mod wal;
 

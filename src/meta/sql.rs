@@ -13,7 +13,8 @@
 //! Lock order on Postgres: the per-key advisory lock first, then blob rows in `(tier, hash)`
 //! order. A group commit (`group`) holds its items' locks together, so it can still meet a single
 //! commit in a deadlock; PostgreSQL aborts one of the two and it runs again (`DEADLOCK_TRIES`).
-//! SQLite has one writer connection, so its transactions never overlap.
+//! SQLite's write transactions never overlap: each holds the one connection of sqlx's write
+//! pool (the group committer too, which writes through a connection of its own meanwhile).
 
 use super::*;
 use sqlx::Row;
@@ -85,7 +86,11 @@ impl SqliteMeta {
             .await?;
         let wal = std::sync::Arc::new(super::wal::WalSync::new(wal));
         Ok(SqliteMeta {
-            committer: batch::Committer::start(write.clone(), wal.clone()),
+            committer: batch::Committer::start(
+                write.clone(),
+                batch::Writer::open(&file)?,
+                wal.clone(),
+            ),
             direct: std::sync::Arc::new(direct::Readers::open(&file)?),
             write,
             read,
@@ -175,7 +180,7 @@ const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_c
 const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, checksum_value";
 
 // The statements of a version commit, shared by the statement-at-a-time path and SQLite's
-// scripts (`script.rs`); each `bind_*!` macro binds its statement's parameters in order, on a
+// group committer (`batch.rs`); each `bind_*!` macro binds its statement's parameters in order, on a
 // `sqlx::Query` or a `Script` alike.
 
 /// A version with its segments, before its `WHERE`.
@@ -1733,8 +1738,8 @@ impl SqliteMeta {
 }
 
 impl SqliteMeta {
-    /// `commit_put` through the group committer (`batch`): three hand-offs to the writer per
-    /// batch, the single writer connection standing in for the per-key lock.
+    /// `commit_put` through the group committer (`batch`): two hand-offs to its connection per
+    /// batch, the single writer standing in for the per-key lock.
     async fn commit_put_tx(
         &self,
         c: &PutCommit,
@@ -1772,17 +1777,17 @@ impl SqliteMeta {
     }
 }
 
-/// The rows a script's delta statements returned (one `ref_count` each, in order).
-fn check_counts(ds: &[Delta], rows: &[sqlx::sqlite::SqliteRow]) -> MetaResult<()> {
-    if rows.len() != ds.len() {
+/// The counts a script's delta statements returned (`None`: no row), one per delta, in order.
+fn check_counts(ds: &[Delta], counts: &[Option<i64>]) -> MetaResult<()> {
+    if counts.len() != ds.len() {
         return Err(MetaError::Invariant(format!(
-            "{} of {} referenced blobs have no row",
-            ds.len().saturating_sub(rows.len()),
+            "{} delta statements ran for {} deltas",
+            counts.len(),
             ds.len()
         )));
     }
-    for (d, r) in ds.iter().zip(rows) {
-        check_count(d, Some(r.try_get::<i64, _>(0)?))?;
+    for (d, &c) in ds.iter().zip(counts) {
+        check_count(d, c)?;
     }
     Ok(())
 }

@@ -1,11 +1,19 @@
 //! SQLite group commit of PUT and DELETE versions.
 //!
-//! SQLite has one writer, so small writes queue on it; each transaction costs three hand-offs
-//! to the connection's thread (`script`), and under load those wake-ups, not SQLite, are the
-//! writer's time. So the commits that queue up while a transaction runs are committed together
-//! by one task: one `BEGIN IMMEDIATE` + every job's read, then every job's writes, then one
-//! `COMMIT` and one WAL fsync — the same statements as a lone commit, so a batch of one is
-//! exactly the unbatched transaction.
+//! SQLite has one writer, so small writes queue on it. The commits that queue up while a
+//! transaction runs are committed together by one task: one `BEGIN IMMEDIATE` + every job's
+//! read, then every job's writes and one `COMMIT`, then one WAL fsync — the same statements as
+//! a lone commit, so a batch of one is exactly the unbatched transaction.
+//!
+//! The committer has a read-write connection of its own (rusqlite, `Writer`), and a batch is two
+//! hand-offs to the blocking pool: the reads, then — after the Rust checks and the `confirm`s —
+//! the writes and the COMMIT. Through sqlx's writer connection a batch was three round trips to
+//! that connection's thread, each statement's rows a message back with every value copied, and
+//! under the benchmark's DELETEs those wake-ups and copies were a third of the writer's time.
+//! Statements are prepared once and cached. While a batch runs the committer holds the write
+//! token — sqlx's one writer connection, checked out of its pool — so no other write of this
+//! process (bucket changes, multipart, the collector) runs beside it; another process
+//! (`admin`, `gc`) is kept out by SQLite's lock, as before.
 //!
 //! Durability is pipelined: once a batch has committed, its fsync (`WalSync::barrier`) and its
 //! answers run in a task of their own while the next batch is read, planned and committed. The
@@ -25,12 +33,15 @@
 //! fail a write script — I/O, a full disk, a broken invariant — fails every writing job of the
 //! batch, and rolls all of them back.
 
-use super::super::script::{Script, Tx};
 use super::super::wal::WalSync;
+use super::decode::Named;
 use super::*;
 use futures::future::BoxFuture;
+use rusqlite::types::{ToSql, ToSqlOutput, Value};
+use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most jobs in one transaction: bounds a batch's script and its latency.
@@ -41,6 +52,11 @@ const MAX_BATCH: usize = 64;
 const DURABLE_IN_FLIGHT: usize = 4;
 /// Jobs waiting for the committer; callers wait for room beyond this.
 const QUEUE: usize = 1024;
+/// Prepared statements the committer's connection keeps: two reads per kind of job, and the
+/// write statements (`DEMOTE_SQL`, `INSERT_OBJECT_SQL`, three delta kinds, segments).
+const STATEMENTS: usize = 16;
+/// As sqlx's writer: another process (`admin`, `gc`) may hold the write lock for a while.
+const BUSY: Duration = Duration::from_secs(30);
 
 pub(super) enum Op {
     Put {
@@ -82,9 +98,11 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(write: sqlx::SqlitePool, wal: Arc<WalSync>) -> Committer {
+    /// `token` is sqlx's write pool (one connection): the committer checks it out for each
+    /// batch, so that no other write of this process runs meanwhile.
+    pub(super) fn start(token: sqlx::SqlitePool, writer: Writer, wal: Arc<WalSync>) -> Committer {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(write, wal, rx));
+        tokio::spawn(run(token, Arc::new(writer), wal, rx));
         Committer { jobs }
     }
 
@@ -101,7 +119,12 @@ impl Committer {
 
 /// The committer: takes what is queued (up to `MAX_BATCH`, distinct keys) and commits it.
 /// Ends when `SqliteMeta` (the last sender) is dropped.
-async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    token: sqlx::SqlitePool,
+    writer: Arc<Writer>,
+    wal: Arc<WalSync>,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let durable = Arc::new(Semaphore::new(DURABLE_IN_FLIGHT));
     let mut held: VecDeque<Job> = VecDeque::new();
     loop {
@@ -140,7 +163,17 @@ async fn run(write: sqlx::SqlitePool, wal: Arc<WalSync>, mut rx: mpsc::Receiver<
         }
         later.append(&mut held);
         held = later;
-        let answers = commit_batch(&write, batch).await;
+        let answers = match token.acquire().await {
+            Ok(held_token) => {
+                let answers = commit_batch(&writer, batch).await;
+                drop(held_token);
+                answers
+            }
+            Err(e) => {
+                fail_all(batch.into_iter().map(|j| j.reply), e.into());
+                Vec::new()
+            }
+        };
         let wal = wal.clone();
         tokio::spawn(async move {
             answer_when_durable(&wal, answers).await;
@@ -171,47 +204,91 @@ async fn answer_when_durable(wal: &WalSync, answers: Vec<Planned>) {
     }
 }
 
-/// Runs a batch's transaction up to its COMMIT. Returns the answers that wait for the next
-/// barrier: every job's after a commit; after a rollback, only the refusals (their reads may
-/// have seen the previous batch's unsynced commit), the failed writers being answered here. A
-/// batch that failed before its reads has answered every job and returns nothing.
-async fn commit_batch(write: &sqlx::SqlitePool, batch: Vec<Job>) -> Vec<Planned> {
-    let mut read = Script::default();
-    for job in &batch {
-        // A one-column row marks where each job's rows start.
-        read = match &job.op {
-            Op::Put { commit, .. } => read
-                .stmt("SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1) AS bucket_exists")
-                .bind(commit.bucket_id.clone())
-                .stmt(LATEST_IN_SQL)
-                .bind(commit.bucket_id.clone())
-                .bind(commit.key.clone()),
+/// What a job's read looks up.
+enum Read {
+    /// The bucket by id, and the key's current version in it.
+    ById { bucket_id: String, key: String },
+    /// The bucket by tenant and name, and the key's current version in it.
+    ByName {
+        tenant_id: String,
+        bucket: String,
+        key: String,
+    },
+}
+
+impl Read {
+    fn of(op: &Op) -> Read {
+        match op {
+            Op::Put { commit, .. } => Read::ById {
+                bucket_id: commit.bucket_id.clone(),
+                key: commit.key.clone(),
+            },
             Op::Delete {
                 tenant_id,
                 bucket,
                 key,
-            } => read
-                .stmt(
-                    "SELECT EXISTS (SELECT 1 FROM buckets WHERE tenant_id = $1 AND name = $2) \
-                     AS bucket_exists",
-                )
-                .bind(tenant_id.clone())
-                .bind(bucket.clone())
-                .stmt(LATEST_BY_NAME_SQL)
-                .bind(tenant_id.clone())
-                .bind(bucket.clone())
-                .bind(key.clone()),
-        };
-    }
-    let (mut tx, rows) = match Tx::begin(write, read).await {
-        Ok(r) => r,
-        Err(e) => {
-            fail_all(batch.into_iter().map(|j| j.reply), e);
-            return Vec::new();
+            } => Read::ByName {
+                tenant_id: tenant_id.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+            },
         }
-    };
-    let per_job = match split_rows(&rows, batch.len()) {
-        Ok(p) => p,
+    }
+
+    /// Whether the bucket exists, and the key's current version with its segments.
+    fn run(&self, c: &Connection) -> MetaResult<(bool, Option<ObjectRow>)> {
+        let (exists, latest, params): (&str, &str, Vec<(&str, &dyn ToSql)>) = match self {
+            Read::ById { bucket_id, key } => (
+                "SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1)",
+                LATEST_IN_SQL,
+                vec![("$1", bucket_id), ("$2", key)],
+            ),
+            Read::ByName {
+                tenant_id,
+                bucket,
+                key,
+            } => (
+                "SELECT EXISTS (SELECT 1 FROM buckets WHERE tenant_id = $1 AND name = $2)",
+                LATEST_BY_NAME_SQL,
+                vec![("$1", tenant_id), ("$2", bucket), ("$3", key)],
+            ),
+        };
+        // The bucket check takes every parameter but the key (the last).
+        let bucket_params = &params[..params.len() - 1];
+        let found: bool = c
+            .prepare_cached(exists)?
+            .query_row(bucket_params, |r| r.get(0))?;
+        if !found {
+            return Ok((false, None));
+        }
+        let mut stmt = c.prepare_cached(latest)?;
+        let old =
+            decode::object_from_rows(&mut Named::query(&mut stmt, params.as_slice())?, false)?;
+        Ok((true, old))
+    }
+}
+
+/// Runs a batch's transaction up to its COMMIT. Returns the answers that wait for the next
+/// barrier: every job's after a commit; after a rollback, only the refusals (their reads may
+/// have seen the previous batch's unsynced commit), the failed writers being answered here. A
+/// batch that failed before its reads has answered every job and returns nothing.
+async fn commit_batch(writer: &Arc<Writer>, batch: Vec<Job>) -> Vec<Planned> {
+    let reads: Vec<Read> = batch.iter().map(|j| Read::of(&j.op)).collect();
+    let found = writer
+        .blocking(move |c| {
+            begin(c)?;
+            let found = reads
+                .iter()
+                .map(|r| r.run(c))
+                .collect::<MetaResult<Vec<_>>>();
+            if found.is_err() {
+                rollback(c);
+            }
+            found
+        })
+        .await;
+    let found = match found {
+        Ok(f) => f,
         Err(e) => {
             fail_all(batch.into_iter().map(|j| j.reply), e);
             return Vec::new();
@@ -221,11 +298,11 @@ async fn commit_batch(write: &sqlx::SqlitePool, batch: Vec<Job>) -> Vec<Planned>
     let mut planned = Vec::with_capacity(batch.len());
     let mut writes = Script::default();
     let mut all_deltas = Vec::new();
-    for (job, (bucket_exists, rows)) in batch.into_iter().zip(per_job) {
+    for (job, (bucket_exists, old)) in batch.into_iter().zip(found) {
         let done = plan(
             job.op,
             bucket_exists,
-            rows,
+            old,
             now,
             &mut writes,
             &mut all_deltas,
@@ -236,12 +313,18 @@ async fn commit_batch(write: &sqlx::SqlitePool, batch: Vec<Job>) -> Vec<Planned>
             done,
         });
     }
-    let result = async {
-        let counts = tx.run(writes).await?;
-        check_counts(&all_deltas, &counts)?;
-        tx.commit().await
-    }
-    .await;
+    let result = writer
+        .blocking(move |c| {
+            let r = writes
+                .run(c)
+                .and_then(|counts| check_counts(&all_deltas, &counts))
+                .and_then(|()| Ok(c.execute_batch("COMMIT")?));
+            if r.is_err() {
+                rollback(c);
+            }
+            r
+        })
+        .await;
     match result {
         Ok(()) => planned,
         Err(e) => {
@@ -256,32 +339,22 @@ async fn commit_batch(write: &sqlx::SqlitePool, batch: Vec<Job>) -> Vec<Planned>
     }
 }
 
-/// Splits the read script's rows per job: a one-column row (the bucket check), then the
-/// job's version rows.
-fn split_rows(
-    rows: &[sqlx::sqlite::SqliteRow],
-    jobs: usize,
-) -> MetaResult<Vec<(bool, &[sqlx::sqlite::SqliteRow])>> {
-    use sqlx::Row;
-    let starts: Vec<usize> = rows
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.columns().len() == 1)
-        .map(|(i, _)| i)
-        .collect();
-    if starts.len() != jobs {
-        return Err(MetaError::Invariant(format!(
-            "batch read returned {} markers for {jobs} jobs",
-            starts.len()
-        )));
+/// `BEGIN IMMEDIATE`: the write lock up front, also against another process. A transaction
+/// left open (the committer was cancelled between its two hand-offs, at shutdown) is rolled
+/// back first.
+fn begin(c: &Connection) -> MetaResult<()> {
+    if !c.is_autocommit() {
+        rollback(c);
     }
-    let mut out = Vec::with_capacity(jobs);
-    for (n, &s) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).copied().unwrap_or(rows.len());
-        let exists: bool = rows[s].try_get(0)?;
-        out.push((exists, &rows[s + 1..end]));
+    Ok(c.execute_batch("BEGIN IMMEDIATE")?)
+}
+
+/// Ends the open transaction without its writes. When even the ROLLBACK fails, SQLite has
+/// rolled the transaction back already (the only failures it reports for it).
+fn rollback(c: &Connection) {
+    if !c.is_autocommit() {
+        let _ = c.execute_batch("ROLLBACK");
     }
-    Ok(out)
 }
 
 /// One job's checks, given what the read found; then its writes are appended to `w` (and its
@@ -289,7 +362,7 @@ fn split_rows(
 async fn plan(
     op: Op,
     bucket_exists: bool,
-    rows: &[sqlx::sqlite::SqliteRow],
+    old: Option<ObjectRow>,
     now: i64,
     out: &mut Script,
     all: &mut Vec<Delta>,
@@ -297,7 +370,6 @@ async fn plan(
     if !bucket_exists {
         return Err(MetaError::NoSuchBucket);
     }
-    let old = super::decode::object_from_rows(&mut rows.iter(), false)?;
     let mut w = std::mem::take(out);
     let (ds, done) = match op {
         Op::Put { commit: c, place } => {
@@ -323,7 +395,7 @@ async fn plan(
             w = bind_insert_object!(w.stmt(INSERT_OBJECT_SQL), &c.bucket_id, tier, &row);
             let new_blob = c.blob.as_ref();
             for d in &ds {
-                w = bind_delta!(w.stmt(d.sql(new_blob)), d, new_blob, now);
+                w = bind_delta!(w.counted(d.sql(new_blob)), d, new_blob, now);
             }
             for (seq, seg) in row.segments.iter().enumerate() {
                 w = bind_segment!(w.stmt(INSERT_SEGMENT_SQL), &row.id, seq, seg);
@@ -335,7 +407,7 @@ async fn plan(
             Some(old) => {
                 let ds = deltas(&[], &old.segments);
                 for d in &ds {
-                    w = bind_delta!(w.stmt(d.sql(None)), d, None, now);
+                    w = bind_delta!(w.counted(d.sql(None)), d, None, now);
                 }
                 w = w.stmt(DEMOTE_SQL).bind(old.id.clone()).bind(now);
                 (ds, Done::Delete(true))
@@ -345,6 +417,137 @@ async fn plan(
     *out = w;
     all.extend(ds);
     Ok(done)
+}
+
+/// The committer's connection: read-write, on the blocking pool, one batch at a time.
+pub(super) struct Writer {
+    conn: Mutex<Connection>,
+}
+
+impl Writer {
+    /// Opens the database file at `path`, which sqlx's writer has created and migrated.
+    pub(super) fn open(path: &Path) -> MetaResult<Writer> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let c = Connection::open_with_flags(path, flags)?;
+        c.busy_timeout(BUSY)?;
+        // As sqlx's writer (`SqliteMeta::connect`): the WAL is synced by `WalSync` before any
+        // commit is acknowledged, and every insert's foreign keys are checked.
+        c.pragma_update(None, "synchronous", "NORMAL")?;
+        c.pragma_update(None, "foreign_keys", true)?;
+        c.set_prepared_statement_cache_capacity(STATEMENTS);
+        Ok(Writer {
+            conn: Mutex::new(c),
+        })
+    }
+
+    /// `f` on the connection, on tokio's blocking pool.
+    async fn blocking<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> MetaResult<R> + Send + 'static,
+    ) -> MetaResult<R> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic cannot leave the connection inside a statement (rusqlite resets
+            // statements on drop); an open transaction is rolled back by the next `begin`.
+            let c = me.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&c)
+        })
+        .await
+        .map_err(|e| MetaError::Invariant(format!("the committer's transaction panicked: {e}")))?
+    }
+}
+
+/// Write statements with their values, run in order on the committer's connection. Built by
+/// the same `bind_*!` macros as PostgreSQL's statement-at-a-time path, so the two cannot drift.
+#[derive(Default)]
+pub(super) struct Script {
+    stmts: Vec<Stmt>,
+    /// A value that could not be converted (reported when the script runs).
+    error: Option<String>,
+}
+
+struct Stmt {
+    sql: &'static str,
+    /// The values of `$1…$n`, in order.
+    args: Vec<Value>,
+    /// A reference-count change: its one row is the blob's new count (`check_counts`).
+    counted: bool,
+}
+
+impl Script {
+    /// Appends a statement written with parameters `$1…$k`; bind its `k` values next, in order.
+    pub(super) fn stmt(self, sql: &'static str) -> Script {
+        self.push(sql, false)
+    }
+
+    /// Appends a reference-count statement, whose row (`RETURNING ref_count`) is checked.
+    pub(super) fn counted(self, sql: &'static str) -> Script {
+        self.push(sql, true)
+    }
+
+    fn push(mut self, sql: &'static str, counted: bool) -> Script {
+        self.stmts.push(Stmt {
+            sql,
+            args: Vec::new(),
+            counted,
+        });
+        self
+    }
+
+    pub(super) fn bind<T: ToSql>(mut self, v: T) -> Script {
+        let value = match v.to_sql() {
+            Ok(ToSqlOutput::Borrowed(r)) => Value::try_from(r).map_err(|e| e.to_string()),
+            Ok(ToSqlOutput::Owned(v)) => Ok(v),
+            Ok(other) => Err(format!("unsupported value {other:?}")),
+            Err(e) => Err(e.to_string()),
+        };
+        match (value, self.stmts.last_mut()) {
+            (Ok(v), Some(s)) => s.args.push(v),
+            (Err(e), _) => {
+                self.error.get_or_insert(e);
+            }
+            (Ok(_), None) => {
+                self.error
+                    .get_or_insert("a value bound before any statement".into());
+            }
+        }
+        self
+    }
+
+    /// Runs the statements in order; returns each counted statement's count (`None`: no row).
+    fn run(self, c: &Connection) -> MetaResult<Vec<Option<i64>>> {
+        if let Some(e) = self.error {
+            return Err(MetaError::Invariant(format!("unencodable argument: {e}")));
+        }
+        let mut counts = Vec::new();
+        for s in &self.stmts {
+            let mut stmt = c.prepare_cached(s.sql)?;
+            for i in 1..=stmt.parameter_count() {
+                let n = stmt
+                    .parameter_name(i)
+                    .and_then(|name| name.strip_prefix('$'))
+                    .and_then(|n| n.parse::<usize>().ok());
+                let Some(v) = n.and_then(|n| s.args.get(n.wrapping_sub(1))) else {
+                    return Err(MetaError::Invariant(format!(
+                        "parameter {i} of {:?} has no value",
+                        s.sql
+                    )));
+                };
+                stmt.raw_bind_parameter(i, v)?;
+            }
+            let mut rows = stmt.raw_query();
+            let first: Option<i64> = match rows.next()? {
+                Some(r) if s.counted => Some(r.get(0)?),
+                _ => None,
+            };
+            // Step to the end, so that the statement has run to completion.
+            while rows.next()?.is_some() {}
+            if s.counted {
+                counts.push(first);
+            }
+        }
+        Ok(counts)
+    }
 }
 
 /// Answers every job with the batch's error (the first gets it as is).
@@ -384,7 +587,8 @@ mod tests {
 
         // A WAL path under a regular file: opening it fails (ENOTDIR), so every sync does.
         let broken = Arc::new(WalSync::new(Some(dir.path().join("meta.db").join("wal"))));
-        let failing = Committer::start(meta.write.clone(), broken);
+        let writer = Writer::open(&dir.path().join("meta.db")).expect("writer");
+        let failing = Committer::start(meta.write.clone(), writer, broken);
         let delete = |key: &str| Op::Delete {
             tenant_id: tenant.clone(),
             bucket: "b".into(),
@@ -418,5 +622,65 @@ mod tests {
         );
         let gone = meta.committer.commit(delete("missing")).await;
         assert!(matches!(gone, Ok(Done::Delete(false))), "a missing key");
+    }
+
+    /// A batch whose writes fail (here: a released blob has no row, a broken invariant) is
+    /// rolled back whole: the object it demoted is still current, and the committer's
+    /// connection commits the next batch.
+    #[tokio::test]
+    async fn a_failed_batch_leaves_no_trace() {
+        let (_dir, meta) = super::super::test_sqlite().await;
+        let tenant = meta.create_tenant("one").await.expect("tenant");
+        let bucket = meta.create_bucket(&tenant, "b").await.expect("bucket");
+        let blob = crate::meta::Segment {
+            tier: crate::blobs::Tier::Hot,
+            hash: "cd".repeat(32),
+            size: 3,
+            inline: Some(bytes::Bytes::from_static(b"abc")),
+        };
+        let c = super::super::test_put(&bucket.id, "a", Some(blob), WriteCondition::None);
+        let op = Op::Put {
+            commit: Box::new(c),
+            place: None,
+        };
+        meta.committer.commit(op).await.expect("a commit");
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&meta.write)
+            .await
+            .expect("pragma");
+        sqlx::query("DELETE FROM blobs")
+            .execute(&meta.write)
+            .await
+            .expect("the blob row goes");
+        let delete = Op::Delete {
+            tenant_id: tenant.clone(),
+            bucket: "b".into(),
+            key: "a".into(),
+        };
+        let failed = meta.committer.commit(delete).await;
+        assert!(
+            matches!(failed, Err(MetaError::Invariant(_))),
+            "a release without a row: {:?}",
+            failed.as_ref().map(|_| ())
+        );
+        let a = meta.latest(&tenant, "b", "a", false).await.expect("read");
+        assert!(a.is_some(), "the demotion was rolled back");
+        // At once: a transaction left open would hold the write lock against sqlx's writer.
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            meta.create_bucket(&tenant, "c"),
+        )
+        .await;
+        assert!(matches!(other, Ok(Ok(_))), "another write goes through");
+        let next = meta
+            .committer
+            .commit(put(&bucket.id, "next", WriteCondition::None))
+            .await;
+        assert!(next.is_ok(), "the next batch commits");
+        let next = meta
+            .latest(&tenant, "b", "next", false)
+            .await
+            .expect("read");
+        assert!(next.is_some(), "and is there");
     }
 }

@@ -13,9 +13,10 @@
 //! long page does not hold up the requests queued behind it on a worker.
 //!
 //! WAL mode: a reader sees the last commit before its statement began and never waits for the
-//! writer (sqlx's one write connection, `batch`), nor the writer for it.
+//! writer (sqlx's one write connection, or the group committer's, `batch`), nor the writer
+//! for it.
 //!
-//! Only reads come here; every write stays on sqlx's writer. Colder reads (access keys, upload
+//! Only reads come here; every write goes through sqlx's writer or the group committer. Colder reads (access keys, upload
 //! and part listings, the workers' scans) stay on sqlx's read pool.
 
 use super::decode::{self, Found, Lookup, RowSource};
