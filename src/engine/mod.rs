@@ -38,7 +38,7 @@ pub struct Limits {
     pub max_put_size: u64,
     pub max_key_bytes: usize,
     pub max_user_meta_bytes: usize,
-    /// PUT bodies up to this size are kept in their blob row, not in a file: a small write then
+    /// PUT bodies up to this size are kept in the database, not in a file: a small write then
     /// costs one transaction and one log fsync instead of a file create, fsync, link, directory
     /// fsync and unlink. At most `blobs::INLINE_LIMIT`.
     pub inline_max: usize,
@@ -331,7 +331,7 @@ impl Engine {
             checksum: Some(checksum),
         };
         if commit.blob.is_none() || inline {
-            // No file to place: the bytes (if any) go into the blob row.
+            // No file to place: the bytes (if any) go into the database with the blob's row.
             return Ok(self.meta.commit_put(&commit, None).await?);
         }
         let place = self.placer(tier, id, &hash, written.size).await?;

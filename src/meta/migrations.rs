@@ -31,6 +31,7 @@ pub(super) const SQLITE: Files = embed!("sqlite":
     "0006_inline_blobs.sql",
     "0008_drop_objects_by_key.sql",
     "0013_listing_covering_index.sql",
+    "0014_blob_data.sql",
 );
 
 pub(super) const POSTGRES: Files = embed!("postgres":
@@ -46,6 +47,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0010_group_commit.sql",
     "0011_inline_lz4.sql",
     "0012_set_based_group_commit.sql",
+    "0014_blob_data.sql",
 );
 
 /// The migrator for one database's files.
@@ -132,5 +134,38 @@ mod tests {
             two.iter().nth(4).map(|m| m.description.as_ref()),
             Some("no writing rows")
         );
+    }
+
+    /// 0014 moves the bytes of inline blobs stored before it into `blob_data`, and keeps every
+    /// blob row.
+    #[tokio::test]
+    async fn inline_bytes_move_to_blob_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let (last, before) = SQLITE.split_last().expect("migrations");
+        assert!(last.0.starts_with("0014"), "{}", last.0);
+        migrator(before).run(&pool).await.expect("up to 0013");
+        sqlx::query(
+            "INSERT INTO blobs (tier, hash, size, ref_count, created_at, data) \
+             VALUES ('hot', 'ab', 3, 1, 1, x'616263'), ('hot', 'cd', 9, 0, 1, NULL)",
+        )
+        .execute(&pool)
+        .await
+        .expect("blobs before 0014");
+        migrator(SQLITE).run(&pool).await.expect("0014");
+        let moved: Vec<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT tier, hash, data FROM blob_data")
+                .fetch_all(&pool)
+                .await
+                .expect("blob_data");
+        assert_eq!(moved, vec![("hot".into(), "ab".into(), b"abc".to_vec())]);
+        let hashes: Vec<String> = sqlx::query_scalar("SELECT hash FROM blobs ORDER BY hash")
+            .fetch_all(&pool)
+            .await
+            .expect("blobs");
+        assert_eq!(hashes, ["ab", "cd"]);
+        let gone = sqlx::query("SELECT data FROM blobs").fetch_all(&pool).await;
+        assert!(gone.is_err(), "blobs.data is dropped");
     }
 }

@@ -170,8 +170,21 @@ const SEGMENT_COLS: &str = "s.tier AS seg_tier, s.blob_hash, s.size AS seg_size,
 const SEGMENT_JOIN: &str = "LEFT JOIN object_segments s ON s.object_id = o.id \
     LEFT JOIN blobs b ON b.tier = s.tier AND b.hash = s.blob_hash";
 
-/// A `BlobRow`'s columns.
-const BLOB_ROW_COLS: &str = "tier, hash, size, ref_count, corrupted, data IS NOT NULL AS inline";
+/// A `BlobRow`'s columns, selected `FROM blobs` (unaliased).
+const BLOB_ROW_COLS: &str = "tier, hash, size, ref_count, corrupted, EXISTS (SELECT 1 FROM \
+    blob_data d WHERE d.tier = blobs.tier AND d.hash = blobs.hash) AS inline";
+
+/// An inline blob's bytes (in `SEGMENT_JOIN`'s `s`), when `$cond` holds.
+macro_rules! inline_data_col {
+    ($cond:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $cond,
+            " THEN (SELECT d.data FROM blob_data d WHERE d.tier = s.tier \
+             AND d.hash = s.blob_hash) END AS inline_data"
+        )
+    };
+}
 
 const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, storage_class, \
     content_type, content_encoding, content_disposition, content_language, cache_control, \
@@ -252,13 +265,16 @@ const RELEASE_SQL: &str = "UPDATE blobs SET ref_count = ref_count - 1, \
 const ADD_REF_SQL: &str = "UPDATE blobs SET ref_count = ref_count + 1, zero_since = NULL \
     WHERE tier = $1 AND hash = $2 RETURNING ref_count";
 
-/// Adds a reference to a newly written blob, creating its row if needed; an inline blob's bytes
-/// also go into a row that has a file (then either copy serves them). Returns the new count.
+/// Adds a reference to a newly written blob, creating its row if needed. Returns the new count.
 const UPSERT_BLOB_SQL: &str = "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, \
-    created_at, data) VALUES ($1, $2, $3, 1, NULL, $4, $5) \
+    created_at) VALUES ($1, $2, $3, 1, NULL, $4) \
     ON CONFLICT (tier, hash) DO UPDATE \
-    SET ref_count = blobs.ref_count + 1, zero_since = NULL, \
-    data = COALESCE(blobs.data, excluded.data) RETURNING ref_count";
+    SET ref_count = blobs.ref_count + 1, zero_since = NULL RETURNING ref_count";
+
+/// An inline blob's bytes, after its row (`UPSERT_BLOB_SQL`); also for a blob that has a file
+/// (then either copy serves them). Bytes already there stay.
+const INSERT_BLOB_DATA_SQL: &str = "INSERT INTO blob_data (tier, hash, data) \
+    VALUES ($1, $2, $3) ON CONFLICT (tier, hash) DO NOTHING";
 
 macro_rules! bind_delta {
     ($q:expr, $d:expr, $new_blob:expr, $now:expr) => {{
@@ -267,11 +283,18 @@ macro_rules! bind_delta {
         match d.kind(new_blob) {
             DeltaKind::Release => q.bind(now),
             DeltaKind::AddRef => q,
-            DeltaKind::New => q
-                .bind(to_i64(d.size))
-                .bind(now)
-                .bind(new_blob.and_then(|b| b.inline.as_ref().map(|v| v.to_vec()))),
+            DeltaKind::New => q.bind(to_i64(d.size)).bind(now),
         }
+    }};
+}
+
+/// `INSERT_BLOB_DATA_SQL`'s values for a new blob's inline bytes.
+macro_rules! bind_blob_data {
+    ($q:expr, $blob:expr, $data:expr) => {{
+        let (blob, data): (&Segment, &bytes::Bytes) = ($blob, $data);
+        $q.bind(blob.tier.as_str())
+            .bind(blob.hash.clone())
+            .bind(data.to_vec())
     }};
 }
 
@@ -560,7 +583,17 @@ macro_rules! sql_meta {
                     let count: Option<i64> =
                         bind_delta!(q, d, new_blob, now).fetch_optional(&mut **tx).await?;
                     check_count(d, count)?;
-                    if matches!(d.kind(new_blob), DeltaKind::New) && let Some(place) = place {
+                    if !matches!(d.kind(new_blob), DeltaKind::New) {
+                        continue;
+                    }
+                    if let Some((blob, data)) =
+                        new_blob.and_then(|b| b.inline.as_ref().map(|data| (b, data)))
+                    {
+                        bind_blob_data!(sqlx::query(INSERT_BLOB_DATA_SQL), blob, data)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    if let Some(place) = place {
                         // Under the row lock: the collector cannot unlink this file now, and a
                         // file it unlinked earlier is put back (the row's own re-check).
                         place().await.map_err(MetaError::Place)?;
@@ -1230,7 +1263,7 @@ macro_rules! sql_meta {
 
             async fn blob_data(&self, blob: &BlobId) -> MetaResult<Option<Vec<u8>>> {
                 let data: Option<Option<Vec<u8>>> =
-                    sqlx::query_scalar("SELECT data FROM blobs WHERE tier = $1 AND hash = $2")
+                    sqlx::query_scalar("SELECT data FROM blob_data WHERE tier = $1 AND hash = $2")
                         .bind(blob.tier.as_str())
                         .bind(&blob.hash)
                         .fetch_optional(&self.$read)

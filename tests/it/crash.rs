@@ -160,12 +160,9 @@ impl Env {
         .await;
         let files = self.blob_file_set();
         let temps = self.temp_files();
-        // Inline blobs: their bytes are in the row, no file needed.
-        let inline: Vec<(String, String, Vec<u8>)> = db_rows(
-            &url,
-            "SELECT tier, hash, data FROM blobs WHERE data IS NOT NULL",
-        )
-        .await;
+        // Inline blobs: their bytes are in `blob_data`, no file needed.
+        let inline: Vec<(String, String, Vec<u8>)> =
+            db_rows(&url, "SELECT tier, hash, data FROM blob_data").await;
 
         let mut problems = Vec::new();
         for (_, hash, data) in &inline {

@@ -167,8 +167,9 @@ async fn snapshot(c: &mut PgConnection) -> String {
         "SELECT COALESCE(string_agg(t, E'\\n' ORDER BY t), '') FROM (
             SELECT 'o ' || o::text AS t FROM objects o
             UNION ALL SELECT 's ' || s::text FROM object_segments s
-            UNION ALL SELECT format('b %s %s %s %s %s %s %s', tier, hash, size, ref_count,
-                zero_since, created_at, md5(data)) FROM blobs) x",
+            UNION ALL SELECT format('b %s %s %s %s %s %s', tier, hash, size, ref_count,
+                zero_since, created_at) FROM blobs
+            UNION ALL SELECT format('d %s %s %s', tier, hash, md5(data)) FROM blob_data) x",
     )
     .fetch_one(c)
     .await

@@ -211,7 +211,7 @@ async fn scrub_checks_inline_bytes(s: &TestServer) {
     match &s.pg {
         Some(pg) => {
             let pool = sqlx::PgPool::connect(&pg.url()).await.expect("pg");
-            sqlx::query("UPDATE blobs SET data = $1 WHERE hash = $2")
+            sqlx::query("UPDATE blob_data SET data = $1 WHERE hash = $2")
                 .bind(&damaged)
                 .bind(&hash)
                 .execute(&pool)
@@ -221,7 +221,7 @@ async fn scrub_checks_inline_bytes(s: &TestServer) {
         None => {
             let url = format!("sqlite://{}", s.data_dir().join("meta.db").display());
             let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-            sqlx::query("UPDATE blobs SET data = $1 WHERE hash = $2")
+            sqlx::query("UPDATE blob_data SET data = $1 WHERE hash = $2")
                 .bind(&damaged)
                 .bind(&hash)
                 .execute(&pool)

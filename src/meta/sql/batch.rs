@@ -397,6 +397,9 @@ async fn plan(
             for d in &ds {
                 w = bind_delta!(w.counted(d.sql(new_blob)), d, new_blob, now);
             }
+            if let Some((blob, data)) = new_blob.and_then(|b| b.inline.as_ref().map(|v| (b, v))) {
+                w = bind_blob_data!(w.stmt(INSERT_BLOB_DATA_SQL), blob, data);
+            }
             for (seq, seg) in row.segments.iter().enumerate() {
                 w = bind_segment!(w.stmt(INSERT_SEGMENT_SQL), &row.id, seq, seg);
             }

@@ -48,8 +48,9 @@ const FIND_SQL: &str = const_format::concatcp!(
     OBJECT_COLS,
     ", ",
     SEGMENT_COLS,
-    ", CASE WHEN ?4 THEN b.data END AS inline_data \
-     FROM buckets k \
+    ", ",
+    inline_data_col!("?4"),
+    " FROM buckets k \
      LEFT JOIN objects o ON o.bucket_id = k.id AND o.key = ?3 AND o.is_latest ",
     SEGMENT_JOIN,
     " WHERE k.tenant_id = ?1 AND k.name = ?2 ORDER BY s.seq"

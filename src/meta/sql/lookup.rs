@@ -43,7 +43,9 @@ const PG_BATCH_SQL: &str = const_format::concatcp!(
     OBJECT_COLS,
     ", ",
     SEGMENT_COLS,
-    ", s.seq, CASE WHEN q.inline THEN b.data END AS inline_data FROM objects o ",
+    ", s.seq, ",
+    inline_data_col!("q.inline"),
+    " FROM objects o ",
     SEGMENT_JOIN,
     " WHERE o.bucket_id = k.id AND o.key = q.key AND o.is_latest OFFSET 0) x ON TRUE \
      ORDER BY q.i, x.seq"
