@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 const MIB: f64 = 1048576.0;
 /// Issue 7: the server's peak RSS stays under 100 MiB in every scenario.
 const RSS_GOAL_MIB: f64 = 100.0;
+/// "Postgres mode within 70% of SQLite mode for small objects": PostgreSQL's result over
+/// SQLite's, on every small-object step, in the same run.
+const PG_VS_SQLITE_GOAL: f64 = 0.70;
 
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -107,6 +110,21 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     }
+}
+
+/// PostgreSQL's result over SQLite's for a small-object step, when both ran it.
+fn pg_vs_sqlite(targets: &[Target], r: &StepResult) -> Option<f64> {
+    if r.step.group() != "small" {
+        return None;
+    }
+    let value = |kind: Kind| {
+        let t = targets.iter().position(|t| t.kind == kind)?;
+        r.get(t)?.measured.value
+    };
+    ratio(
+        value(Kind::JustStoragePostgres),
+        value(Kind::JustStorageSqlite),
+    )
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -243,6 +261,27 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
             Goal::None => String::new(),
         };
         rows.push(plain(step.title(&meta.profile), step.unit(), values, goal));
+        if let Some(v) = pg_vs_sqlite(targets, r) {
+            let pg = targets
+                .iter()
+                .position(|t| t.kind == Kind::JustStoragePostgres);
+            let mark = match (full, v >= PG_VS_SQLITE_GOAL) {
+                (false, _) => "",
+                (true, true) => " ok",
+                (true, false) => " MISS",
+            };
+            rows.push(Row {
+                ratios: false,
+                ..plain(
+                    "  PostgreSQL / SQLite".into(),
+                    "x",
+                    (0..targets.len())
+                        .map(|t| (Some(t) == pg).then_some(v))
+                        .collect(),
+                    format!(">= {PG_VS_SQLITE_GOAL:.2}{mark}"),
+                )
+            });
+        }
         if r.samples
             .iter()
             .flatten()
@@ -450,6 +489,18 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
                         100.0 * v.unwrap_or(0.0) / g
                     ));
                 }
+                if target.kind == Kind::JustStoragePostgres
+                    && let Some(v) = pg_vs_sqlite(targets, r)
+                    && v < PG_VS_SQLITE_GOAL
+                {
+                    notes.push(format!(
+                        "MISS {}: {} = {:.0}% of SQLite's < {:.0}%",
+                        target.name,
+                        r.step.title(&meta.profile),
+                        100.0 * v,
+                        100.0 * PG_VS_SQLITE_GOAL
+                    ));
+                }
                 if let Some(rss) = r.get(t).and_then(|s| s.peak_rss)
                     && rss as f64 / MIB >= RSS_GOAL_MIB
                 {
@@ -551,6 +602,7 @@ pub fn json(meta: &Meta, targets: &[Target], results: &[StepResult]) -> Value {
                 "unit": r.step.unit(),
                 "higher_is_better": r.step.higher_is_better(),
                 "goal": goal,
+                "pg_vs_sqlite": pg_vs_sqlite(targets, r),
                 "results": res,
                 "ratio_to_reference": ratios,
                 "runs": runs,
@@ -572,7 +624,10 @@ pub fn json(meta: &Meta, targets: &[Target], results: &[StepResult]) -> Value {
             "sdk_checksums": meta.sdk_checksums,
             "repeat": meta.repeat,
         },
-        "goals": { "peak_rss_mib_below": RSS_GOAL_MIB },
+        "goals": {
+            "peak_rss_mib_below": RSS_GOAL_MIB,
+            "pg_vs_sqlite_small_at_least": PG_VS_SQLITE_GOAL,
+        },
         "reference": refi.map(|i| targets[i].name.clone()),
         "reference_note": meta.reference_note,
         "targets": targets.iter().map(|t| json!({

@@ -3,8 +3,9 @@
 //! A delimiter listing rolls keys up into common prefixes. Runs of keys are read as index
 //! ranges (`list_page`, growing batches); once a range reaches a common prefix, the database
 //! walks the run of prefixes that follows (`list_walk`: one seek per prefix, from the
-//! previous one's successor, in one statement) up to the next key. So a page costs O(page
-//! size) rows and a few statements, never O(keys under a prefix).
+//! previous one's successor; one statement on PostgreSQL, a loop of cached one-row seeks on
+//! SQLite) up to the next key. So a page costs O(page size) rows and index seeks, never
+//! O(keys under a prefix).
 
 use super::{Error, Result};
 use crate::meta::{ListEntry, MetaStore, Rollup, prefix_successor};
@@ -156,7 +157,13 @@ fn scan(
             .delimiter
             .as_deref()
             .filter(|d| !d.is_empty())
-            .and_then(|d| common_prefix(&e.key, &q.prefix, d));
+            .and_then(|delimiter| {
+                let roll = Rollup {
+                    prefix: &q.prefix,
+                    delimiter,
+                };
+                roll.common_prefix(&e.key).map(str::to_owned)
+            });
         let item_key = rolled.as_deref().unwrap_or(&e.key);
         // An item at or before the resume point was on an earlier page (a marker may fall
         // inside a common prefix).
@@ -192,24 +199,4 @@ fn scan(
         }
     }
     Scan::More { after_prefix }
-}
-
-/// `prefix + (rest up to and including the first delimiter)`, if the rest contains one.
-fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<String> {
-    let rest = key.strip_prefix(prefix)?;
-    let pos = rest.find(delimiter)?;
-    Some(format!("{prefix}{}", &rest[..pos + delimiter.len()]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn common_prefix_rolls_up_at_first_delimiter() {
-        assert_eq!(common_prefix("a/b/c", "", "/").as_deref(), Some("a/"));
-        assert_eq!(common_prefix("a/b/c", "a/", "/").as_deref(), Some("a/b/"));
-        assert_eq!(common_prefix("a/b", "a/", "/"), None);
-        assert_eq!(common_prefix("ab::c", "", "::").as_deref(), Some("ab::"));
-    }
 }

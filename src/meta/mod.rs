@@ -209,6 +209,19 @@ impl Rollup<'_> {
         let last = self.delimiter.chars().last()?;
         prefix_successor(last.encode_utf8(&mut [0u8; 4]))
     }
+
+    /// The common prefix `key` rolls up into: `prefix` and the rest of `key` up to and
+    /// including its first delimiter; `None` when `key` is outside `prefix` or the rest has no
+    /// delimiter.
+    pub fn common_prefix<'k>(&self, key: &'k str) -> Option<&'k str> {
+        debug_assert!(
+            !self.delimiter.is_empty(),
+            "an empty delimiter rolls nothing up"
+        );
+        let rest = key.strip_prefix(self.prefix)?;
+        let pos = rest.find(self.delimiter)?;
+        Some(&key[..self.prefix.len() + pos + self.delimiter.len()])
+    }
 }
 
 /// Conditions checked inside the commit transaction (write path, step 4).
@@ -440,7 +453,7 @@ pub trait MetaStore: Send + Sync + 'static {
         before: Option<&str>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>>;
-    /// A delimiter listing's run of common prefixes, in one statement: from `start` (as
+    /// A delimiter listing's run of common prefixes, one index seek each: from `start` (as
     /// `list_page`), the keys under each common prefix of `roll` come as one entry whose `key`
     /// is that prefix (its other fields are those of the first such key), and the walk goes on
     /// past it, one index seek per prefix, until it reaches a key that rolls up into none
@@ -542,6 +555,17 @@ mod tests {
         assert!(
             !MetaError::Sqlite(rusqlite::Error::InvalidColumnName("x".into())).is_unavailable()
         );
+    }
+
+    #[test]
+    fn common_prefix_rolls_up_at_first_delimiter() {
+        let roll = |prefix, delimiter| Rollup { prefix, delimiter };
+        assert_eq!(roll("", "/").common_prefix("a/b/c"), Some("a/"));
+        assert_eq!(roll("a/", "/").common_prefix("a/b/c"), Some("a/b/"));
+        assert_eq!(roll("a/", "/").common_prefix("a/b"), None);
+        assert_eq!(roll("b/", "/").common_prefix("a/b/c"), None);
+        assert_eq!(roll("", "::").common_prefix("ab::c"), Some("ab::"));
+        assert_eq!(roll("ü", "é").common_prefix("üxéy"), Some("üxé"));
     }
 
     #[test]
