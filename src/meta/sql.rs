@@ -212,13 +212,6 @@ const LATEST_IN_SQL: &str = const_format::concatcp!(
     " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
 );
 
-/// `LATEST_IN_SQL` with the bucket given by tenant and name.
-const LATEST_BY_NAME_SQL: &str = const_format::concatcp!(
-    VERSION_SELECT,
-    " WHERE o.bucket_id = (SELECT id FROM buckets WHERE tenant_id = $1 AND name = $2) \
-     AND o.key = $3 AND o.is_latest ORDER BY s.seq"
-);
-
 const DEMOTE_SQL: &str = "UPDATE objects SET is_latest = FALSE, status = 'DELETING', \
     deleted_at = $2 WHERE id = $1";
 

@@ -237,34 +237,36 @@ impl Read {
 
     /// Whether the bucket exists, and the key's current version with its segments.
     fn run(&self, c: &Connection) -> MetaResult<(bool, Option<ObjectRow>)> {
-        let (exists, latest, params): (&str, &str, Vec<(&str, &dyn ToSql)>) = match self {
-            Read::ById { bucket_id, key } => (
-                "SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1)",
-                LATEST_IN_SQL,
-                vec![("$1", bucket_id), ("$2", key)],
-            ),
+        match self {
+            Read::ById { bucket_id, key } => {
+                let found: bool = c
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM buckets WHERE id = $1)")?
+                    .query_row([bucket_id], |r| r.get(0))?;
+                if !found {
+                    return Ok((false, None));
+                }
+                let mut stmt = c.prepare_cached(LATEST_IN_SQL)?;
+                let params: [(&str, &dyn ToSql); 2] = [("$1", bucket_id), ("$2", key)];
+                let old =
+                    decode::object_from_rows(&mut Named::query(&mut stmt, &params[..])?, false)?;
+                Ok((true, old))
+            }
+            // HEAD's and GET's lookup: bucket and version in one statement.
             Read::ByName {
                 tenant_id,
                 bucket,
                 key,
-            } => (
-                "SELECT EXISTS (SELECT 1 FROM buckets WHERE tenant_id = $1 AND name = $2)",
-                LATEST_BY_NAME_SQL,
-                vec![("$1", tenant_id), ("$2", bucket), ("$3", key)],
-            ),
-        };
-        // The bucket check takes every parameter but the key (the last).
-        let bucket_params = &params[..params.len() - 1];
-        let found: bool = c
-            .prepare_cached(exists)?
-            .query_row(bucket_params, |r| r.get(0))?;
-        if !found {
-            return Ok((false, None));
+            } => {
+                let lookup = decode::Lookup {
+                    tenant: tenant_id.clone(),
+                    bucket: bucket.clone(),
+                    key: Some(key.clone()),
+                    inline: false,
+                };
+                let found = direct::find_on(c, &lookup)?;
+                Ok((found.bucket.is_some(), found.object))
+            }
         }
-        let mut stmt = c.prepare_cached(latest)?;
-        let old =
-            decode::object_from_rows(&mut Named::query(&mut stmt, params.as_slice())?, false)?;
-        Ok((true, old))
     }
 }
 

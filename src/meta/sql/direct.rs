@@ -81,11 +81,7 @@ impl Readers {
 
     /// The lookup's bucket and, with a key, that key's current version.
     pub fn find(&self, l: &Lookup) -> MetaResult<Found> {
-        self.lookups.with(|c| {
-            let mut stmt = c.prepare_cached(FIND_SQL)?;
-            let params = rusqlite::params![l.tenant, l.bucket, l.key, l.inline];
-            decode::found_of(l, &mut decode::Named::query(&mut stmt, params)?)
-        })
+        self.lookups.with(|c| find_on(c, l))
     }
 
     /// `MetaStore::list_page`, on the blocking pool.
@@ -193,7 +189,14 @@ impl Pool {
     }
 }
 
-/// A listing statement's rows (`decode::list_entry_of`'s columns), in key order.
+/// `Readers::find` on connection `c`: also the group committer's read of a DELETE, inside its
+/// write transaction (`batch`).
+pub(super) fn find_on(c: &Connection, l: &Lookup) -> MetaResult<Found> {
+    let mut stmt = c.prepare_cached(FIND_SQL)?;
+    let params = rusqlite::params![l.tenant, l.bucket, l.key, l.inline];
+    decode::found_of(l, &mut decode::Named::query(&mut stmt, params)?)
+}
+
 /// Where a walk's next one-row seek starts.
 struct Seek<'a> {
     bucket_id: &'a str,
@@ -204,7 +207,7 @@ struct Seek<'a> {
 
 /// `list_walk` as a loop of one-row seeks (`page_sql`, LIMIT 1), each from the previous
 /// common prefix's successor. In-process, a seek is a cached statement's reset, bind and step:
-/// a few microseconds, where PostgreSQL's recursive statement (`walk_sql`) cost SQLite ~20 µs a
+/// a few microseconds, where PostgreSQL's recursive statement (`walk_sql`) cost SQLite ~25 µs a
 /// step in string functions and its work table (server CPU per 100-prefix page: see
 /// ARCHITECTURE.md). Bounded by `limit` seeks.
 fn walk(
@@ -252,6 +255,7 @@ fn walk(
     Ok(out)
 }
 
+/// A listing statement's rows (`decode::list_entry_of`'s columns), in key order.
 fn entries(c: &Connection, sql: &str, params: &[(&str, &dyn ToSql)]) -> MetaResult<Vec<ListEntry>> {
     let mut stmt = c.prepare_cached(sql)?;
     let mut rows = decode::Named::query(&mut stmt, params)?;
