@@ -127,6 +127,23 @@ fn pg_vs_sqlite(targets: &[Target], r: &StepResult) -> Option<f64> {
     )
 }
 
+/// ", client-bound: …" when the benchmark itself used more CPU than the server (and its
+/// database backends) during a measurement: on a machine whose cores the client shares, such a
+/// number measures the client as much as the server.
+fn client_bound(s: &Sample) -> String {
+    let Some(server) = s.server_cpu_s else {
+        return String::new();
+    };
+    let server = server + s.db_cpu_s.unwrap_or(0.0);
+    if s.client_cpu_s <= server {
+        return String::new();
+    }
+    format!(
+        "; client-bound: the bench client used {:.2} CPU-s, the server {:.2}",
+        s.client_cpu_s, server
+    )
+}
+
 fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::JustStorageSqlite => "juststorage-sqlite",
@@ -480,13 +497,14 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
                 if let (Goal::AtLeast(g), Some(false)) = (r.step.goal(), verdict(r.step.goal(), v))
                 {
                     notes.push(format!(
-                        "MISS {}: {} = {} {} < {} ({:.0}% of the goal)",
+                        "MISS {}: {} = {} {} < {} ({:.0}% of the goal){}",
                         target.name,
                         r.step.title(&meta.profile),
                         fmt(v),
                         r.step.unit(),
                         fmt(Some(g)),
-                        100.0 * v.unwrap_or(0.0) / g
+                        100.0 * v.unwrap_or(0.0) / g,
+                        r.get(t).map(client_bound).unwrap_or_default()
                     ));
                 }
                 if target.kind == Kind::JustStoragePostgres
