@@ -660,3 +660,77 @@ pub fn json(meta: &Meta, targets: &[Target], results: &[StepResult]) -> Value {
         "steps": steps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(kind: Kind) -> Target {
+        Target {
+            proc: None,
+            pg: None,
+            _dir: None,
+            name: format!("{kind:?}"),
+            kind,
+            endpoint: String::new(),
+            pid: None,
+            data_dir: None,
+            access_key: String::new(),
+            secret_key: String::new(),
+            version: String::new(),
+        }
+    }
+
+    fn sample(value: f64, client: f64, server: f64, db: Option<f64>) -> Sample {
+        Sample {
+            measured: Measured {
+                value: Some(value),
+                ..Default::default()
+            },
+            wall_s: 1.0,
+            server_cpu_s: Some(server),
+            db_cpu_s: db,
+            peak_rss: None,
+            rss_reset: true,
+            client_cpu_s: client,
+            other_cpu_s: None,
+            load: String::new(),
+            build_procs: 0,
+        }
+    }
+
+    /// PostgreSQL over SQLite, on small-object steps only, whatever the targets' order.
+    #[test]
+    fn pg_vs_sqlite_is_judged_on_small_steps() {
+        let targets = [
+            target(Kind::Reference),
+            target(Kind::JustStoragePostgres),
+            target(Kind::JustStorageSqlite),
+        ];
+        let runs = |step| {
+            StepResult::new(
+                step,
+                vec![
+                    vec![sample(900.0, 1.0, 1.0, None)],
+                    vec![sample(600.0, 1.0, 1.0, Some(1.0))],
+                    vec![sample(1000.0, 1.0, 1.0, None)],
+                ],
+            )
+        };
+        assert_eq!(pg_vs_sqlite(&targets, &runs(Step::SmallGet)), Some(0.6));
+        assert_eq!(pg_vs_sqlite(&targets, &runs(Step::LeanHead)), Some(0.6));
+        assert_eq!(pg_vs_sqlite(&targets, &runs(Step::ListFlat)), None);
+        assert_eq!(pg_vs_sqlite(&targets[..2], &runs(Step::SmallGet)), None);
+    }
+
+    /// Client-bound when the client used more CPU than the server and its database together.
+    #[test]
+    fn client_bound_counts_the_database() {
+        assert_eq!(client_bound(&sample(1.0, 0.5, 1.0, None)), "");
+        assert_eq!(client_bound(&sample(1.0, 1.5, 1.0, Some(1.0))), "");
+        assert!(client_bound(&sample(1.0, 2.5, 1.0, Some(1.0))).contains("client-bound"));
+        let mut no_server = sample(1.0, 2.5, 1.0, None);
+        no_server.server_cpu_s = None;
+        assert_eq!(client_bound(&no_server), "");
+    }
+}

@@ -208,12 +208,9 @@ async fn answer_when_durable(wal: &WalSync, answers: Vec<Planned>) {
 enum Read {
     /// The bucket by id, and the key's current version in it.
     ById { bucket_id: String, key: String },
-    /// The bucket by tenant and name, and the key's current version in it.
-    ByName {
-        tenant_id: String,
-        bucket: String,
-        key: String,
-    },
+    /// The bucket by tenant and name, and the key's current version in it: HEAD's and GET's
+    /// lookup (one statement), without inline bytes.
+    ByName(decode::Lookup),
 }
 
 impl Read {
@@ -227,11 +224,12 @@ impl Read {
                 tenant_id,
                 bucket,
                 key,
-            } => Read::ByName {
-                tenant_id: tenant_id.clone(),
+            } => Read::ByName(decode::Lookup {
+                tenant: tenant_id.clone(),
                 bucket: bucket.clone(),
-                key: key.clone(),
-            },
+                key: Some(key.clone()),
+                inline: false,
+            }),
         }
     }
 
@@ -251,19 +249,8 @@ impl Read {
                     decode::object_from_rows(&mut Named::query(&mut stmt, &params[..])?, false)?;
                 Ok((true, old))
             }
-            // HEAD's and GET's lookup: bucket and version in one statement.
-            Read::ByName {
-                tenant_id,
-                bucket,
-                key,
-            } => {
-                let lookup = decode::Lookup {
-                    tenant: tenant_id.clone(),
-                    bucket: bucket.clone(),
-                    key: Some(key.clone()),
-                    inline: false,
-                };
-                let found = direct::find_on(c, &lookup)?;
+            Read::ByName(lookup) => {
+                let found = direct::find_on(c, lookup)?;
                 Ok((found.bucket.is_some(), found.object))
             }
         }
