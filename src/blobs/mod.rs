@@ -6,13 +6,126 @@
 //! collector's job, under the blob row's lock (the GC invariant, see `meta`).
 
 mod checksum;
+mod direct;
 mod write;
 
 pub use checksum::ChecksumAlgo;
 pub use write::{BodyError, INLINE_LIMIT, WriteError, Written};
 
+use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// Reads of at least this many bytes bypass the page cache (`direct`): a large sequential read
+/// runs at the disk's speed either way, and caching it would evict small hot objects.
+const DIRECT_READ_MIN: u64 = 8 << 20;
+
+/// Bytes per buffered read.
+const READ_CHUNK: usize = 256 << 10;
+
+/// Direct reads in flight per stream: the disk gets the next request while one completes.
+const DIRECT_DEPTH: usize = 2;
+
+/// A blob file read forward, chunk by chunk, from an offset to a known end. It hands out the
+/// reads (`next_read`) for the caller to run on blocking threads.
+pub struct BlobReader {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+    left: u64,
+    /// Present when the file was opened with `O_DIRECT`.
+    direct: Option<direct::ReadSlot>,
+}
+
+/// One chunk's read (blocking: run it on a blocking thread).
+pub struct ChunkRead {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+    want: usize,
+    direct: bool,
+}
+
+impl BlobReader {
+    fn open(path: &Path, offset: u64, len: u64) -> io::Result<BlobReader> {
+        use std::io::{Seek, SeekFrom};
+        let direct = match len >= DIRECT_READ_MIN {
+            true => direct::open_read(path)?,
+            false => None,
+        };
+        let (file, direct) = match direct {
+            Some(file) => (file, Some(direct::ReadSlot::take(DIRECT_DEPTH))),
+            None => {
+                let mut file = std::fs::File::open(path)?;
+                if offset > 0 {
+                    file.seek(SeekFrom::Start(offset))?;
+                }
+                (file, None)
+            }
+        };
+        Ok(BlobReader {
+            file: std::sync::Arc::new(file),
+            pos: offset,
+            left: len,
+            direct,
+        })
+    }
+
+    /// Reads that may run at once: direct reads are positioned, buffered ones share the
+    /// file's position and must run one after another.
+    pub fn depth(&self) -> usize {
+        match self.direct {
+            Some(_) => DIRECT_DEPTH,
+            None => 1,
+        }
+    }
+
+    /// The next chunk's read; `None` once the range is handed out.
+    pub fn next_read(&mut self) -> Option<ChunkRead> {
+        if self.left == 0 {
+            return None;
+        }
+        let chunk = match &self.direct {
+            // The first chunk of an unaligned range ends on a block boundary, so the later
+            // reads start aligned.
+            Some(slot) => slot.chunk_len() - (self.pos % direct::ALIGN as u64) as usize,
+            None => READ_CHUNK,
+        };
+        let want = usize::try_from(self.left).unwrap_or(usize::MAX).min(chunk);
+        let read = ChunkRead {
+            file: self.file.clone(),
+            pos: self.pos,
+            want,
+            direct: self.direct.is_some(),
+        };
+        self.pos += want as u64;
+        self.left -= want as u64;
+        Some(read)
+    }
+}
+
+impl ChunkRead {
+    /// The chunk's bytes. A short file is an error, never a short object.
+    pub fn run(self) -> io::Result<Bytes> {
+        use std::io::Read;
+        if self.direct {
+            return direct::read_at(&self.file, self.pos, self.want);
+        }
+        // Into the buffer's spare capacity: no zeroing, no intermediate copy.
+        let mut buf = Vec::with_capacity(self.want);
+        let n = (&*self.file).take(self.want as u64).read_to_end(&mut buf)?;
+        if n < self.want {
+            return Err(short_blob());
+        }
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// A blob file shorter than its row says: never serve a short object silently.
+fn short_blob() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "blob file shorter than recorded size",
+    )
+}
 
 /// A storage tier: a directory tree on its own volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,43 +240,37 @@ impl BlobStore {
         ignore_not_found(tokio::fs::remove_file(self.blob_path(tier, hash)).await)
     }
 
-    /// A blob file opened for reading at `offset`, in one hand-off to a blocking thread.
+    /// Blob `hash` opened for reading `len` bytes from `offset`, in one hand-off to a
+    /// blocking thread. A read of `DIRECT_READ_MIN` bytes or more bypasses the page cache.
     pub async fn open_read(
         &self,
         tier: Tier,
         hash: &str,
         offset: u64,
-    ) -> io::Result<std::fs::File> {
-        use std::io::{Seek, SeekFrom};
+        len: u64,
+    ) -> io::Result<BlobReader> {
         let path = self.blob_path(tier, hash);
-        tokio::task::spawn_blocking(move || {
-            let mut f = std::fs::File::open(path)?;
-            if offset > 0 {
-                f.seek(SeekFrom::Start(offset))?;
-            }
-            Ok(f)
-        })
-        .await
-        .map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || BlobReader::open(&path, offset, len))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// SHA-256 of a blob file, read at most `bytes_per_sec` (0: unlimited). Blocking: call it
     /// from a blocking thread.
     pub fn hash_file(&self, tier: Tier, hash: &str, bytes_per_sec: u64) -> io::Result<[u8; 32]> {
         use sha2::Digest;
-        use std::io::Read;
-        let mut f = std::fs::File::open(self.blob_path(tier, hash))?;
+        let path = self.blob_path(tier, hash);
+        let len = std::fs::metadata(&path)?.len();
+        // The reads' way: a large blob bypasses the page cache, so a scrub does not evict
+        // the hot objects.
+        let mut reader = BlobReader::open(&path, 0, len)?;
         let mut sha = sha2::Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
         let start = std::time::Instant::now();
         let mut total = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                return Ok(sha.finalize().into());
-            }
-            sha.update(&buf[..n]);
-            total += n as u64;
+        while let Some(read) = reader.next_read() {
+            let chunk = read.run()?;
+            sha.update(&chunk);
+            total += chunk.len() as u64;
             if bytes_per_sec > 0 {
                 // Sleep off any lead over the allowed rate.
                 let due = std::time::Duration::from_secs_f64(total as f64 / bytes_per_sec as f64);
@@ -172,6 +279,7 @@ impl BlobStore {
                 }
             }
         }
+        Ok(sha.finalize().into())
     }
 
     /// Every blob file of a tier: `(hash, modified)`. For fsck.

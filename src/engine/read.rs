@@ -1,15 +1,12 @@
 //! Streaming reads of an object's segments, whole or by byte range.
 
 use super::Result;
-use crate::blobs::{BlobStore, Tier};
+use crate::blobs::{BlobReader, BlobStore, Tier};
 use crate::meta::Segment;
 use bytes::Bytes;
 use futures::Stream;
-use std::io::Read;
+use std::collections::VecDeque;
 use std::pin::Pin;
-
-/// Read size per chunk: big reads are cheap on the disk and on loopback.
-const READ_CHUNK: usize = 256 * 1024;
 
 /// `[start, end)` within an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,26 +55,42 @@ enum Source {
     Memory(Bytes),
 }
 
-/// A blob file read one chunk ahead: the next chunk's read runs on a blocking thread while the
-/// caller sends the current one, so the page-cache copy overlaps the socket's.
+/// A blob file read ahead: the next chunks' reads run on blocking threads (as many as the
+/// reader allows) while the caller sends the current one, so the disk or page-cache copy
+/// overlaps the socket's.
 struct FileReader {
-    next: tokio::task::JoinHandle<(std::fs::File, std::io::Result<Bytes>)>,
-    /// Bytes of the piece not yet asked for.
-    left: u64,
+    reader: BlobReader,
+    running: VecDeque<tokio::task::JoinHandle<std::io::Result<Bytes>>>,
 }
 
 impl FileReader {
-    fn start(file: std::fs::File, left: u64) -> FileReader {
-        let want = usize::try_from(left).unwrap_or(usize::MAX).min(READ_CHUNK);
-        let next = tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            let chunk = read_chunk(&mut file, want);
-            (file, chunk)
-        });
-        FileReader {
-            next,
-            left: left - want as u64,
+    fn start(reader: BlobReader) -> FileReader {
+        let mut f = FileReader {
+            reader,
+            running: VecDeque::new(),
+        };
+        f.refill();
+        f
+    }
+
+    /// Starts reads up to the reader's depth. Called only after the previous read finished,
+    /// which keeps buffered reads (depth 1) in file order.
+    fn refill(&mut self) {
+        while self.running.len() < self.reader.depth() {
+            let Some(read) = self.reader.next_read() else {
+                return;
+            };
+            self.running
+                .push_back(tokio::task::spawn_blocking(move || read.run()));
         }
+    }
+
+    /// The next chunk, or `None` at the end of the piece.
+    async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        let read = self.running.pop_front()?;
+        let chunk = read.await.map_err(std::io::Error::other).and_then(|r| r);
+        self.refill();
+        Some(chunk)
     }
 }
 
@@ -120,8 +133,8 @@ async fn open_piece(blobs: &BlobStore, p: Piece) -> std::io::Result<Source> {
             )),
         };
     }
-    let f = blobs.open_read(p.tier, &p.hash, p.offset).await?;
-    Ok(Source::File(FileReader::start(f, p.len)))
+    let reader = blobs.open_read(p.tier, &p.hash, p.offset, p.len).await?;
+    Ok(Source::File(FileReader::start(reader)))
 }
 
 async fn next_chunk(mut st: State) -> std::io::Result<Option<(Bytes, State)>> {
@@ -138,30 +151,10 @@ async fn next_chunk(mut st: State) -> std::io::Result<Option<(Bytes, State)>> {
                 st.current = None;
                 return Ok(Some((bytes, st)));
             }
-            Some(Source::File(reader)) => {
-                let (file, chunk) = (&mut reader.next).await.map_err(std::io::Error::other)?;
-                let chunk = chunk?;
-                st.current = match reader.left {
-                    0 => None,
-                    left => Some(Source::File(FileReader::start(file, left))),
-                };
-                return Ok(Some((chunk, st)));
-            }
+            Some(Source::File(reader)) => match reader.next().await {
+                Some(chunk) => return Ok(Some((chunk?, st))),
+                None => st.current = None,
+            },
         }
     }
-}
-
-/// The next `want` bytes of `file` (blocking). Reads into the buffer's spare capacity: no
-/// zeroing, no intermediate copy.
-fn read_chunk(file: &mut std::fs::File, want: usize) -> std::io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(want);
-    let n = file.by_ref().take(want as u64).read_to_end(&mut buf)?;
-    if n < want {
-        // The blob is shorter than its row says: never serve a short object silently.
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "blob file shorter than recorded size",
-        ));
-    }
-    Ok(Bytes::from(buf))
 }
