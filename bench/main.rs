@@ -17,6 +17,7 @@
 //! ```
 
 mod body;
+mod disk;
 mod lean;
 mod report;
 mod scenarios;
@@ -227,7 +228,19 @@ fn run(args: Args) -> Result<()> {
         .context("tokio runtime")?;
     let started = std::time::SystemTime::now();
     let load_start = servers::loadavg();
-    let results = rt.block_on(bench(&mut targets, &steps, &profile, &args, &run_id))?;
+    let probe = match steps.contains(&Step::Get1) {
+        true => Some(disk::Probe::create(&tmp, &run_id, profile.big)?),
+        false => None,
+    };
+    let results = rt.block_on(bench(
+        &mut targets,
+        &steps,
+        &profile,
+        &args,
+        &run_id,
+        probe.as_ref(),
+    ))?;
+    drop(probe);
     let load_end = servers::loadavg();
 
     let meta = report::Meta {
@@ -265,6 +278,7 @@ async fn bench(
     profile: &Profile,
     args: &Args,
     run_id: &str,
+    probe: Option<&disk::Probe>,
 ) -> Result<Vec<report::StepResult>> {
     let bucket = format!("bench-{run_id}");
     let list_bucket = format!("bench-list-{run_id}");
@@ -332,7 +346,7 @@ async fn bench(
                 let mach0 = servers::machine_ticks();
                 let t0 = Instant::now();
                 let cx = ctx!();
-                let measured = scenarios::run(step, cx)
+                let mut measured = scenarios::run(step, cx)
                     .await
                     .with_context(|| format!("{} on {}", step.id(), t.name))?;
                 let wall = t0.elapsed().as_secs_f64();
@@ -358,6 +372,13 @@ async fn bench(
                 });
                 let peak_rss = pid.and_then(|p| servers::status_bytes(p, "VmHWM:"));
                 let build_procs = build_procs.max(servers::build_processes());
+                if step == Step::Get1
+                    && let Some(probe) = probe
+                {
+                    // After the readings above: the probe's reads are nobody's step.
+                    let mbps = probe.read_mbps()?;
+                    measured.extra.insert("disk_read_mbps".into(), mbps.into());
+                }
                 let sample = report::Sample {
                     measured,
                     wall_s: wall,

@@ -327,6 +327,17 @@ pub fn table(meta: &Meta, targets: &[Target], results: &[StepResult]) -> String 
                 String::new(),
             ));
         }
+        if step == Step::Get1
+            && let Some((disk, ratio)) = get_vs_disk(r, targets.len())
+        {
+            rows.push(plain(
+                "  disk read right after (direct)".into(),
+                "MB/s",
+                disk,
+                String::new(),
+            ));
+            rows.push(plain("  GET / disk read".into(), "x", ratio, String::new()));
+        }
         if step == Step::Dedup {
             rows.push(plain(
                 "  data dir growth".into(),
@@ -661,6 +672,30 @@ pub fn json(meta: &Meta, targets: &[Target], results: &[StepResult]) -> Value {
     })
 }
 
+/// One value per target.
+type Column = Vec<Option<f64>>;
+
+/// Per target: the disk's direct-read speed probed right after the chosen GET sample, and the
+/// GET's speed over it. `None` when no sample has a probe.
+fn get_vs_disk(r: &StepResult, n: usize) -> Option<(Column, Column)> {
+    let disk: Column = (0..n)
+        .map(|t| {
+            r.get(t)?
+                .measured
+                .extra
+                .get("disk_read_mbps")
+                .and_then(Value::as_f64)
+        })
+        .collect();
+    if disk.iter().all(Option::is_none) {
+        return None;
+    }
+    let ratio = (0..n)
+        .map(|t| Some(r.get(t)?.measured.value? / disk[t]?))
+        .collect();
+    Some((disk, ratio))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,6 +732,30 @@ mod tests {
             load: String::new(),
             build_procs: 0,
         }
+    }
+
+    /// The GET row's disk probe: shown per target, and the GET divided by it.
+    #[test]
+    fn get_is_divided_by_the_disk_probe() {
+        let probed = |value, disk: f64| {
+            let mut s = sample(value, 1.0, 1.0, None);
+            s.measured
+                .extra
+                .insert("disk_read_mbps".into(), disk.into());
+            s
+        };
+        let r = StepResult::new(
+            Step::Get1,
+            vec![
+                vec![probed(800.0, 1000.0)],
+                vec![sample(900.0, 1.0, 1.0, None)],
+            ],
+        );
+        let (disk, ratio) = get_vs_disk(&r, 2).expect("a probe");
+        assert_eq!(disk, vec![Some(1000.0), None]);
+        assert_eq!(ratio, vec![Some(0.8), None]);
+        let unprobed = StepResult::new(Step::Get1, vec![vec![sample(900.0, 1.0, 1.0, None)]]);
+        assert!(get_vs_disk(&unprobed, 1).is_none());
     }
 
     /// PostgreSQL over SQLite, on small-object steps only, whatever the targets' order.

@@ -131,6 +131,14 @@ impl AlignedBuf {
         self.len == BUF_LEN
     }
 
+    /// Drops the first `n` bytes, moving the rest to the start.
+    fn drain_front(&mut self, n: usize) {
+        let len = self.len;
+        assert!(n <= len, "drained past the buffer's length");
+        self.block_mut().copy_within(n..len, 0);
+        self.len = len - n;
+    }
+
     fn set_len(&mut self, len: usize) {
         assert!(len <= BUF_LEN, "aligned buffer length past its capacity");
         self.len = len;
@@ -214,19 +222,44 @@ impl DirectWriter {
     /// Appends `data`. In direct mode whole buffers go to the file; the rest waits in the
     /// buffer for more data or `finish`.
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        let Some(buf) = self.buf.as_mut() else {
-            return self.file.write_all(data);
-        };
         while !data.is_empty() {
+            let Some(buf) = self.buf.as_mut() else {
+                return self.file.write_all(data);
+            };
             let n = buf.fill(data);
             data = &data[n..];
             if buf.is_full() {
                 // A full buffer is a multiple of ALIGN and starts at an aligned offset (every
                 // earlier write was a full buffer too).
-                self.file.write_all(buf.as_ref())?;
-                buf.set_len(0);
+                self.flush_direct(BUF_LEN)?;
             }
         }
+        Ok(())
+    }
+
+    /// Writes the buffer's first `len` bytes (a multiple of ALIGN) with `O_DIRECT` and keeps
+    /// the rest at its start. A device that refuses the I/O after accepting the flag (EINVAL:
+    /// a larger logical block, some FUSE filesystems), or a short write (the file offset is
+    /// then unaligned; the next call reports the cause, e.g. ENOSPC), turns the file buffered:
+    /// the whole buffer is written through the page cache and later writes go there too.
+    fn flush_direct(&mut self, len: usize) -> io::Result<()> {
+        let Some(buf) = self.buf.as_mut() else {
+            return Ok(());
+        };
+        debug_assert!(len.is_multiple_of(ALIGN) && len <= buf.len);
+        let done = match self.file.write(&buf.as_ref()[..len]) {
+            Ok(n) if n == len => {
+                buf.drain_front(len);
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => 0,
+            Err(e) => return Err(e),
+        };
+        set_direct(&self.file, false)?;
+        let rest = &buf.as_ref()[done..];
+        self.file.write_all(rest)?;
+        self.buf = None;
         Ok(())
     }
 
@@ -234,14 +267,15 @@ impl DirectWriter {
     /// tail goes direct; the last partial block is written with `O_DIRECT` turned off, since a
     /// direct write cannot end mid-block.
     pub fn finish(mut self) -> io::Result<File> {
-        if let Some(buf) = self.buf.take() {
-            let tail = buf.as_ref();
-            let whole = tail.len() / ALIGN * ALIGN;
-            self.file.write_all(&tail[..whole])?;
-            if whole < tail.len() {
-                set_direct(&self.file, false)?;
-                self.file.write_all(&tail[whole..])?;
-            }
+        let whole = self.buf.as_ref().map_or(0, |b| b.len / ALIGN * ALIGN);
+        if whole > 0 {
+            self.flush_direct(whole)?;
+        }
+        if let Some(buf) = self.buf.take()
+            && !buf.as_ref().is_empty()
+        {
+            set_direct(&self.file, false)?;
+            self.file.write_all(buf.as_ref())?;
         }
         Ok(self.file)
     }
@@ -282,6 +316,12 @@ pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The device refuses direct I/O after all (see `DirectWriter::flush_direct`), or
+            // a short read left `got` unaligned: read through the page cache from now on.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                set_direct(file, false)?;
+                return read_buffered_at(file, offset, len);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -292,40 +332,43 @@ pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
     Ok(Bytes::from_owner(buf).slice(skip..))
 }
 
-/// Read buffers of all direct reads together stay within about this many bytes: each stream
-/// has at most `depth + 1` chunks out (those being read, one being sent).
-const READ_BUDGET: usize = 32 << 20;
-/// Bounds of a direct read's chunk (see `BUF_LEN` for why large).
-const READ_MIN: usize = 256 << 10;
-const READ_MAX: usize = BUF_LEN;
+fn read_buffered_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut v = vec![0u8; len];
+    match file.read_exact_at(&mut v, offset) {
+        Ok(()) => Ok(Bytes::from(v)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(super::short_blob()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Streams that may read with `O_DIRECT` at once. Each holds at most `depth + 1` blocks
+/// (those being read, one being sent): with depth 2 that is 21 × 3 × 512 KiB ≈ 32 MiB for all
+/// direct reads together. Further streams read through the page cache, 256 KiB at a time.
+const MAX_DIRECT_STREAMS: usize = 21;
 
 /// Streams reading with `O_DIRECT` now.
 static READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// One direct-read stream's share of `READ_BUDGET`, held while the stream is open.
-pub struct ReadSlot {
-    /// Chunks the stream holds at most.
-    chunks: usize,
-}
+/// One of the `MAX_DIRECT_STREAMS` places, held while a direct stream is open.
+pub struct ReadSlot(());
 
 impl ReadSlot {
-    /// For a stream with `depth` reads in flight.
-    pub fn take(depth: usize) -> ReadSlot {
-        READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ReadSlot { chunks: depth + 1 }
-    }
-
-    /// This stream's next chunk size: a lone stream reads `READ_MAX` at a time, many
-    /// concurrent streams share the budget down to `READ_MIN` each. Always a multiple of ALIGN.
-    pub fn chunk_len(&self) -> usize {
-        let streams = READERS.load(std::sync::atomic::Ordering::Relaxed).max(1);
-        (READ_BUDGET / (self.chunks * streams)).clamp(READ_MIN, READ_MAX) / ALIGN * ALIGN
+    /// A place, if one is free.
+    pub fn take() -> Option<ReadSlot> {
+        use std::sync::atomic::Ordering;
+        READERS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_DIRECT_STREAMS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ReadSlot(()))
     }
 }
 
 impl Drop for ReadSlot {
     fn drop(&mut self) {
-        READERS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        READERS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -338,6 +381,31 @@ pub fn open_read(path: &std::path::Path) -> io::Result<Option<File>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A direct write the device refuses (EINVAL; here forced by an unaligned file offset)
+    /// turns the file buffered with nothing lost.
+    #[test]
+    fn a_refused_direct_write_falls_back_to_buffered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let mut w = DirectWriter::create(&path).expect("create");
+        if !w.is_direct() {
+            return; // This filesystem has no O_DIRECT: nothing to refuse.
+        }
+        set_direct(w.file(), false).expect("off");
+        w.file_mut().write_all(b"x").expect("one byte");
+        assert!(set_direct(w.file(), true).expect("on"));
+        let data: Vec<u8> = (0..BUF_LEN * 2 + 100).map(|i| (i % 253) as u8).collect();
+        w.write(&data).expect("write");
+        assert!(!w.is_direct(), "still direct after EINVAL");
+        w.finish().expect("finish").sync_data().expect("sync");
+        let back = std::fs::read(&path).expect("read");
+        assert!(
+            back[0] == b'x' && back[1..] == data[..],
+            "{} bytes back",
+            back.len()
+        );
+    }
 
     #[test]
     fn writes_and_reads_back_every_alignment() {

@@ -16,8 +16,9 @@ use bytes::Bytes;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Reads of at least this many bytes bypass the page cache (`direct`): a large sequential read
-/// runs at the disk's speed either way, and caching it would evict small hot objects.
+/// Reads of at least this many bytes of one blob (a segment's share of the range) bypass the
+/// page cache (`direct`), while `MAX_DIRECT_STREAMS` allows: a large sequential read runs at
+/// the disk's speed either way, and caching it would evict small hot objects.
 const DIRECT_READ_MIN: u64 = 8 << 20;
 
 /// Bytes per buffered read.
@@ -47,12 +48,16 @@ pub struct ChunkRead {
 impl BlobReader {
     fn open(path: &Path, offset: u64, len: u64) -> io::Result<BlobReader> {
         use std::io::{Seek, SeekFrom};
-        let direct = match len >= DIRECT_READ_MIN {
-            true => direct::open_read(path)?,
+        let slot = match len >= DIRECT_READ_MIN {
+            true => direct::ReadSlot::take(),
             false => None,
         };
+        let direct = match slot {
+            Some(slot) => direct::open_read(path)?.map(|f| (f, slot)),
+            None => None,
+        };
         let (file, direct) = match direct {
-            Some(file) => (file, Some(direct::ReadSlot::take(DIRECT_DEPTH))),
+            Some((file, slot)) => (file, Some(slot)),
             None => {
                 let mut file = std::fs::File::open(path)?;
                 if offset > 0 {
@@ -86,7 +91,7 @@ impl BlobReader {
         let chunk = match &self.direct {
             // The first chunk of an unaligned range ends on a block boundary, so the later
             // reads start aligned.
-            Some(slot) => slot.chunk_len() - (self.pos % direct::ALIGN as u64) as usize,
+            Some(_) => direct::BUF_LEN - (self.pos % direct::ALIGN as u64) as usize,
             None => READ_CHUNK,
         };
         let want = usize::try_from(self.left).unwrap_or(usize::MAX).min(chunk);

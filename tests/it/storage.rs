@@ -448,7 +448,7 @@ both_dbs!(
 );
 
 /// Large reads bypass the page cache with aligned direct reads; every range, however it falls
-/// on the 4 KiB blocks and 1 MiB chunks, must still be exact. The body is streamed (so written
+/// on the 4 KiB blocks and 512 KiB chunks, must still be exact. The body is streamed (so written
 /// with `O_DIRECT` too) and ends mid-block.
 async fn large_ranges_are_exact(s: &TestServer) {
     let body = bytes(20 * MIB + 4321, 77);
