@@ -17,7 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Reads of at least this many bytes of one blob (a segment's share of the range) bypass the
-/// page cache (`direct`), while `MAX_DIRECT_STREAMS` allows: a large sequential read runs at
+/// page cache (`direct`), while `MAX_DIRECT_READERS` allows: a large sequential read runs at
 /// the disk's speed either way, and caching it would evict small hot objects.
 const DIRECT_READ_MIN: u64 = 8 << 20;
 
@@ -34,7 +34,7 @@ pub struct BlobReader {
     pos: u64,
     left: u64,
     /// Present when the file was opened with `O_DIRECT`.
-    direct: Option<direct::ReadSlot>,
+    direct: Option<direct::Slot>,
 }
 
 /// One chunk's read (blocking: run it on a blocking thread).
@@ -49,7 +49,7 @@ impl BlobReader {
     fn open(path: &Path, offset: u64, len: u64) -> io::Result<BlobReader> {
         use std::io::{Seek, SeekFrom};
         let slot = match len >= DIRECT_READ_MIN {
-            true => direct::ReadSlot::take(),
+            true => direct::Slot::reader(),
             false => None,
         };
         let direct = match slot {
