@@ -355,9 +355,9 @@ fn read_buffered_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
 }
 
 /// Streams that may read with `O_DIRECT` at once. Each holds at most `depth + 1` blocks
-/// (those being read, one being sent): with depth 2 that is 21 × 3 × 512 KiB ≈ 32 MiB for all
+/// (those being read, one being sent): with depth 4 that is 12 × 5 × 512 KiB = 30 MiB for all
 /// direct reads together. Further streams read through the page cache, 256 KiB at a time.
-const MAX_DIRECT_READERS: usize = 21;
+const MAX_DIRECT_READERS: usize = 12;
 
 /// Files that may be written with `O_DIRECT` at once, one block each (8 MiB together). Further
 /// uploads write through the page cache: under many concurrent uploads the blocks, on top of

@@ -24,8 +24,10 @@ const DIRECT_READ_MIN: u64 = 8 << 20;
 /// Bytes per buffered read.
 const READ_CHUNK: usize = 256 << 10;
 
-/// Direct reads in flight per stream: the disk gets the next request while one completes.
-const DIRECT_DEPTH: usize = 2;
+/// Direct reads in flight per stream: the disk keeps working while the socket drains. Measured
+/// (1 GiB GET right after its PUT, alternated twice, ÷ a direct-read probe of the disk right
+/// after): depth 2 reached 0.79 / 0.88 of the disk, depth 4 0.94 / 1.06.
+const DIRECT_DEPTH: usize = 4;
 
 /// A blob file read forward, chunk by chunk, from an offset to a known end. It hands out the
 /// reads (`next_read`) for the caller to run on blocking threads.
