@@ -10,7 +10,10 @@
 //!
 //! `O_DIRECT` needs the buffer, the file offset and the length aligned to the device's logical
 //! block; `ALIGN` (4 KiB) covers every common device. A filesystem that refuses the flag
-//! (`fcntl` answers EINVAL, e.g. an older tmpfs) gets ordinary buffered I/O.
+//! (`fcntl` answers EINVAL, e.g. an older tmpfs) gets ordinary buffered I/O; so does a file
+//! whose device refuses a direct request after accepting the flag, or that had a short direct
+//! write, and every stream beyond the direct places (`MAX_DIRECT_READERS`,
+//! `MAX_DIRECT_WRITERS`), which bound the memory in aligned blocks.
 
 use bytes::Bytes;
 use std::fs::File;
