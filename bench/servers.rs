@@ -195,8 +195,7 @@ impl PgDb {
     /// last ANALYZE). With autovacuum off (as on the machines this was written on) the dead row
     /// versions of every earlier step would stay in tables and indexes, and the planner would
     /// never get statistics; a deployment runs autovacuum. An empty table is not analyzed
-    /// (neither would autovacuum): statistics saying "empty" make the planner cache sequential
-    /// scans for statements that then run while the table grows.
+    /// (neither would autovacuum).
     pub fn settle(&self) -> Result<()> {
         if !self.vacuums {
             return Ok(());

@@ -147,7 +147,16 @@ impl PgMeta {
         // generic one, and for the lookups' `unnest` of parameter arrays it always does: the
         // bind (the planning) cost ~430 us, the execution ~50. Their plans do not depend on
         // the values (index probes and index range scans; the lookups are fenced by OFFSET 0).
-        let hot_opts = opts.options([("plan_cache_mode", "force_generic_plan")]);
+        // But a generic plan does depend on the statistics it was made with: from a nearly
+        // empty table's (a fresh install's first ANALYZE) it scans the table, and keeps doing
+        // so, every lookup reading the whole table, until the next ANALYZE (never, without
+        // autovacuum). Every hot statement has an index to probe, so sequential scans are
+        // priced out of its plans (`enable_seqscan = off` only adds a penalty to their cost:
+        // a table without a usable index would still be scanned).
+        let hot_opts = opts.options([
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+        ]);
         let hot = std::sync::Arc::new(hot::Hot::new(hot_opts));
         Ok(PgMeta {
             lookups: lookup::Lookups::postgres(hot.clone()),

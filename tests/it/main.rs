@@ -17,6 +17,7 @@ mod listing;
 mod lookups;
 mod multipart;
 mod multipart_scale;
+mod pg_planning;
 mod process;
 mod protocol;
 mod sigv4_forms;
