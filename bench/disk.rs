@@ -1,5 +1,5 @@
 //! The disk's own read speed, measured in the same run as the servers: JustStorage reads large
-//! blobs with `O_DIRECT` (512 KiB reads, four in flight), so a GET of an object just written runs
+//! blobs with `O_DIRECT` (512 KiB reads, eight in flight for a lone stream), so a GET of an object just written runs
 //! at the disk's speed of that moment, which varies on this VM. Each 1 GiB GET sample is
 //! followed by this probe, read the same way, so the table can show GET ÷ disk.
 
@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const ALIGN: usize = 4096;
-/// The server's direct read size and depth (`blobs/direct.rs`).
+/// The server's direct read size and a lone stream's depth (`blobs/direct.rs`).
 const READ: usize = 512 << 10;
-const DEPTH: u64 = 4;
+const DEPTH: u64 = 8;
 
 /// A zeroed slice of `len` bytes aligned to `ALIGN`, inside `v`.
 fn aligned(v: &mut Vec<u8>, len: usize) -> &mut [u8] {

@@ -24,11 +24,6 @@ const DIRECT_READ_MIN: u64 = 8 << 20;
 /// Bytes per buffered read.
 const READ_CHUNK: usize = 256 << 10;
 
-/// Direct reads in flight per stream: the disk keeps working while the socket drains. Measured
-/// (1 GiB GET right after its PUT, alternated twice, ÷ a direct-read probe of the disk right
-/// after): depth 2 reached 0.79 / 0.88 of the disk, depth 4 0.94 / 1.06.
-const DIRECT_DEPTH: usize = 4;
-
 /// A blob file read forward, chunk by chunk, from an offset to a known end. It hands out the
 /// reads (`next_read`) for the caller to run on blocking threads.
 pub struct BlobReader {
@@ -76,11 +71,12 @@ impl BlobReader {
         })
     }
 
-    /// Reads that may run at once: direct reads are positioned, buffered ones share the
-    /// file's position and must run one after another.
+    /// Reads that may run at once: direct reads are positioned (as many as
+    /// `direct::read_depth` gives while the disk keeps working and the socket drains),
+    /// buffered ones share the file's position and must run one after another.
     pub fn depth(&self) -> usize {
         match self.direct {
-            Some(_) => DIRECT_DEPTH,
+            Some(_) => direct::current_read_depth(),
             None => 1,
         }
     }
