@@ -361,27 +361,45 @@ fn read_buffered_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
 /// cache, 256 KiB at a time.
 const MAX_DIRECT_READERS: usize = 12;
 
-/// Direct reads in flight, all streams together, that `read_depth` shares out.
-const READ_BLOCKS: usize = 48;
+/// Direct reads a stream may always have unconsumed (being read, or read and waiting for the
+/// socket).
+const OWN_READS: usize = 3;
 
-/// Direct reads in flight for one stream, at most. Measured (1 GiB GET right after its PUT,
-/// alternated, ÷ a direct-read probe of the disk right after): depth 2 reached 0.79 / 0.88 of
-/// the disk, depth 4 0.94 / 1.06 and later 0.74 / 0.70 / 0.94 / 0.93, depth 8 0.99 / 0.78 /
-/// 1.00 / 1.02 against those four.
+/// Direct reads for one stream, at most, its own and borrowed. Measured (1 GiB GET right after
+/// its PUT, alternated, ÷ a direct-read probe of the disk right after): depth 2 reached
+/// 0.79 / 0.88 of the disk, depth 4 0.94 / 1.06 and later 0.74 / 0.70 / 0.94 / 0.93, depth 8
+/// 0.99 / 0.78 / 1.00 / 1.02 against those four.
 const MAX_READ_DEPTH: usize = 8;
 
-/// Direct reads one stream keeps in flight while `active` streams read directly: deep when
-/// the disk has few readers, so that a lone large GET keeps it busy while the socket drains,
-/// and shared out as more arrive. A stream holds at most `depth + 1` blocks (those being read,
-/// one being sent), so all direct reads together hold at most 60 (30 MiB) whatever `active`
-/// is (`reader_blocks_stay_bounded`).
-pub fn read_depth(active: usize) -> usize {
-    (READ_BLOCKS / active.max(1)).clamp(1, MAX_READ_DEPTH)
+/// Reads beyond their own that the direct streams may borrow, all together: a lone large GET
+/// reads eight deep and keeps the disk busy while the socket drains; twelve streams average
+/// four each.
+const EXTRA_READS: usize = 12;
+
+/// Blocks of all direct reads together, at most: each stream's own reads and the one it is
+/// sending, and every borrowed read. 60 blocks are 30 MiB.
+const MAX_READ_BLOCKS: usize = MAX_DIRECT_READERS * (OWN_READS + 1) + EXTRA_READS;
+const _: () = assert!(MAX_READ_BLOCKS * BUF_LEN <= 30 << 20);
+const _: () = assert!(OWN_READS + EXTRA_READS >= MAX_READ_DEPTH);
+
+static EXTRA: AtomicUsize = AtomicUsize::new(0);
+
+/// Why a direct stream may start another read: one of its own, or one borrowed from
+/// `EXTRA_READS` and given back when dropped (when the read's chunk is handed to the socket).
+pub enum Room {
+    Own,
+    Borrowed(Slot),
 }
 
-/// The depth for a stream now, by the direct readers open at this moment (its own included).
-pub fn current_read_depth() -> usize {
-    read_depth(READERS.load(Ordering::Acquire))
+/// Whether a direct stream with `unconsumed` reads may start another.
+pub fn room(unconsumed: usize) -> Option<Room> {
+    if unconsumed < OWN_READS {
+        Some(Room::Own)
+    } else if unconsumed < MAX_READ_DEPTH {
+        Slot::take(&EXTRA, EXTRA_READS).map(Room::Borrowed)
+    } else {
+        None
+    }
 }
 
 /// Files that may be written with `O_DIRECT` at once, one block each (8 MiB together). Further
@@ -431,19 +449,20 @@ pub fn open_read(path: &std::path::Path) -> io::Result<Option<File>> {
 mod tests {
     use super::*;
 
-    /// However many streams read directly, their blocks stay within 30 MiB; a lone stream
-    /// reads deepest, and a full house still keeps four reads each in flight.
+    /// A stream reads up to eight deep while reads are left to borrow, and never fewer than
+    /// its own three when none are; a borrowed read is given back when dropped.
     #[test]
-    fn reader_blocks_stay_bounded() {
-        let most = (1..=MAX_DIRECT_READERS)
-            .map(|n| n * (read_depth(n) + 1))
-            .max()
-            .unwrap_or(0);
-        assert!(most * BUF_LEN <= 30 << 20, "{most} blocks");
-        assert_eq!(read_depth(1), MAX_READ_DEPTH);
-        assert_eq!(read_depth(0), MAX_READ_DEPTH);
-        assert_eq!(read_depth(MAX_DIRECT_READERS), 4);
-        assert!((1..=MAX_DIRECT_READERS).all(|n| read_depth(n) >= read_depth(n + 1)));
+    fn streams_borrow_reads_up_to_their_depth() {
+        let lone: Vec<Room> = (0..MAX_READ_DEPTH).map_while(room).collect();
+        assert_eq!(lone.len(), MAX_READ_DEPTH);
+        assert!(room(MAX_READ_DEPTH).is_none());
+        let mut held: Vec<Room> = std::iter::from_fn(|| room(OWN_READS)).take(64).collect();
+        assert!(held.len() <= EXTRA_READS, "{} borrowed", held.len());
+        assert!(room(OWN_READS).is_none());
+        assert!(matches!(room(OWN_READS - 1), Some(Room::Own)));
+        held.pop();
+        assert!(matches!(room(OWN_READS), Some(Room::Borrowed(_))));
+        drop((lone, held));
     }
 
     /// A direct write the device refuses (EINVAL; here forced by an unaligned file offset)

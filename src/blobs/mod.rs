@@ -7,6 +7,7 @@
 
 mod checksum;
 mod direct;
+pub use direct::Room;
 mod write;
 
 pub use checksum::ChecksumAlgo;
@@ -71,13 +72,14 @@ impl BlobReader {
         })
     }
 
-    /// Reads that may run at once: direct reads are positioned (as many as
-    /// `direct::read_depth` gives while the disk keeps working and the socket drains),
-    /// buffered ones share the file's position and must run one after another.
-    pub fn depth(&self) -> usize {
+    /// Whether another read may start while `unconsumed` of this reader's reads are not yet
+    /// handed out, and what it holds until then. Buffered reads share the file's position and
+    /// run one after another; direct reads are positioned, as many as `direct::room` allows
+    /// (the disk keeps working while the socket drains).
+    pub fn room(&self, unconsumed: usize) -> Option<direct::Room> {
         match self.direct {
-            Some(_) => direct::current_read_depth(),
-            None => 1,
+            Some(_) => direct::room(unconsumed),
+            None => (unconsumed == 0).then_some(direct::Room::Own),
         }
     }
 

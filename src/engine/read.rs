@@ -1,7 +1,7 @@
 //! Streaming reads of an object's segments, whole or by byte range.
 
 use super::Result;
-use crate::blobs::{BlobReader, BlobStore, Tier};
+use crate::blobs::{BlobReader, BlobStore, Room, Tier};
 use crate::meta::Segment;
 use bytes::Bytes;
 use futures::Stream;
@@ -60,7 +60,8 @@ enum Source {
 /// overlaps the socket's.
 struct FileReader {
     reader: BlobReader,
-    running: VecDeque<tokio::task::JoinHandle<std::io::Result<Bytes>>>,
+    /// Reads started and not yet handed out, each with its place (`BlobReader::room`).
+    running: VecDeque<(tokio::task::JoinHandle<std::io::Result<Bytes>>, Room)>,
 }
 
 impl FileReader {
@@ -73,22 +74,24 @@ impl FileReader {
         f
     }
 
-    /// Starts reads up to the reader's depth. Called only after the previous read finished,
-    /// which keeps buffered reads (depth 1) in file order.
+    /// Starts reads while the reader has room. Called only after the previous read was
+    /// handed out, which keeps buffered reads (one at a time) in file order.
     fn refill(&mut self) {
-        while self.running.len() < self.reader.depth() {
+        while let Some(room) = self.reader.room(self.running.len()) {
             let Some(read) = self.reader.next_read() else {
                 return;
             };
-            self.running
-                .push_back(tokio::task::spawn_blocking(move || read.run()));
+            let task = tokio::task::spawn_blocking(move || read.run());
+            self.running.push_back((task, room));
         }
     }
 
     /// The next chunk, or `None` at the end of the piece.
     async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
-        let read = self.running.pop_front()?;
+        let (read, room) = self.running.pop_front()?;
         let chunk = read.await.map_err(std::io::Error::other).and_then(|r| r);
+        // The chunk goes to the socket: its place is free for the next read.
+        drop(room);
         self.refill();
         Some(chunk)
     }
