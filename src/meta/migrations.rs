@@ -48,6 +48,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0011_inline_lz4.sql",
     "0012_set_based_group_commit.sql",
     "0014_blob_data.sql",
+    "0015_commit_functions_probe_indexes.sql",
 );
 
 /// The migrator for one database's files.
