@@ -7,10 +7,10 @@
 
 mod checksum;
 mod direct;
-pub use direct::Room;
 mod write;
 
 pub use checksum::ChecksumAlgo;
+pub use direct::Room;
 pub use write::{BodyError, INLINE_LIMIT, WriteError, Written};
 
 use bytes::Bytes;
@@ -76,10 +76,10 @@ impl BlobReader {
     /// handed out, and what it holds until then. Buffered reads share the file's position and
     /// run one after another; direct reads are positioned, as many as `direct::room` allows
     /// (the disk keeps working while the socket drains).
-    pub fn room(&self, unconsumed: usize) -> Option<direct::Room> {
+    pub fn room(&self, unconsumed: usize) -> Option<Room> {
         match self.direct {
             Some(_) => direct::room(unconsumed),
-            None => (unconsumed == 0).then_some(direct::Room::Own),
+            None => (unconsumed == 0).then_some(Room::Own),
         }
     }
 
