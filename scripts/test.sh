@@ -5,6 +5,7 @@
 #   2. makes sure PostgreSQL is up on 127.0.0.1:5432,
 #   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
 #   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone), SQLite and PostgreSQL at once.
+#   4b. compat-tests/s3-tests/run.sh (ceph/s3-tests against the committed pass list), both at once.
 #   5. scripts/bench-smoke.sh (the benchmark tool's tiny smoke profile, SQLite only).
 set -euo pipefail
 
@@ -87,6 +88,12 @@ wait "$postgres_pid" || compat_failed+=(postgres)
 cat "$compat_logs/sqlite.log" "$compat_logs/postgres.log"
 rm -rf "$compat_logs"
 [[ ${#compat_failed[@]} -eq 0 ]] || die "compat tests failed on: ${compat_failed[*]} (logs above)"
+
+# ------------------------------------------------------------------ conformance
+# ceph/s3-tests, everything in scope, both databases at once; fails when a test on
+# compat-tests/s3-tests/pass.txt fails, a test hangs or the server logs an internal error.
+log "compat-tests/s3-tests/run.sh --profile full (SQLite and PostgreSQL)"
+bash compat-tests/s3-tests/run.sh --profile full all
 
 # ------------------------------------------------------------------ benchmark smoke
 log "scripts/bench-smoke.sh"

@@ -515,6 +515,43 @@ macro_rules! sql_meta {
                 }
             }
 
+            /// Aborts every open upload of a bucket (S3 deletes a bucket's incomplete uploads
+            /// with it), releasing their parts' blob references as AbortMultipartUpload does.
+            /// PostgreSQL: the uploads are locked first, so a part committing concurrently either
+            /// landed before (and is released here) or finds its upload gone.
+            async fn abort_bucket_uploads(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                bucket_id: &str,
+            ) -> MetaResult<()> {
+                const LOCK: &str = if $pg {
+                    "SELECT upload_id FROM multipart_uploads WHERE bucket_id = $1 FOR UPDATE"
+                } else {
+                    "SELECT upload_id FROM multipart_uploads WHERE bucket_id = $1"
+                };
+                let uploads: Vec<String> = sqlx::query_scalar(LOCK)
+                    .bind(bucket_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                for upload_id in &uploads {
+                    Self::release_parts(tx, upload_id).await?;
+                }
+                sqlx::query("DELETE FROM multipart_uploads WHERE bucket_id = $1")
+                    .bind(bucket_id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Releases the blob references of an upload's parts (before its rows go).
+            async fn release_parts(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                upload_id: &str,
+            ) -> MetaResult<()> {
+                let parts = Self::all_parts(tx, upload_id).await?;
+                let release: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
+                Self::apply_deltas(tx, &deltas(&[], &release), None, None).await
+            }
+
             async fn all_parts(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 upload_id: &str,
@@ -787,6 +824,7 @@ macro_rules! sql_meta {
                     if live.is_some() {
                         return Err(MetaError::BucketNotEmpty);
                     }
+                    Self::abort_bucket_uploads(&mut tx, bucket_id).await?;
                     // What is left is DELETING rows, which have released their blobs already (a
                     // demoted version is never COMMITTED); `status <> 'COMMITTED'` lets the partial
                     // index `objects_by_status` find them. A row of any other kind would fail the
@@ -1080,9 +1118,7 @@ macro_rules! sql_meta {
                         Err(MetaError::NoSuchUpload) => return Ok(false),
                         r => r?,
                     };
-                    let parts = Self::all_parts(&mut tx, upload_id).await?;
-                    let release: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
-                    Self::apply_deltas(&mut tx, &deltas(&[], &release), None, None).await?;
+                    Self::release_parts(&mut tx, upload_id).await?;
                     sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
                         .bind(upload_id)
                         .execute(&mut *tx)

@@ -658,3 +658,81 @@ both_dbs!(
         ..Options::default()
     }
 );
+
+/// S3 deletes a bucket's incomplete uploads with it: DeleteBucket succeeds, the parts' blob
+/// references are released (a body shared with another bucket's object stays), and a bucket
+/// that still holds an object keeps both its object and its uploads.
+async fn delete_bucket_with_open_uploads(s: &TestServer) {
+    let c = &s.client;
+    for b in ["mpu-del", "mpu-keep"] {
+        c.create_bucket().bucket(b).send().await.expect("bucket");
+    }
+    let shared = bytes(MIB, 7);
+    c.put_object()
+        .bucket("mpu-keep")
+        .key("shared")
+        .body(ByteStream::from(shared.clone()))
+        .send()
+        .await
+        .expect("put shared");
+    let a = create(c, "mpu-del", "a").await;
+    part(c, "mpu-del", "a", &a, 1, &bytes(MIB, 8)).await;
+    part(c, "mpu-del", "a", &a, 2, &shared).await;
+    let b = create(c, "mpu-del", "b").await;
+    part(c, "mpu-del", "b", &b, 1, &bytes(MIB, 9)).await;
+    let keep = create(c, "mpu-keep", "k").await;
+    part(c, "mpu-keep", "k", &keep, 1, &bytes(MIB, 10)).await;
+
+    let e = c
+        .delete_bucket()
+        .bucket("mpu-keep")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "BucketNotEmpty");
+    c.delete_bucket()
+        .bucket("mpu-del")
+        .send()
+        .await
+        .expect("DeleteBucket with open uploads");
+    let e = c.head_bucket().bucket("mpu-del").send().await.unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+    assert_refcounts(s).await;
+    let r = s.gc(0).await;
+    assert_eq!(
+        r.blobs_removed, 2,
+        "the two parts only the deleted bucket held"
+    );
+    let parts = c
+        .list_parts()
+        .bucket("mpu-keep")
+        .key("k")
+        .upload_id(&keep)
+        .send()
+        .await
+        .expect("the other bucket's upload survives");
+    assert_eq!(parts.parts().len(), 1);
+    let got = c
+        .get_object()
+        .bucket("mpu-keep")
+        .key("shared")
+        .send()
+        .await
+        .expect("shared body still readable");
+    assert_eq!(body_of(got).await, shared);
+    // The name is free again, and the new bucket has no uploads.
+    c.create_bucket()
+        .bucket("mpu-del")
+        .send()
+        .await
+        .expect("re-create");
+    let ups = c
+        .list_multipart_uploads()
+        .bucket("mpu-del")
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(ups.uploads().is_empty());
+    assert_refcounts(s).await;
+}
+both_dbs!(delete_bucket_with_open_uploads);
