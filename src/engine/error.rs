@@ -67,6 +67,9 @@ pub enum Error {
     Storage(#[from] std::io::Error),
     #[error("metadata: {0}")]
     Meta(MetaError),
+    /// An invariant of stored data does not hold (e.g. a stored ACL that does not parse).
+    #[error("internal: {0}")]
+    Internal(String),
     #[error("metadata database unavailable: {0}")]
     Unavailable(MetaError),
 }

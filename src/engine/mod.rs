@@ -3,6 +3,7 @@
 //! The engine never parses HTTP or XML: the `s3` layer hands it typed requests and a body
 //! stream. It never writes SQL (that is `meta`) nor touches paths (that is `blobs`).
 
+pub mod acl;
 mod admin;
 mod checksum;
 mod error;
@@ -461,13 +462,22 @@ fn refuse_nul<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<()> {
     }
 }
 
-/// S3's tag limits: at most 10 tags, keys 1–128 and values 0–256 characters; no U+0000.
+/// An object carries at most this many tags; a bucket at most `MAX_BUCKET_TAGS`.
+pub const MAX_OBJECT_TAGS: usize = 10;
+pub const MAX_BUCKET_TAGS: usize = 50;
+
+/// S3's limits on an object's tags (see `check_tag_set`).
 pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
-    if tags.len() > 10 {
+    if tags.len() > MAX_OBJECT_TAGS {
         return Err(Error::InvalidTag(
             "Object tags cannot be greater than 10".into(),
         ));
     }
+    check_tag_set(tags)
+}
+
+/// S3's tag limits: keys 1–128 and values 0–256 characters; no U+0000.
+pub fn check_tag_set(tags: &BTreeMap<String, String>) -> Result<()> {
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || k.contains('\0') {
             return Err(Error::InvalidTag(

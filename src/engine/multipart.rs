@@ -6,8 +6,8 @@ use super::checksum::{self, ChecksumSpec};
 use super::{ByteRange, Caller, Engine, Error, Result, storage_tier};
 use crate::blobs::{BodyError, ChecksumAlgo, Tier};
 use crate::meta::{
-    Assembled, Checksum, CompleteCommit, MetaError, ObjectHeaders, ObjectRow, PartRow, Segment,
-    SourceCondition, UploadRow, WriteCondition,
+    AclOf, Assembled, Checksum, CompleteCommit, MetaError, ObjectHeaders, ObjectPart, ObjectRow,
+    PartRow, Segment, SourceCondition, UploadRow, WriteCondition,
 };
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
@@ -110,6 +110,22 @@ fn part_algos(up: &UploadRow, spec: &ChecksumSpec) -> Vec<ChecksumAlgo> {
     v
 }
 
+/// What a retried CompleteMultipartUpload must match: the version its upload made, and the
+/// ETag its list of parts gives.
+struct Retry {
+    version_id: String,
+    etag: Option<String>,
+}
+
+/// The multipart ETag of a list of part ETags (`None` if one is not an MD5).
+fn multipart_etag(listed: &[ListedPart]) -> Option<String> {
+    let mut md5s = Md5::new();
+    for p in listed {
+        md5s.update(hex::decode(unquote(&p.etag)).ok()?);
+    }
+    Some(format!("{}-{}", hex::encode(md5s.finalize()), listed.len()))
+}
+
 /// S3's rules for a CompleteMultipartUpload list, and the resulting object.
 fn assemble(
     up: &UploadRow,
@@ -128,11 +144,11 @@ fn assemble(
     {
         return Err(Error::InvalidPartOrder);
     }
-    let mut md5s = Md5::new();
     let mut segments = Vec::with_capacity(listed.len());
     let mut size = 0u64;
     let mut used = std::collections::HashSet::with_capacity(listed.len());
     let mut chosen: Vec<&PartRow> = Vec::with_capacity(listed.len());
+    let mut parts = Vec::with_capacity(listed.len());
     for (i, want) in listed.iter().enumerate() {
         let part = uploaded
             .binary_search_by_key(&want.part_number, |p| p.part_number)
@@ -146,12 +162,16 @@ fn assemble(
             return Err(Error::InvalidPart(want.part_number));
         }
         chosen.push(part);
+        parts.push(ObjectPart {
+            seq: i32::try_from(i + 1).unwrap_or(i32::MAX),
+            part_number: part.part_number,
+            size: part.size,
+            checksum: part.checksum.clone(),
+        });
         let last = i + 1 == listed.len();
         if !last && part.size < MIN_PART_SIZE {
             return Err(Error::EntityTooSmall);
         }
-        let raw = hex::decode(&part.etag).map_err(|_| Error::InvalidPart(part.part_number))?;
-        md5s.update(&raw);
         size += part.size;
         segments.extend(part.blob.clone());
         used.insert(part.part_number);
@@ -167,12 +187,15 @@ fn assemble(
         .filter(|p| !used.contains(&p.part_number))
         .filter_map(|p| p.blob.clone())
         .collect();
+    // Each listed ETag is its part's (checked above), so this is S3's MD5 of the parts' MD5s.
+    let etag = multipart_etag(listed).ok_or(Error::InvalidPart(listed[0].part_number))?;
     Ok(Assembled {
-        etag: format!("{}-{}", hex::encode(md5s.finalize()), listed.len()),
+        etag,
         size,
         parts_count: i32::try_from(listed.len()).unwrap_or(i32::MAX),
         segments,
         unused,
+        parts,
         checksum: Some(checksum),
     })
 }
@@ -403,7 +426,23 @@ impl Engine {
     ) -> Result<ObjectRow> {
         Self::writable(caller)?;
         let b = self.bucket(caller, bucket).await?;
-        let up = self.upload_of(&b.id, key, upload_id).await?;
+        // The version an upload completes is named by the upload's id, so that a retried
+        // CompleteMultipartUpload (the first answer lost) finds it and answers it again.
+        let new_id = uuid::Uuid::parse_str(upload_id)
+            .map_err(|_| Error::NoSuchUpload)?
+            .hyphenated()
+            .to_string();
+        let retry = Retry {
+            version_id: new_id.clone(),
+            etag: multipart_etag(&listed),
+        };
+        let up = match self.upload_of(&b.id, key, upload_id).await {
+            Err(Error::NoSuchUpload) => return self.completed(caller, bucket, key, &retry).await,
+            r => r?,
+        };
+        // The list asked for at CreateMultipartUpload is the new version's; the upload's row
+        // goes with the commit. Not in the commit: a crash between leaves the version private.
+        let acl = self.meta.acl(AclOf::Upload(upload_id)).await?.flatten();
         let check = move |uploaded: &[PartRow]| {
             let a = assemble(&up, &listed, uploaded, &want)
                 .map_err(|e| MetaError::Rejected(Box::new(e)))?;
@@ -414,11 +453,51 @@ impl Engine {
             upload_id: upload_id.to_owned(),
             bucket_id: b.id,
             key: key.to_owned(),
-            new_id: uuid::Uuid::now_v7().to_string(),
+            new_id: new_id.clone(),
             condition,
             assemble: &check,
         };
-        Ok(self.meta.complete_upload(&commit).await?)
+        let row = match self.meta.complete_upload(&commit).await {
+            Err(MetaError::NoSuchUpload) => {
+                return self.completed(caller, bucket, key, &retry).await;
+            }
+            r => r?,
+        };
+        if let Some(acl) = acl {
+            self.meta
+                .set_acl(AclOf::Object(&row.id), Some(&acl))
+                .await?;
+        }
+        Ok(row)
+    }
+
+    /// The parts of a completed multipart version with `seq > after`, at most `max`.
+    pub async fn object_parts(
+        &self,
+        row: &ObjectRow,
+        after: i32,
+        max: usize,
+    ) -> Result<Vec<ObjectPart>> {
+        Ok(self.meta.object_parts(&row.id, after, max).await?)
+    }
+
+    /// The version a completed upload made, while it is still the key's current one and the
+    /// retried list names the same parts (S3 answers a retried completion with the same
+    /// result); else the upload is gone.
+    async fn completed(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        retry: &Retry,
+    ) -> Result<ObjectRow> {
+        match self.head_object(caller, bucket, key).await {
+            Ok(row) if row.id == retry.version_id && Some(&row.etag) == retry.etag.as_ref() => {
+                Ok(row)
+            }
+            Ok(_) | Err(Error::NoSuchKey) => Err(Error::NoSuchUpload),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn abort_upload(

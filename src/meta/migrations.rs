@@ -32,6 +32,8 @@ pub(super) const SQLITE: Files = embed!("sqlite":
     "0008_drop_objects_by_key.sql",
     "0013_listing_covering_index.sql",
     "0014_blob_data.sql",
+    "0016_acl.sql",
+    "0017_object_parts.sql",
 );
 
 pub(super) const POSTGRES: Files = embed!("postgres":
@@ -49,6 +51,8 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0012_set_based_group_commit.sql",
     "0014_blob_data.sql",
     "0015_commit_functions_probe_indexes.sql",
+    "0016_acl.sql",
+    "0017_object_parts.sql",
 );
 
 /// The migrator for one database's files.

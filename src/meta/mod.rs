@@ -323,6 +323,18 @@ pub struct PartRow {
     pub checksum: Option<String>,
 }
 
+/// One part of a completed multipart object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectPart {
+    /// Position in the object, from 1 (`?partNumber=` reads by it).
+    pub seq: i32,
+    /// The number the part was uploaded as.
+    pub part_number: i32,
+    pub size: u64,
+    /// Base64, in the upload's checksum algorithm.
+    pub checksum: Option<String>,
+}
+
 /// What CompleteMultipartUpload makes of the uploaded parts (decided by the engine).
 #[derive(Debug, Clone)]
 pub struct Assembled {
@@ -333,6 +345,7 @@ pub struct Assembled {
     pub segments: Vec<Segment>,
     /// Blobs of uploaded parts the client did not list: released.
     pub unused: Vec<Segment>,
+    pub parts: Vec<ObjectPart>,
     pub checksum: Option<Checksum>,
 }
 
@@ -379,6 +392,16 @@ pub enum BlobRepair {
     MarkCorrupted,
 }
 
+/// What an object access control list belongs to (its row id). A bucket's is one of its
+/// `bucket_config`s.
+#[derive(Debug, Clone, Copy)]
+pub enum AclOf<'a> {
+    /// One object version (`ObjectRow::id`).
+    Object(&'a str),
+    /// A pending multipart upload: the ACL its object gets.
+    Upload(&'a str),
+}
+
 /// Usage figures for `admin usage`.
 #[derive(Debug, Clone)]
 pub struct UsageRow {
@@ -412,6 +435,23 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>>;
     /// Fails with `BucketNotEmpty` while any current version exists.
     async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()>;
+
+    /// A bucket's stored sub-resource of `kind` (the engine names the kinds and owns the
+    /// values); `None` when it is not set.
+    async fn bucket_config(&self, bucket_id: &str, kind: &str) -> MetaResult<Option<String>>;
+    /// Sets (or, with `None`, removes) a bucket's sub-resource. Returns whether the bucket
+    /// exists.
+    async fn set_bucket_config(
+        &self,
+        bucket_id: &str,
+        kind: &str,
+        value: Option<&str>,
+    ) -> MetaResult<bool>;
+    /// The stored access control list of a version or upload: `None` when it does not exist,
+    /// `Some(None)` for the canned `private`.
+    async fn acl(&self, of: AclOf<'_>) -> MetaResult<Option<Option<String>>>;
+    /// Replaces an access control list. Returns whether the row exists.
+    async fn set_acl(&self, of: AclOf<'_>, acl: Option<&str>) -> MetaResult<bool>;
 
     // --- objects ---
     /// The commit of the write path: inserts the version (its id names the temp file) as the
@@ -487,6 +527,14 @@ pub trait MetaStore: Send + Sync + 'static {
         limit: usize,
     ) -> MetaResult<Vec<PartRow>>;
     async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow>;
+    /// A completed multipart version's parts with `seq > after`, in order (empty for a
+    /// version that is not multipart).
+    async fn object_parts(
+        &self,
+        object_id: &str,
+        after: i32,
+        limit: usize,
+    ) -> MetaResult<Vec<ObjectPart>>;
     /// Releases every part's reference and forgets the upload. Returns whether it existed.
     async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool>;
     /// Uploads with `(key, upload_id) > (after_key, after_id)` and `key` starting with `prefix`,

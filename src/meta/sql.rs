@@ -936,6 +936,82 @@ macro_rules! sql_meta {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn bucket_config(
+                &self,
+                bucket_id: &str,
+                kind: &str,
+            ) -> MetaResult<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT value FROM bucket_configs WHERE bucket_id = $1 AND kind = $2",
+                )
+                .bind(bucket_id)
+                .bind(kind)
+                .fetch_optional(&self.$read)
+                .await?)
+            }
+
+            async fn set_bucket_config(
+                &self,
+                bucket_id: &str,
+                kind: &str,
+                value: Option<&str>,
+            ) -> MetaResult<bool> {
+                let mut tx = Self::begin_write(&self.$write).await?;
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM buckets WHERE id = $1")
+                        .bind(bucket_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_none() {
+                    return Ok(false);
+                }
+                match value {
+                    Some(v) => {
+                        sqlx::query(
+                            "INSERT INTO bucket_configs (bucket_id, kind, value) VALUES ($1, $2, $3) \
+                             ON CONFLICT (bucket_id, kind) DO UPDATE SET value = excluded.value",
+                        )
+                        .bind(bucket_id)
+                        .bind(kind)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM bucket_configs WHERE bucket_id = $1 AND kind = $2")
+                            .bind(bucket_id)
+                            .bind(kind)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                self.durable().await?;
+                Ok(true)
+            }
+
+            async fn acl(&self, of: AclOf<'_>) -> MetaResult<Option<Option<String>>> {
+                let (q, id) = match of {
+                    AclOf::Object(id) => ("SELECT acl FROM objects WHERE id = $1", id),
+                    AclOf::Upload(id) => {
+                        ("SELECT acl FROM multipart_uploads WHERE upload_id = $1", id)
+                    }
+                };
+                Ok(sqlx::query_scalar(q).bind(id).fetch_optional(&self.$read).await?)
+            }
+
+            async fn set_acl(&self, of: AclOf<'_>, acl: Option<&str>) -> MetaResult<bool> {
+                let (q, id) = match of {
+                    AclOf::Object(id) => ("UPDATE objects SET acl = $2 WHERE id = $1", id),
+                    AclOf::Upload(id) => {
+                        ("UPDATE multipart_uploads SET acl = $2 WHERE upload_id = $1", id)
+                    }
+                };
+                let done = sqlx::query(q).bind(id).bind(acl).execute(&self.$write).await?;
+                self.durable().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn list_page(
                 &self,
                 bucket_id: &str,
@@ -1100,6 +1176,19 @@ macro_rules! sql_meta {
                     };
                     Self::insert_committed(&mut tx, &c.bucket_id, up.tier, &row).await?;
                     Self::insert_segments(&mut tx, &row.id, &row.segments).await?;
+                    for p in &a.parts {
+                        sqlx::query(
+                            "INSERT INTO object_parts (object_id, seq, part_number, size, checksum) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(&row.id)
+                        .bind(p.seq)
+                        .bind(p.part_number)
+                        .bind(i64::try_from(p.size).unwrap_or(i64::MAX))
+                        .bind(p.checksum.as_deref())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
                         .bind(&c.upload_id)
                         .execute(&mut *tx)
@@ -1109,6 +1198,34 @@ macro_rules! sql_meta {
                     Ok(row)
                 })
                 .await
+            }
+
+            async fn object_parts(
+                &self,
+                object_id: &str,
+                after: i32,
+                limit: usize,
+            ) -> MetaResult<Vec<ObjectPart>> {
+                let rows = sqlx::query(
+                    "SELECT seq, part_number, size, checksum FROM object_parts \
+                     WHERE object_id = $1 AND seq > $2 ORDER BY seq LIMIT +$3",
+                )
+                .bind(object_id)
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let size: i64 = r.try_get("size")?;
+                        Ok(ObjectPart {
+                            seq: r.try_get("seq")?,
+                            part_number: r.try_get("part_number")?,
+                            size: u64::try_from(size).unwrap_or(0),
+                            checksum: r.try_get("checksum")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool> {

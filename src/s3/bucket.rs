@@ -1,18 +1,66 @@
+use super::acl::{self, AclHeaders};
 use super::convert::timestamp;
 use super::{Gateway, to_s3_error};
+use crate::engine::Error;
+use crate::engine::acl::{Acl, BucketConfig, Target};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 pub async fn create(
     g: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let caller = g.caller(&req).await?;
-    let name = req.input.bucket;
-    g.engine
-        .create_bucket(&caller, &name)
-        .await
-        .map_err(to_s3_error)?;
+    let i = req.input;
+    let acl = AclHeaders {
+        canned: i.acl.as_ref().map(|a| a.as_str()),
+        full_control: i.grant_full_control.as_deref(),
+        read: i.grant_read.as_deref(),
+        read_acp: i.grant_read_acp.as_deref(),
+        write: i.grant_write.as_deref(),
+        write_acp: i.grant_write_acp.as_deref(),
+    }
+    .acl(&caller.tenant_id)?;
+    let constraint = i
+        .create_bucket_configuration
+        .and_then(|c| c.location_constraint)
+        .map(|c| c.as_str().to_owned())
+        .filter(|c| !c.is_empty());
+    // Like signatures, a constraint naming another region is refused only when the region is
+    // enforced; otherwise it is kept and reported back, as clients configured for any region
+    // send their own.
+    if let Some(c) = &constraint
+        && g.enforce_region
+        && *c != g.region
+    {
+        return Err(s3_error!(
+            IllegalLocationConstraintException,
+            "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
+        ));
+    }
+    let name = i.bucket;
+    match g.engine.create_bucket(&caller, &name).await {
+        Ok(b) => {
+            acl::apply(g, &caller, Target::Bucket(&b.id), acl).await?;
+            if let Some(c) = &constraint {
+                g.engine
+                    .set_bucket_config(&caller, &b.id, BucketConfig::Location, Some(c))
+                    .await
+                    .map_err(to_s3_error)?;
+            }
+        }
+        // S3's legacy us-east-1 answers the owner's re-creation with 200, keeps the objects
+        // and resets the bucket's ACL.
+        Err(Error::BucketAlreadyOwnedByYou) if g.region == "us-east-1" => {
+            let b = g.engine.bucket(&caller, &name).await.map_err(to_s3_error)?;
+            let acl = match acl {
+                Some(acl) => acl,
+                None => Acl::canned("private", &caller.tenant_id).map_err(to_s3_error)?,
+            };
+            acl::apply(g, &caller, Target::Bucket(&b.id), Some(acl)).await?;
+        }
+        Err(e) => return Err(to_s3_error(e)),
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
     }))
@@ -45,20 +93,45 @@ pub async fn delete(
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
+/// ListBuckets returns at most this many buckets per page (S3: `max-buckets` 1..=10,000).
+const MAX_BUCKETS: usize = 10_000;
+
 pub async fn list(
     g: &Gateway,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let caller = g.caller(&req).await?;
-    let rows = g.engine.list_buckets(&caller).await.map_err(to_s3_error)?;
-    let buckets = rows
+    let i = req.input;
+    let max = match i.max_buckets {
+        None => MAX_BUCKETS,
+        Some(n) if (1..=MAX_BUCKETS as i32).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and {MAX_BUCKETS}"
+            ));
+        }
+    };
+    let after = i
+        .continuation_token
+        .as_deref()
+        .map(super::list::decode_token)
+        .transpose()?;
+    let mut rows = g.engine.list_buckets(&caller).await.map_err(to_s3_error)?;
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut page: Vec<_> = rows
         .into_iter()
-        .filter(|b| {
-            req.input
-                .prefix
-                .as_deref()
-                .is_none_or(|p| b.name.starts_with(p))
-        })
+        .filter(|b| i.prefix.as_deref().is_none_or(|p| b.name.starts_with(p)))
+        .filter(|b| after.as_deref().is_none_or(|a| b.name.as_str() > a))
+        .take(max + 1)
+        .collect();
+    let more = page.len() > max;
+    page.truncate(max);
+    let continuation_token = more
+        .then(|| page.last().map(|b| super::list::encode_token(&b.name)))
+        .flatten();
+    let buckets = page
+        .into_iter()
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: Some(timestamp(b.created_at)),
@@ -67,11 +140,9 @@ pub async fn list(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(Owner {
-            id: Some(caller.tenant_id.clone()),
-            display_name: Some(caller.tenant_id),
-        }),
-        ..Default::default()
+        owner: Some(acl::owner(&caller.tenant_id)),
+        continuation_token,
+        prefix: i.prefix,
     }))
 }
 
@@ -80,13 +151,21 @@ pub async fn location(
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     let caller = g.caller(&req).await?;
-    g.engine
+    let b = g
+        .engine
         .bucket(&caller, &req.input.bucket)
         .await
         .map_err(to_s3_error)?;
-    // S3 answers an empty LocationConstraint for us-east-1.
-    let location_constraint =
-        (g.region != "us-east-1").then(|| BucketLocationConstraint::from(g.region.clone()));
+    let given: Option<String> = g
+        .engine
+        .bucket_config(&b.id, BucketConfig::Location)
+        .await
+        .map_err(to_s3_error)?;
+    // The constraint given at creation; without one, S3 answers an empty LocationConstraint
+    // for us-east-1.
+    let location_constraint = given
+        .or_else(|| (g.region != "us-east-1").then(|| g.region.clone()))
+        .map(BucketLocationConstraint::from);
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint,
     }))

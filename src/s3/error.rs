@@ -64,7 +64,7 @@ pub fn to_s3_error(e: Error) -> S3Error {
             err.set_headers(h);
             return err;
         }
-        Error::Storage(_) | Error::Meta(_) => {
+        Error::Storage(_) | Error::Meta(_) | Error::Internal(_) => {
             tracing::error!(error = %e, "internal error");
             return S3Error::with_message(
                 C::InternalError,

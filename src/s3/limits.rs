@@ -58,12 +58,19 @@ pub fn check<B>(req: &http::Request<B>) -> Result<(), S3Error> {
     if let Some(q) = req.uri().query() {
         for (k, v) in form_urlencoded_pairs(q) {
             if k.eq_ignore_ascii_case("X-Amz-Expires") {
-                let ok = v.parse::<u64>().is_ok_and(|n| n <= MAX_PRESIGN_SECS);
-                if !ok {
-                    return Err(s3_error!(
-                        AuthorizationQueryParametersError,
-                        "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds"
-                    ));
+                // A negative lifetime has expired before it began. Both are 403, as the
+                // conformance suite (RGW) answers; a client sees an expired link either way.
+                match v.parse::<i64>() {
+                    Ok(n) if n < 0 => {
+                        return Err(s3_error!(AccessDenied, "Request has expired"));
+                    }
+                    Ok(n) if n.unsigned_abs() <= MAX_PRESIGN_SECS => {}
+                    _ => {
+                        return Err(s3_error!(
+                            AccessDenied,
+                            "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds"
+                        ));
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! ListObjects (v1) and ListObjectsV2 over the engine's key-ordered listing.
 
+use super::acl::owner;
 use super::convert::{timestamp, url_encode};
 use super::{Gateway, to_s3_error};
 use crate::engine::{ListItem, ListQuery, ListResult};
@@ -33,7 +34,9 @@ fn enc(url: bool, s: String) -> String {
     if url { url_encode(&s) } else { s }
 }
 
-fn split(url: bool, r: ListResult) -> (Vec<Object>, Vec<CommonPrefix>) {
+/// The rows as Contents and CommonPrefixes; `owner`: each object's Owner (v1 always, v2 with
+/// `fetch-owner=true`; every object belongs to the bucket's owner).
+fn split(url: bool, r: ListResult, owner: Option<&Owner>) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
     for item in r.items {
@@ -44,6 +47,7 @@ fn split(url: bool, r: ListResult) -> (Vec<Object>, Vec<CommonPrefix>) {
                 e_tag: Some(ETag::Strong(e.etag)),
                 last_modified: Some(timestamp(e.created_at)),
                 storage_class: Some(ObjectStorageClass::from(e.storage_class)),
+                owner: owner.cloned(),
                 ..Default::default()
             }),
             ListItem::Prefix(p) => prefixes.push(CommonPrefix {
@@ -77,12 +81,17 @@ pub async fn v1(
         .then(|| r.items.last().map(|i| enc(url, i.resume_key().to_owned())))
         .flatten();
     let truncated = r.truncated;
-    let (objects, prefixes) = split(url, r);
+    let (objects, prefixes) = split(url, r, Some(&owner(&caller.tenant_id)));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(enc(url, q.prefix)),
+        // v1 returns Prefix as given, even with encoding-type=url (clients decode only Marker,
+        // NextMarker, Delimiter, keys and common prefixes).
+        prefix: Some(q.prefix),
         marker: Some(enc(url, input.marker.unwrap_or_default())),
-        delimiter: input.delimiter.map(|d| enc(url, d)),
+        delimiter: input
+            .delimiter
+            .filter(|d| !d.is_empty())
+            .map(|d| enc(url, d)),
         max_keys: Some(q.max_keys as i32),
         is_truncated: Some(truncated),
         next_marker,
@@ -94,11 +103,11 @@ pub async fn v1(
 }
 
 /// Continuation tokens are opaque to clients: the resume key, base64url-encoded.
-fn encode_token(key: &str) -> String {
+pub(super) fn encode_token(key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
 }
 
-fn decode_token(t: &str) -> S3Result<String> {
+pub(super) fn decode_token(t: &str) -> S3Result<String> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(t)
         .ok()
@@ -141,11 +150,16 @@ pub async fn v2(
         .flatten();
     let truncated = r.truncated;
     let count = r.items.len();
-    let (objects, prefixes) = split(url, r);
+    let fetch_owner = input.fetch_owner == Some(true);
+    let owner = fetch_owner.then(|| owner(&caller.tenant_id));
+    let (objects, prefixes) = split(url, r, owner.as_ref());
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(enc(url, q.prefix)),
-        delimiter: input.delimiter.map(|d| enc(url, d)),
+        delimiter: input
+            .delimiter
+            .filter(|d| !d.is_empty())
+            .map(|d| enc(url, d)),
         max_keys: Some(q.max_keys as i32),
         key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
         is_truncated: Some(truncated),
@@ -190,10 +204,7 @@ pub async fn versions(
         .then(|| r.items.last().map(|i| enc(url, i.resume_key().to_owned())))
         .flatten();
     let truncated = r.truncated;
-    let owner = Owner {
-        id: Some(caller.tenant_id.clone()),
-        display_name: Some(caller.tenant_id),
-    };
+    let owner = owner(&caller.tenant_id);
     let mut versions = Vec::new();
     let mut prefixes = Vec::new();
     for item in r.items {

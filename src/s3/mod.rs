@@ -4,9 +4,13 @@
 //! module turns each operation's DTO into an engine call and the engine's answer (or error)
 //! back into a DTO. It never touches files or SQL.
 
+mod access;
+mod acl;
 mod auth;
 mod bucket;
+mod bucket_config;
 mod convert;
+mod cors;
 mod error;
 mod host;
 mod limits;
@@ -59,6 +63,7 @@ impl Protocol {
         b.set_auth(auth::KeyStore {
             engine: engine.clone(),
         });
+        b.set_access(access::Access::new(engine.clone()));
         if !settings.domains.is_empty() {
             if let Some(bad) = settings
                 .domains
@@ -93,7 +98,7 @@ impl Protocol {
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
         let (mut req, leftover) = linger::track(req);
-        if let Err(e) = limits::check(&req) {
+        if let Err(e) = limits::check(&req).and_then(|()| cors::preflight(&req)) {
             drop(req);
             let reuse = leftover.drain().await;
             let mut resp = match e.to_http_response() {
@@ -197,9 +202,30 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The verified caller of a request. s3s has already checked the signature, and denies
-    /// anonymous requests when auth is configured, so missing credentials are AccessDenied.
+    /// The verified caller of a request. s3s has already checked the signature; an anonymous
+    /// request has a caller only when `access` let it through (the bucket's owner, checked
+    /// against its ACL), else it is AccessDenied.
     async fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
+        let caller = self.caller_of(req).await?;
+        // Every bucket a caller names is its own tenant's (or, anonymous, the one `access`
+        // checked), so the owner a request expects is the caller's tenant.
+        for h in [
+            "x-amz-expected-bucket-owner",
+            "x-amz-source-expected-bucket-owner",
+        ] {
+            if let Some(v) = req.headers.get(h)
+                && v.as_bytes() != caller.tenant_id.as_bytes()
+            {
+                return Err(s3s::s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+        Ok(caller)
+    }
+
+    async fn caller_of<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
+        if let Some(checked) = req.extensions.get::<Caller>() {
+            return Ok(checked.clone());
+        }
         let Some(cred) = &req.credentials else {
             return Err(s3s::s3_error!(
                 AccessDenied,
@@ -398,6 +424,76 @@ impl S3 for Gateway {
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         bucket::versioning(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        bucket_config::put_public_access_block(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        bucket_config::get_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        bucket_config::delete_public_access_block(self, req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        bucket_config::put_tagging(self, req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        bucket_config::get_tagging(self, req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        bucket_config::delete_tagging(self, req).await
     }
 
     async fn list_object_versions(

@@ -1,7 +1,9 @@
 //! Multipart upload operations.
 
+use super::acl::{self, AclHeaders};
 use super::convert::{self, HeaderFields, Sums, timestamp, url_encode};
 use super::{Gateway, to_s3_error};
+use crate::engine::acl::Target;
 use crate::engine::{
     ByteRange, CompleteChecksum, ListedPart, UploadChecksum, UploadItem, UploadQuery,
 };
@@ -18,6 +20,16 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
+    let acl = AclHeaders {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        full_control: input.grant_full_control.as_deref(),
+        read: input.grant_read.as_deref(),
+        read_acp: input.grant_read_acp.as_deref(),
+        write: None,
+        write_acp: input.grant_write_acp.as_deref(),
+    }
+    .acl(&caller.tenant_id)?;
+    acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let headers = convert::headers(HeaderFields {
         content_type: input.content_type,
         content_encoding: input.content_encoding,
@@ -53,6 +65,7 @@ pub async fn create(
         )
         .await
         .map_err(to_s3_error)?;
+    acl::apply(g, &caller, Target::Upload(&up.upload_id), acl).await?;
     // Echo the checksum choice only when the client made one.
     let chosen = input.checksum_algorithm.is_some() || input.checksum_type.is_some();
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -320,10 +333,7 @@ pub async fn list_parts(
         .await
         .map_err(to_s3_error)?;
     let next = parts.last().map(|p| p.part_number).filter(|_| truncated);
-    let owner = Owner {
-        id: Some(caller.tenant_id.clone()),
-        display_name: Some(caller.tenant_id.clone()),
-    };
+    let owner = acl::owner(&caller.tenant_id);
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -413,10 +423,7 @@ pub async fn list_uploads(
             None => {}
         }
     }
-    let owner = Owner {
-        id: Some(caller.tenant_id.clone()),
-        display_name: Some(caller.tenant_id.clone()),
-    };
+    let owner = acl::owner(&caller.tenant_id);
     let mut uploads = Vec::new();
     let mut prefixes = Vec::new();
     for item in r.items {

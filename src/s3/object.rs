@@ -1,5 +1,7 @@
+use super::acl::{self, AclHeaders};
 use super::convert::{self, HeaderFields, Sums, timestamp};
 use super::{Gateway, to_s3_error};
+use crate::engine::acl::Target;
 use crate::engine::{ByteRange, CopyRequest, PutRequest};
 use crate::meta::{ObjectRow, SourceCondition, WriteCondition};
 use s3s::dto::*;
@@ -59,12 +61,23 @@ pub async fn put(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok()),
     };
+    let acl = AclHeaders {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        full_control: input.grant_full_control.as_deref(),
+        read: input.grant_read.as_deref(),
+        read_acp: input.grant_read_acp.as_deref(),
+        write: None,
+        write_acp: input.grant_write_acp.as_deref(),
+    }
+    .acl(&caller.tenant_id)?;
+    acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let body = input.body.unwrap_or_else(convert::empty_body);
     let row = g
         .engine
         .put_object(&caller, &input.bucket, &input.key, put, convert::body(body))
         .await
         .map_err(to_s3_error)?;
+    acl::apply(g, &caller, Target::Object(&row.id), acl).await?;
     let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(row.etag)),
@@ -126,6 +139,33 @@ fn check_read_conditions(
     Ok(())
 }
 
+/// The checksum a GET or HEAD returns: a multipart object's `?partNumber=` read carries that
+/// part's (as S3 does, asked for or not); otherwise `returned_checksum`.
+async fn read_checksum(
+    g: &Gateway,
+    row: &ObjectRow,
+    part_number: Option<i32>,
+    mode: Option<&ChecksumMode>,
+    whole: bool,
+) -> S3Result<Option<crate::meta::Checksum>> {
+    if let (Some(n), Some(_), Some(object)) = (part_number, row.parts_count, &row.checksum) {
+        let parts = g
+            .engine
+            .object_parts(row, n - 1, 1)
+            .await
+            .map_err(to_s3_error)?;
+        let value = parts
+            .into_iter()
+            .find(|p| p.seq == n)
+            .and_then(|p| p.checksum);
+        return Ok(value.map(|value| crate::meta::Checksum {
+            value,
+            ..object.clone()
+        }));
+    }
+    Ok(returned_checksum(row, mode, whole).cloned())
+}
+
 /// The stored checksum, when the client asked for it (`x-amz-checksum-mode: ENABLED`) and the
 /// response carries the whole object (a ranged body must not carry the full-object checksum).
 fn returned_checksum<'a>(
@@ -152,6 +192,7 @@ pub async fn get(
         .get_object(&caller, &input.bucket, &input.key)
         .await
         .map_err(to_s3_error)?;
+    super::access::same_version(&req.extensions, &row)?;
     check_read_conditions(
         &row,
         input.if_match.as_ref(),
@@ -178,7 +219,15 @@ pub async fn get(
     let content_range = range.map(|r| content_range(r, row.size));
     let body = g.engine.open_body(&row, range).await.map_err(to_s3_error)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
-    let sum = returned_checksum(&row, input.checksum_mode.as_ref(), range.is_none());
+    let sum = read_checksum(
+        g,
+        &row,
+        input.part_number,
+        input.checksum_mode.as_ref(),
+        range.is_none(),
+    )
+    .await?;
+    let sum = sum.as_ref();
     let sums = Sums::of(sum);
     let h = &row.headers;
     Ok(S3Response::new(GetObjectOutput {
@@ -230,6 +279,7 @@ pub async fn head(
         .head_object(&caller, &req.input.bucket, &req.input.key)
         .await
         .map_err(to_s3_error)?;
+    super::access::same_version(&req.extensions, &row)?;
     let i = &req.input;
     check_read_conditions(
         &row,
@@ -240,7 +290,15 @@ pub async fn head(
     )?;
     let range = part_range(&row, req.input.part_number)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
-    let sum = returned_checksum(&row, req.input.checksum_mode.as_ref(), range.is_none());
+    let sum = read_checksum(
+        g,
+        &row,
+        i.part_number,
+        i.checksum_mode.as_ref(),
+        range.is_none(),
+    )
+    .await?;
+    let sum = sum.as_ref();
     let sums = Sums::of(sum);
     let h = &row.headers;
     Ok(S3Response::new(HeadObjectOutput {
@@ -337,6 +395,16 @@ pub async fn copy(
     let caller = g.caller(&req).await?;
     let input = req.input;
     let (bucket, key) = copy_source(&input.copy_source)?;
+    let acl = AclHeaders {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        full_control: input.grant_full_control.as_deref(),
+        read: input.grant_read.as_deref(),
+        read_acp: input.grant_read_acp.as_deref(),
+        write: None,
+        write_acp: input.grant_write_acp.as_deref(),
+    }
+    .acl(&caller.tenant_id)?;
+    acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -394,6 +462,7 @@ pub async fn copy(
         .copy_object(&caller, &input.bucket, &input.key, copy)
         .await
         .map_err(to_s3_error)?;
+    acl::apply(g, &caller, Target::Object(&row.id), acl).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(row.etag)),
@@ -528,10 +597,19 @@ pub async fn attributes(
             .any(|x| x.trim() == a)
     };
     let sums = Sums::of(row.checksum.as_ref());
-    let parts = row.parts_count.map(|n| GetObjectAttributesParts {
-        total_parts_count: Some(n),
-        ..Default::default()
-    });
+    let parts = match row.parts_count {
+        Some(n) if wants(ObjectAttributes::OBJECT_PARTS) => Some(
+            object_parts(
+                g,
+                &row,
+                n,
+                input.part_number_marker.unwrap_or(0),
+                input.max_parts,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let mut resp = S3Response::new(GetObjectAttributesOutput {
         e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(row.etag.clone())),
         object_size: wants(ObjectAttributes::OBJECT_SIZE)
@@ -550,12 +628,75 @@ pub async fn attributes(
                 checksum_sha256: sums.sha256,
                 checksum_type: convert::checksum_type(Some(c)),
             }),
-        object_parts: wants(ObjectAttributes::OBJECT_PARTS)
-            .then_some(parts)
-            .flatten(),
+        object_parts: parts,
         last_modified: Some(timestamp(row.created_at)),
         ..Default::default()
     });
     resp.extensions.insert(super::UnquoteXmlEtag);
     Ok(resp)
+}
+
+/// GetObjectAttributes returns at most this many parts per page (S3's `max-parts` default).
+const MAX_ATTRIBUTE_PARTS: i32 = 1000;
+
+/// GetObjectAttributes' ObjectParts: a page of a multipart version's parts (with their
+/// checksums, in the object's algorithm) after `marker`, a part number.
+async fn object_parts(
+    g: &Gateway,
+    row: &ObjectRow,
+    total: i32,
+    marker: i32,
+    max: Option<i32>,
+) -> S3Result<GetObjectAttributesParts> {
+    let max = match max {
+        None => MAX_ATTRIBUTE_PARTS,
+        Some(n) if n >= 0 => n.min(MAX_ATTRIBUTE_PARTS),
+        Some(_) => return Err(s3_error!(InvalidArgument, "max-parts must be non-negative")),
+    };
+    // Pages follow the position; the marker is a part number: start after the parts numbered
+    // up to it (numbers grow with the position).
+    let mut after = 0;
+    let mut page = Vec::new();
+    let want = usize::try_from(max).unwrap_or(0) + 1;
+    while page.len() < want {
+        let batch = g
+            .engine
+            .object_parts(row, after, want)
+            .await
+            .map_err(to_s3_error)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        page.extend(batch.into_iter().filter(|p| p.part_number > marker));
+    }
+    let truncated = page.len() > usize::try_from(max).unwrap_or(0);
+    page.truncate(usize::try_from(max).unwrap_or(0));
+    let algo = row.checksum.as_ref();
+    let parts = page
+        .iter()
+        .map(|p| {
+            let sum = algo
+                .zip(p.checksum.clone())
+                .map(|(c, value)| crate::meta::Checksum { value, ..c.clone() });
+            let sums = Sums::of(sum.as_ref());
+            ObjectPart {
+                checksum_crc32: sums.crc32,
+                checksum_crc32c: sums.crc32c,
+                checksum_crc64nvme: sums.crc64nvme,
+                checksum_sha1: sums.sha1,
+                checksum_sha256: sums.sha256,
+                part_number: Some(p.part_number),
+                size: i64::try_from(p.size).ok(),
+            }
+        })
+        .collect();
+    Ok(GetObjectAttributesParts {
+        total_parts_count: Some(total),
+        part_number_marker: Some(marker),
+        next_part_number_marker: truncated
+            .then(|| page.last().map(|p| p.part_number))
+            .flatten(),
+        max_parts: Some(max),
+        is_truncated: Some(truncated),
+        parts: Some(parts),
+    })
 }

@@ -46,8 +46,31 @@ async fn bucket_lifecycle(s: &TestServer) {
         .send()
         .await
         .expect("create");
-    let e = c.create_bucket().bucket("alpha").send().await.unwrap_err();
-    assert_eq!(code(&e), "BucketAlreadyOwnedByYou");
+    // us-east-1's legacy rule: the owner's re-creation succeeds and keeps the bucket's objects.
+    c.put_object()
+        .bucket("alpha")
+        .key("kept")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put");
+    c.create_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .expect("re-create in us-east-1");
+    c.head_object()
+        .bucket("alpha")
+        .key("kept")
+        .send()
+        .await
+        .expect("the object survives");
+    c.delete_object()
+        .bucket("alpha")
+        .key("kept")
+        .send()
+        .await
+        .expect("delete");
 
     c.head_bucket().bucket("alpha").send().await.expect("head");
     let e = c.head_bucket().bucket("missing").send().await.unwrap_err();
@@ -666,3 +689,46 @@ async fn limits(s: &TestServer) {
     assert_eq!(code(&e), "NoSuchKey");
 }
 both_dbs!(limits);
+
+/// GetBucketLocation reports the LocationConstraint given at creation (any region is accepted
+/// unless the region is enforced, as for signatures); without one, us-east-1's empty answer.
+async fn location_constraint(s: &TestServer) {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let c = &s.client;
+    c.create_bucket()
+        .bucket("loc-eu")
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create with constraint");
+    let got = c
+        .get_bucket_location()
+        .bucket("loc-eu")
+        .send()
+        .await
+        .expect("location");
+    assert_eq!(
+        got.location_constraint(),
+        Some(&BucketLocationConstraint::EuWest1)
+    );
+    c.create_bucket()
+        .bucket("loc-none")
+        .send()
+        .await
+        .expect("create");
+    let got = c
+        .get_bucket_location()
+        .bucket("loc-none")
+        .send()
+        .await
+        .expect("location");
+    assert_eq!(
+        got.location_constraint().map(|l| l.as_str()).unwrap_or(""),
+        ""
+    );
+}
+both_dbs!(location_constraint);

@@ -340,7 +340,9 @@ async fn url_encoding(s: &TestServer) {
         .send()
         .await
         .expect("list v1");
-    assert_eq!(out.prefix(), Some("big%20"));
+    // v1 echoes Prefix as given even with encoding-type=url (botocore decodes it only in v2,
+    // and ceph/s3-tests' test_bucket_list_prefix_unreadable holds S3 to it).
+    assert_eq!(out.prefix(), Some("big "));
     let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["big%20file%2B%C3%BC.bin"]);
 

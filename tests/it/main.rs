@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod acl;
 mod availability;
 mod buckets_objects;
 mod checksums;
