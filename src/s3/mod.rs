@@ -5,6 +5,7 @@
 //! back into a DTO. It never touches files or SQL.
 
 mod auth;
+mod authcheck;
 mod bucket;
 mod convert;
 mod error;
@@ -93,21 +94,11 @@ impl Protocol {
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
         let (mut req, leftover) = linger::track(req);
-        if let Err(e) = limits::check(&req) {
+        if let Err(e) = limits::check(&req).and_then(|()| authcheck::check(&req)) {
             drop(req);
-            let reuse = leftover.drain().await;
-            let mut resp = match e.to_http_response() {
-                Ok(r) => error::complete(r, request_id, &resource).await,
-                Err(e) => {
-                    tracing::error!(error = ?e, "serialising an error");
-                    let mut r = http::Response::new(Body::empty());
-                    *r.status_mut() = http::StatusCode::BAD_REQUEST;
-                    r
-                }
-            };
-            reuse.apply(&mut resp);
-            return resp;
+            return refuse(e, leftover, request_id, &resource).await;
         }
+        authcheck::add_amz_date(&mut req);
         // botocore's SigV2 `/bucket/` resource for `/bucket` (see sigv2.rs): an unknown key or a
         // failed lookup leaves the request as sent, for s3s to refuse.
         if let Some(c) = sigv2::candidate(&req, &self.domains)
@@ -157,6 +148,28 @@ impl Protocol {
         reuse.apply(&mut resp);
         resp
     }
+}
+
+/// The error response to a request refused in front of s3s, its body read or the connection
+/// closed as for any other early answer (`linger`).
+async fn refuse(
+    e: s3s::S3Error,
+    leftover: linger::Leftover,
+    request_id: &str,
+    resource: &str,
+) -> http::Response<Body> {
+    let reuse = leftover.drain().await;
+    let mut resp = match e.to_http_response() {
+        Ok(r) => error::complete(r, request_id, resource).await,
+        Err(e) => {
+            tracing::error!(error = ?e, "serialising an error");
+            let mut r = http::Response::new(Body::empty());
+            *r.status_mut() = http::StatusCode::BAD_REQUEST;
+            r
+        }
+    };
+    reuse.apply(&mut resp);
+    resp
 }
 
 /// Set by GetObjectAttributes on its response: S3 writes that ETag without quotes, while s3s's

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod authcheck;
 mod availability;
 mod buckets_objects;
 mod checksums;
