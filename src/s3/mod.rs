@@ -7,6 +7,7 @@
 mod auth;
 mod authcheck;
 mod bucket;
+mod chunked;
 mod convert;
 mod error;
 mod host;
@@ -108,7 +109,12 @@ impl Protocol {
             sigv2::add_slash(&mut req);
         }
         let chunked = limits::is_aws_chunked(&req);
-        let req = if chunked {
+        let req = if chunked::needs_length(&req) {
+            match chunked::buffer(req).await {
+                Ok(req) => req,
+                Err(e) => return refuse(e, leftover, request_id, &resource).await,
+            }
+        } else if chunked {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST
             && let Some(ctype) = req

@@ -1,7 +1,8 @@
-//! Request authentication as S3 does it where s3s 0.14.1 does not (`src/s3/authcheck.rs`):
-//! unsigned `x-amz-*` headers added to a captured request, a presigned URL with an
+//! Request authentication as S3 does it where s3s 0.14.1 does not (`src/s3/authcheck.rs`,
+//! `src/s3/chunked.rs`): unsigned `x-amz-*` headers added to a captured request, a presigned URL with an
 //! `Authorization` header too, credentials scoped to another service, SigV2 and SigV4 dates in
-//! `Date` or `x-amz-date` in RFC 1123 forms, an empty `Content-MD5`.
+//! `Date` or `x-amz-date` in RFC 1123 forms, an empty `Content-MD5`, and a chunked PUT without a
+//! length whose signature covers its hash.
 //!
 //! Requests are signed by hand (HMAC over `sha2`/`sha1`), so that a header can be left out of
 //! the signature, and a scope or date header chosen, as no SDK would; each signer is checked by
@@ -448,3 +449,53 @@ async fn empty_content_md5(s: &TestServer) {
     assert!(!exists(s, "md5", "k").await);
 }
 both_dbs!(empty_content_md5);
+
+/// `Transfer-Encoding: chunked` without Content-Length, the body's SHA-256 signed: stored (up
+/// to 1 MiB; beyond, 411 as before). A body that does not match its signed hash is refused.
+async fn chunked_put_without_length(s: &TestServer) {
+    make_bucket(s, "tenc").await;
+    let te = [("transfer-encoding", "chunked")];
+    let frame = |b: &[u8]| {
+        let mut out = Vec::new();
+        for piece in b.chunks(100_000) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    };
+    let send = |path: &'static str, body: Vec<u8>, signed_as: Vec<u8>| async move {
+        let hs = V4::new("PUT", path, &signed_as).headers(s.addr());
+        raw(s.addr(), &request("PUT", path, &hs, &te, &frame(&body))).await
+    };
+    let body = bytes(300_000, 7);
+    let r = send("/tenc/k", body.clone(), body.clone()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = s
+        .client
+        .get_object()
+        .bucket("tenc")
+        .key("k")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(&got[..], &body[..]);
+    let r = send("/tenc/bad", b"tampered".to_vec(), b"original".to_vec()).await;
+    assert_eq!(r.status / 100, 4, "{r:?}");
+    assert!(!exists(s, "tenc", "bad").await);
+    let big = bytes((1 << 20) + 1, 8);
+    let r = send("/tenc/big", big.clone(), big).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (411, "MissingContentLength"),
+        "{r:?}"
+    );
+    assert!(!exists(s, "tenc", "big").await);
+}
+both_dbs!(chunked_put_without_length);
