@@ -19,8 +19,6 @@ pub const MAX_PRESIGN_SECS: u64 = 604_800;
 pub const MAX_XML_BODY: u64 = 4 << 20;
 /// Largest browser POST upload: s3s holds the file part in memory.
 pub const MAX_POST_FILE: u64 = 64 << 20;
-/// Largest clock difference for a SigV2 request (SigV4's is checked by s3s).
-const MAX_SKEW_SECS: i64 = 15 * 60;
 /// Largest request head (request line and headers) accepted; S3's is 8 KiB, and presigned URLs
 /// with long keys plus SDK headers fit easily. The HTTP layer's buffer (4 × this) refuses larger
 /// heads with a bare 431 before they reach here.
@@ -54,7 +52,7 @@ pub fn check<B>(req: &http::Request<B>) -> Result<(), S3Error> {
             "Your request was too big."
         ));
     }
-    check_sigv2_date(req)?;
+    check_content_md5(req)?;
     if let Some(q) = req.uri().query() {
         for (k, v) in form_urlencoded_pairs(q) {
             if k.eq_ignore_ascii_case("X-Amz-Expires") {
@@ -114,52 +112,29 @@ fn check_no_nul(uri: &http::Uri) -> Result<(), S3Error> {
     ))
 }
 
+/// An empty `Content-MD5` is an invalid digest to S3 (400 InvalidDigest); s3s reads an empty
+/// header as an absent one, and the body would be stored unchecked.
+fn check_content_md5<B>(req: &http::Request<B>) -> Result<(), S3Error> {
+    let empty = req
+        .headers()
+        .get_all("content-md5")
+        .iter()
+        .any(|v| v.as_bytes().trim_ascii().is_empty());
+    if !empty {
+        return Ok(());
+    }
+    Err(s3_error!(
+        InvalidDigest,
+        "The Content-MD5 you specified was invalid."
+    ))
+}
+
 /// Whether the body is a `multipart/form-data` form (a browser POST upload).
 pub(super) fn is_form<B>(req: &http::Request<B>) -> bool {
     req.headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"))
-}
-
-/// SigV2 header auth carries its time in `x-amz-date` or `Date`; s3s does not bound it, so an
-/// old request could be replayed forever. S3 refuses a difference over 15 minutes.
-fn check_sigv2_date<B>(req: &http::Request<B>) -> Result<(), S3Error> {
-    let v2 = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("AWS "));
-    if !v2 {
-        return Ok(());
-    }
-    let date = ["x-amz-date", "date"]
-        .iter()
-        .find_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()));
-    let Some(date) = date else {
-        return Err(s3_error!(
-            AccessDenied,
-            "AWS authentication requires a valid Date or x-amz-date header"
-        ));
-    };
-    let when = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, date.trim())
-        .map_err(|_| {
-            s3_error!(
-                AccessDenied,
-                "AWS authentication requires a valid Date or x-amz-date header"
-            )
-        })?;
-    let when: time::OffsetDateTime = when.into();
-    let skew = (time::OffsetDateTime::now_utc() - when)
-        .whole_seconds()
-        .abs();
-    if skew > MAX_SKEW_SECS {
-        return Err(s3_error!(
-            RequestTimeTooSkewed,
-            "The difference between the request time and the current time is too large."
-        ));
-    }
-    Ok(())
 }
 
 /// Re-frames a browser POST body into pieces of at most 32 KiB. s3s's form parser keeps a read

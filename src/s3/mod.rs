@@ -7,8 +7,10 @@
 mod access;
 mod acl;
 mod auth;
+mod authcheck;
 mod bucket;
 mod bucket_config;
+mod chunked;
 mod convert;
 mod cors;
 mod error;
@@ -98,21 +100,14 @@ impl Protocol {
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
         let (mut req, leftover) = linger::track(req);
-        if let Err(e) = limits::check(&req).and_then(|()| cors::preflight(&req)) {
+        if let Err(e) = limits::check(&req)
+            .and_then(|()| authcheck::check(&req))
+            .and_then(|()| cors::preflight(&req))
+        {
             drop(req);
-            let reuse = leftover.drain().await;
-            let mut resp = match e.to_http_response() {
-                Ok(r) => error::complete(r, request_id, &resource).await,
-                Err(e) => {
-                    tracing::error!(error = ?e, "serialising an error");
-                    let mut r = http::Response::new(Body::empty());
-                    *r.status_mut() = http::StatusCode::BAD_REQUEST;
-                    r
-                }
-            };
-            reuse.apply(&mut resp);
-            return resp;
+            return refuse(e, leftover, request_id, &resource).await;
         }
+        authcheck::add_amz_date(&mut req);
         // botocore's SigV2 `/bucket/` resource for `/bucket` (see sigv2.rs): an unknown key or a
         // failed lookup leaves the request as sent, for s3s to refuse.
         if let Some(c) = sigv2::candidate(&req, &self.domains)
@@ -122,7 +117,12 @@ impl Protocol {
             sigv2::add_slash(&mut req);
         }
         let chunked = limits::is_aws_chunked(&req);
-        let req = if chunked {
+        let req = if chunked::needs_length(&req) {
+            match chunked::buffer(req).await {
+                Ok(req) => req,
+                Err(e) => return refuse(e, leftover, request_id, &resource).await,
+            }
+        } else if chunked {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST
             && let Some(ctype) = req
@@ -162,6 +162,28 @@ impl Protocol {
         reuse.apply(&mut resp);
         resp
     }
+}
+
+/// The error response to a request refused in front of s3s, its body read or the connection
+/// closed as for any other early answer (`linger`).
+async fn refuse(
+    e: s3s::S3Error,
+    leftover: linger::Leftover,
+    request_id: &str,
+    resource: &str,
+) -> http::Response<Body> {
+    let reuse = leftover.drain().await;
+    let mut resp = match e.to_http_response() {
+        Ok(r) => error::complete(r, request_id, resource).await,
+        Err(e) => {
+            tracing::error!(error = ?e, "serialising an error");
+            let mut r = http::Response::new(Body::empty());
+            *r.status_mut() = http::StatusCode::BAD_REQUEST;
+            r
+        }
+    };
+    reuse.apply(&mut resp);
+    resp
 }
 
 /// Set by GetObjectAttributes on its response: S3 writes that ETag without quotes, while s3s's

@@ -70,7 +70,7 @@ fn unique<'a, V: AsRef<str>>(pairs: &'a [(V, V)], name: &str) -> Option<&'a str>
 }
 
 /// `application/x-www-form-urlencoded` pairs, as serde_urlencoded decodes them.
-fn parse_query(q: &str) -> Vec<(String, String)> {
+pub(super) fn parse_query(q: &str) -> Vec<(String, String)> {
     let dec = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8_lossy()

@@ -7,6 +7,7 @@
 mod common;
 
 mod acl;
+mod authcheck;
 mod availability;
 mod buckets_objects;
 mod checksums;
