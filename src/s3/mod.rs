@@ -37,6 +37,7 @@ pub struct Protocol {
     engine: Engine,
     /// Virtual-host base domains (the list given to `host::Domains`).
     domains: Vec<String>,
+    body_timeout: std::time::Duration,
 }
 
 /// Protocol settings from the configuration.
@@ -47,6 +48,8 @@ pub struct Settings {
     pub enforce_region: bool,
     /// Base domains for virtual-hosted-style addressing (empty: path style only).
     pub domains: Vec<String>,
+    /// A request body that sends nothing for this long fails with 400 RequestTimeout.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Protocol {
@@ -80,6 +83,7 @@ impl Protocol {
             service: b.build(),
             engine,
             domains: settings.domains,
+            body_timeout: settings.body_timeout,
         })
     }
 
@@ -92,7 +96,7 @@ impl Protocol {
         let resource = req.uri().path().to_owned();
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
-        let (mut req, leftover) = linger::track(req);
+        let (mut req, leftover, stalled) = linger::track(req, self.body_timeout);
         if let Err(e) = limits::check(&req) {
             drop(req);
             let reuse = leftover.drain().await;
@@ -137,6 +141,11 @@ impl Protocol {
         };
         let resp = self.service.call(req).await;
         let reuse = leftover.drain().await;
+        // The body went silent: whatever the operation made of that, S3 says RequestTimeout.
+        let resp = match stalled.get() {
+            true => Ok(error::request_timeout()),
+            false => resp,
+        };
         let mut resp = match resp {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await

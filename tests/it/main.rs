@@ -23,3 +23,4 @@ mod protocol;
 mod sigv4_forms;
 mod storage;
 mod tagging_versions;
+mod timeouts;
