@@ -39,6 +39,7 @@ fn header_u64<B>(req: &http::Request<B>, name: &str) -> Option<u64> {
 pub fn check<B>(req: &http::Request<B>) -> Result<(), S3Error> {
     check_head(req)?;
     check_no_nul(req.uri())?;
+    super::sse::check_headers(req.headers())?;
     let declared = header_u64(req, "x-amz-decoded-content-length")
         .or_else(|| header_u64(req, "content-length"))
         .unwrap_or(0);

@@ -15,6 +15,7 @@ mod list;
 mod multipart;
 mod object;
 mod sigv2;
+mod sse;
 
 pub use error::to_s3_error;
 

@@ -14,6 +14,7 @@ pub async fn put(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
+    super::sse::check_put(&input)?;
     let condition = match (&input.if_none_match, &input.if_match) {
         (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
         (Some(_), _) => {

@@ -7,6 +7,7 @@
 mod common;
 
 mod availability;
+mod bad_input;
 mod buckets_objects;
 mod checksums;
 mod crash;

