@@ -155,6 +155,10 @@ impl Protocol {
                 unquote_xml_etag(&mut r);
                 r
             }
+            Ok(mut r) if r.extensions().get::<PartialContent>().is_some() => {
+                *r.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+                r
+            }
             Ok(r) => r,
             Err(e) => {
                 // s3s turns operation errors into responses itself; this is a failure to do so.
@@ -173,6 +177,11 @@ impl Protocol {
 /// XML always quotes an ETag (no DTO value avoids it), so `Protocol::call` strips them.
 #[derive(Clone, Copy)]
 pub(crate) struct UnquoteXmlEtag;
+
+/// Set by HeadObject when it answers for a range or part: s3s's HEAD response is always 200,
+/// and `Protocol::call` makes it S3's 206.
+#[derive(Clone, Copy)]
+pub(crate) struct PartialContent;
 
 /// Unquotes the `<ETag>` of a small in-memory XML body (GetObjectAttributes has one ETag).
 fn unquote_xml_etag(r: &mut http::Response<Body>) {

@@ -165,3 +165,90 @@ async fn sse_is_refused(s: &TestServer) {
     assert_eq!(keys, ["plain"], "nothing but the plain object stored");
 }
 both_dbs!(sse_is_refused);
+
+/// HEAD honours Range as GET does (206 and Content-Range; 416 when unsatisfiable), and a
+/// partNumber the object does not have is 400 InvalidPart on GET and HEAD (S3, and ceph's
+/// test_non_multipart_get_part / test_multipart_get_part); one outside 1..=10000 is
+/// InvalidArgument.
+async fn head_range_and_part_numbers(s: &TestServer) {
+    bucket_with(s, "hrange", "k", b"0123456789").await;
+    let c = &s.client;
+    let out = c
+        .head_object()
+        .bucket("hrange")
+        .key("k")
+        .range("bytes=0-0")
+        .send()
+        .await
+        .expect("ranged head");
+    assert_eq!(out.content_length(), Some(1));
+    assert_eq!(out.content_range(), Some("bytes 0-0/10"));
+    let raw = signed_raw(
+        s.addr(),
+        "HEAD",
+        "/hrange/k",
+        &[("range", "bytes=2-")],
+        b"",
+        "UNSIGNED-PAYLOAD",
+    )
+    .await;
+    assert_eq!(raw.status, 206, "{raw:?}");
+    assert_eq!(raw.header("content-range"), Some("bytes 2-9/10"));
+    assert_eq!(raw.header("content-length"), Some("8"));
+    let e = c
+        .head_object()
+        .bucket("hrange")
+        .key("k")
+        .range("bytes=10-20")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 416, "{e:?}");
+
+    // A single-part object has part 1 (the whole object) and no other.
+    let got = c
+        .get_object()
+        .bucket("hrange")
+        .key("k")
+        .part_number(1)
+        .send()
+        .await
+        .expect("part 1");
+    assert_eq!(got.content_length(), Some(10));
+    for n in [2, 10_000] {
+        let e = c
+            .get_object()
+            .bucket("hrange")
+            .key("k")
+            .part_number(n)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidPart"), "{n}");
+        let e = c
+            .head_object()
+            .bucket("hrange")
+            .key("k")
+            .part_number(n)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 400, "HEAD part {n}: {e:?}");
+    }
+    for n in [0, 10_001] {
+        let e = c
+            .get_object()
+            .bucket("hrange")
+            .key("k")
+            .part_number(n)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status(&e), code(&e).as_str()),
+            (400, "InvalidArgument"),
+            "{n}"
+        );
+    }
+}
+both_dbs!(head_range_and_part_numbers);
