@@ -14,6 +14,7 @@ mod linger;
 mod list;
 mod multipart;
 mod object;
+mod range;
 mod sigv2;
 mod sse;
 
@@ -55,31 +56,20 @@ pub struct Settings {
 
 impl Protocol {
     pub fn new(engine: Engine, settings: Settings) -> Result<Protocol, String> {
-        let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
-            engine: engine.clone(),
-            region: settings.region,
-            enforce_region: settings.enforce_region,
-        });
+        if let Some(bad) = settings
+            .domains
+            .iter()
+            .find(|d| d.is_empty() || d.contains('/'))
+        {
+            return Err(format!("invalid --domain {bad:?}: expected a host name"));
+        }
+        // Reached only through `range::IgnoreBadRange`, after s3s checked the signature.
+        let trusted = service(&engine, &settings).build();
+        let mut b = service(&engine, &settings);
         b.set_auth(auth::KeyStore {
             engine: engine.clone(),
         });
-        if !settings.domains.is_empty() {
-            if let Some(bad) = settings
-                .domains
-                .iter()
-                .find(|d| d.is_empty() || d.contains('/'))
-            {
-                return Err(format!("invalid --domain {bad:?}: expected a host name"));
-            }
-            b.set_host(host::Domains(settings.domains.clone()));
-        }
-        let mut config = s3s::config::S3Config::default();
-        // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
-        config.xml_max_body_size = limits::MAX_XML_BODY as usize;
-        config.post_object_max_file_size = limits::MAX_POST_FILE;
-        b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
-            std::sync::Arc::new(config),
-        )));
+        b.set_route(range::IgnoreBadRange { trusted });
         Ok(Protocol {
             service: b.build(),
             engine,
@@ -173,6 +163,26 @@ impl Protocol {
     }
 }
 
+/// An s3s service over a `Gateway`, without authentication or routes.
+fn service(engine: &Engine, settings: &Settings) -> s3s::service::S3ServiceBuilder {
+    let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
+        engine: engine.clone(),
+        region: settings.region.clone(),
+        enforce_region: settings.enforce_region,
+    });
+    if !settings.domains.is_empty() {
+        b.set_host(host::Domains(settings.domains.clone()));
+    }
+    let mut config = s3s::config::S3Config::default();
+    // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
+    config.xml_max_body_size = limits::MAX_XML_BODY as usize;
+    config.post_object_max_file_size = limits::MAX_POST_FILE;
+    b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
+        std::sync::Arc::new(config),
+    )));
+    b
+}
+
 /// Set by GetObjectAttributes on its response: S3 writes that ETag without quotes, while s3s's
 /// XML always quotes an ETag (no DTO value avoids it), so `Protocol::call` strips them.
 #[derive(Clone, Copy)]
@@ -219,14 +229,20 @@ impl Gateway {
     /// The verified caller of a request. s3s has already checked the signature, and denies
     /// anonymous requests when auth is configured, so missing credentials are AccessDenied.
     async fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
-        let Some(cred) = &req.credentials else {
-            return Err(s3s::s3_error!(
-                AccessDenied,
-                "Anonymous access is not allowed"
-            ));
+        // s3s's credentials, or those it verified before `range` passed the request on.
+        let verified = req.extensions.get::<range::Verified>();
+        let (access_key, region) = match (&req.credentials, verified) {
+            (Some(c), _) => (&c.access_key, req.region.as_ref().map(|r| r.as_str())),
+            (None, Some(v)) => (&v.access_key, v.region.as_deref()),
+            (None, None) => {
+                return Err(s3s::s3_error!(
+                    AccessDenied,
+                    "Anonymous access is not allowed"
+                ));
+            }
         };
         if self.enforce_region
-            && let Some(r) = req.region.as_ref().map(|r| r.as_str())
+            && let Some(r) = region
             && r != self.region
         {
             return Err(s3s::s3_error!(
@@ -235,10 +251,7 @@ impl Gateway {
                 self.region
             ));
         }
-        self.engine
-            .caller(&cred.access_key)
-            .await
-            .map_err(to_s3_error)
+        self.engine.caller(access_key).await.map_err(to_s3_error)
     }
 }
 

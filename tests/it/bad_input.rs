@@ -252,3 +252,87 @@ async fn head_range_and_part_numbers(s: &TestServer) {
     }
 }
 both_dbs!(head_range_and_part_numbers);
+
+/// A Range header S3 cannot use (reversed, not bytes, several ranges) is ignored: 200 and the
+/// whole object, for GET and HEAD, signed in the header or presigned; the signature still
+/// counts (anonymous: 403), and a usable range still reads its bytes.
+async fn unusable_ranges_are_ignored(s: &TestServer) {
+    bucket_with(s, "irange", "k", b"0123456789").await;
+    let c = &s.client;
+    for bad in ["bytes=5-2", "bytes=abc", "bytes=0-1,3-4", "items=0-1"] {
+        let out = c
+            .get_object()
+            .bucket("irange")
+            .key("k")
+            .range(bad)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{bad}: {e:?}"));
+        assert_eq!(out.content_range(), None, "{bad}");
+        let got = out.body.collect().await.expect("body").into_bytes();
+        assert_eq!(&got[..], b"0123456789", "{bad}");
+        let r = signed_raw(
+            s.addr(),
+            "HEAD",
+            "/irange/k",
+            &[("range", bad)],
+            b"",
+            "UNSIGNED-PAYLOAD",
+        )
+        .await;
+        assert_eq!(r.status, 200, "HEAD {bad}: {r:?}");
+        assert_eq!(r.header("content-length"), Some("10"), "HEAD {bad}");
+    }
+    let presigned = c
+        .get_object()
+        .bucket("irange")
+        .key("k")
+        .range("bytes=9-1")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                600,
+            ))
+            .expect("config"),
+        )
+        .await
+        .expect("presign");
+    let path = presigned
+        .uri()
+        .split_once(&s.addr().to_string())
+        .map(|(_, p)| p.to_owned())
+        .expect("url on server");
+    let mut req = format!("GET {path} HTTP/1.1\r\nconnection: close\r\n");
+    for (k, v) in presigned.headers() {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !presigned
+        .headers()
+        .any(|(k, _)| k.eq_ignore_ascii_case("host"))
+    {
+        req.push_str(&format!("host: {}\r\n", s.addr()));
+    }
+    req.push_str("\r\n");
+    let r = raw(s.addr(), req.as_bytes()).await;
+    assert_eq!(r.status, 200, "presigned: {r:?}");
+    assert_eq!(r.body, "0123456789");
+
+    let anon = format!(
+        "GET /irange/k HTTP/1.1\r\nhost: {}\r\nrange: bytes=5-2\r\nconnection: close\r\n\r\n",
+        s.addr()
+    );
+    let r = raw(s.addr(), anon.as_bytes()).await;
+    assert_eq!(r.status, 403, "anonymous: {r:?}");
+
+    let out = c
+        .get_object()
+        .bucket("irange")
+        .key("k")
+        .range("bytes=2-4")
+        .send()
+        .await
+        .expect("usable range");
+    assert_eq!(out.content_range(), Some("bytes 2-4/10"));
+    let got = out.body.collect().await.expect("body").into_bytes();
+    assert_eq!(&got[..], b"234");
+}
+both_dbs!(unusable_ranges_are_ignored);
