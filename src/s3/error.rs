@@ -83,7 +83,13 @@ pub fn request_timeout() -> http::Response<Body> {
          timeout period. Idle connections will be closed.",
     );
     e.set_status_code(http::StatusCode::BAD_REQUEST);
-    e.to_http_response().unwrap_or_else(|_| {
+    response(e)
+}
+
+/// `e` as a response (a bare 400 in the unlikely case it cannot be serialised).
+pub fn response(e: S3Error) -> http::Response<Body> {
+    e.to_http_response().unwrap_or_else(|err| {
+        tracing::error!(error = ?err, "serialising an error");
         let mut r = http::Response::new(Body::empty());
         *r.status_mut() = http::StatusCode::BAD_REQUEST;
         r

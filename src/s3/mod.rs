@@ -7,6 +7,7 @@
 mod auth;
 mod bucket;
 mod convert;
+mod digest;
 mod error;
 mod host;
 mod limits;
@@ -88,7 +89,8 @@ impl Protocol {
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
         let (mut req, leftover, stalled) = linger::track(req, self.body_timeout);
-        if let Err(e) = limits::check(&req) {
+        let expect = limits::check(&req).and_then(|()| digest::expect(&req));
+        if let Err(e) = expect {
             drop(req);
             let reuse = leftover.drain().await;
             let mut resp = match e.to_http_response() {
@@ -111,6 +113,7 @@ impl Protocol {
         {
             sigv2::add_slash(&mut req);
         }
+        let verdict = digest::Verdict::default();
         let chunked = limits::is_aws_chunked(&req);
         let req = if chunked {
             req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
@@ -127,15 +130,19 @@ impl Protocol {
                 let b = limits::FilenameKey::new(b, boundary.as_deref());
                 Body::http_body_unsync(limits::Rechunk::new(b))
             })
+        } else if let Ok(Some(expect)) = expect {
+            req.map(|b| Body::http_body(digest::Check::new(b, expect, verdict.clone())))
         } else {
             req.map(Body::http_body)
         };
         let resp = self.service.call(req).await;
         let reuse = leftover.drain().await;
-        // The body went silent: whatever the operation made of that, S3 says RequestTimeout.
-        let resp = match stalled.get() {
-            true => Ok(error::request_timeout()),
-            false => resp,
+        // The body went silent, or did not match its digest: whatever the operation made of
+        // that (s3s answers a body error 500), S3 says RequestTimeout or BadDigest.
+        let resp = match (stalled.get(), verdict.failed()) {
+            (true, _) => Ok(error::request_timeout()),
+            (false, Some(e)) => Ok(error::response(e)),
+            (false, None) => resp,
         };
         let mut resp = match resp {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {

@@ -336,3 +336,177 @@ async fn unusable_ranges_are_ignored(s: &TestServer) {
     assert_eq!(&got[..], b"234");
 }
 both_dbs!(unusable_ranges_are_ignored);
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn md5_b64(b: &[u8]) -> String {
+    use md5::Digest;
+    b64(&md5::Md5::digest(b))
+}
+
+/// XML bodies are verified against Content-MD5 and x-amz-checksum-* before they are acted on:
+/// a mismatch is 400 BadDigest, a malformed MD5 400 InvalidDigest, and nothing changes; the
+/// right digest acts.
+async fn xml_bodies_are_verified(s: &TestServer) {
+    bucket_with(s, "xdigest", "k", b"kept").await;
+    let c = &s.client;
+    let post = |path: &'static str, headers: Vec<(&'static str, String)>, body: &'static [u8]| {
+        let addr = s.addr();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            signed_raw(addr, "POST", path, &h, body, "UNSIGNED-PAYLOAD").await
+        }
+    };
+    let delete: &[u8] = b"<Delete><Object><Key>k</Key></Object></Delete>";
+    let other_md5 = md5_b64(b"something else");
+    let r = post("/xdigest?delete", vec![("content-md5", other_md5)], delete).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<Code>BadDigest</Code>"), "{}", r.body);
+    assert!(r.body.contains("<RequestId>"), "{}", r.body);
+    let r = post(
+        "/xdigest?delete",
+        vec![("content-md5", "bm90LW1kNQ==".into())],
+        delete,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<Code>InvalidDigest</Code>"), "{}", r.body);
+    let crc = b64(&[0, 0, 0, 0]);
+    let r = post(
+        "/xdigest?delete",
+        vec![("x-amz-checksum-crc32", crc)],
+        delete,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<Code>BadDigest</Code>"), "{}", r.body);
+    c.head_object()
+        .bucket("xdigest")
+        .key("k")
+        .send()
+        .await
+        .expect("the key survives refused deletes");
+
+    // PutObjectTagging with a wrong checksum leaves the tags as they were.
+    let tagging: &'static [u8] =
+        b"<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>";
+    let bad = b64(&[1, 2, 3, 4]);
+    let r = signed_raw(
+        s.addr(),
+        "PUT",
+        "/xdigest/k?tagging",
+        &[("x-amz-checksum-crc32c", bad.as_str())],
+        tagging,
+        "UNSIGNED-PAYLOAD",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<Code>BadDigest</Code>"), "{}", r.body);
+    let tags = c
+        .get_object_tagging()
+        .bucket("xdigest")
+        .key("k")
+        .send()
+        .await
+        .expect("tags");
+    assert!(tags.tag_set().is_empty(), "tags unchanged");
+
+    // CompleteMultipartUpload: a wrong Content-MD5 leaves the upload open.
+    let id = c
+        .create_multipart_upload()
+        .bucket("xdigest")
+        .key("mpu")
+        .send()
+        .await
+        .expect("create")
+        .upload_id
+        .expect("id");
+    let etag = c
+        .upload_part()
+        .bucket("xdigest")
+        .key("mpu")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .expect("part")
+        .e_tag
+        .expect("etag");
+    let complete = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>\
+         </CompleteMultipartUpload>"
+    );
+    let path = format!("/xdigest/mpu?uploadId={id}");
+    let wrong = md5_b64(b"nope");
+    let r = signed_raw(
+        s.addr(),
+        "POST",
+        &path,
+        &[("content-md5", wrong.as_str())],
+        complete.as_bytes(),
+        "UNSIGNED-PAYLOAD",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<Code>BadDigest</Code>"), "{}", r.body);
+    let parts = c
+        .list_parts()
+        .bucket("xdigest")
+        .key("mpu")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("the upload is still open");
+    assert_eq!(parts.parts().len(), 1);
+    let right = md5_b64(complete.as_bytes());
+    let r = signed_raw(
+        s.addr(),
+        "POST",
+        &path,
+        &[("content-md5", right.as_str())],
+        complete.as_bytes(),
+        "UNSIGNED-PAYLOAD",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // The right digests act (the SDK sends its own checksum on DeleteObjects too).
+    let r = post(
+        "/xdigest?delete",
+        vec![("content-md5", md5_b64(delete))],
+        delete,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let e = c
+        .head_object()
+        .bucket("xdigest")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 404);
+    c.put_object_tagging()
+        .bucket("xdigest")
+        .key("mpu")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("a")
+                        .value("b")
+                        .build()
+                        .expect("tag"),
+                )
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("SDK PutObjectTagging with its checksum");
+}
+both_dbs!(xml_bodies_are_verified);
