@@ -2,6 +2,7 @@
 //! `/health` and `/ready`, workers, graceful shutdown. It knows nothing of S3 semantics.
 
 mod idle;
+mod too_large;
 
 use crate::blobs::BlobStore;
 use crate::config::{Config, Timeouts};
@@ -231,7 +232,8 @@ async fn serve(
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
-        let io = TokioIo::new(idle::Watched::new(sock, act.clone()));
+        let io = idle::Watched::new(sock, act.clone());
+        let io = TokioIo::new(too_large::HeadTooLarge::new(io));
         let conn = builder.serve_connection(io, svc).into_owned();
         let conn = graceful.watch(conn);
         let idle = timeouts.idle;

@@ -20,6 +20,7 @@ mod sigv2;
 mod sse;
 
 pub use error::to_s3_error;
+pub use limits::head_too_large_body;
 
 use crate::engine::{Caller, Engine};
 use s3s::dto::*;
