@@ -22,6 +22,8 @@ pub enum ConfigError {
     Fault(String),
     #[error("inline_max_bytes {0} is over the limit of {limit}", limit = crate::blobs::INLINE_LIMIT)]
     InlineMax(usize),
+    #[error("the {0} timeout must be at least 1 second")]
+    ZeroTimeout(&'static str),
 }
 
 /// `just-storage serve` flags; each also reads its `JUST_STORAGE_*` variable.
@@ -80,6 +82,17 @@ pub struct ServeArgs {
     /// Seconds between scrubber passes [default: 3600].
     #[arg(long, env = "JUST_STORAGE_SCRUB_INTERVAL_SECS")]
     pub scrub_interval_secs: Option<u64>,
+    /// Seconds a client has to send a request head, counted from when the connection starts
+    /// waiting for it (also ends an HTTP/1.1 keep-alive wait) [default: 30].
+    #[arg(long, env = "JUST_STORAGE_HEAD_TIMEOUT_SECS")]
+    pub head_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request in progress [default: 60].
+    #[arg(long, env = "JUST_STORAGE_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may go without a byte before the request fails with 400
+    /// RequestTimeout, as S3 answers [default: 20].
+    #[arg(long, env = "JUST_STORAGE_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
     /// Test-only crash point (see `fault.rs`); never set in production.
     #[arg(long, env = "JUST_STORAGE_FAULT", hide = true)]
     pub fault: Option<String>,
@@ -107,6 +120,20 @@ struct FileConfig {
     scrub_mbps: Option<u64>,
     scrub_interval_secs: Option<u64>,
     inline_max_bytes: Option<usize>,
+    head_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+}
+
+/// How long a client may keep a connection without making progress (`server`, `s3::linger`).
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// A request head must be complete this long after the connection starts waiting for it.
+    pub head: Duration,
+    /// A connection with no request in progress is closed after this long.
+    pub idle: Duration,
+    /// A request body that delivers no byte for this long fails (400 RequestTimeout).
+    pub body: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +161,7 @@ pub struct Config {
     pub scrub_interval: Duration,
     /// Largest PUT body kept inline in its blob row (`engine::Limits::inline_max`).
     pub inline_max: usize,
+    pub timeouts: Timeouts,
 }
 
 impl Config {
@@ -192,6 +220,11 @@ impl Config {
             root_key,
             scrub_mbps: a.scrub_mbps.or(f.scrub_mbps).unwrap_or(50),
             scrub_interval: secs(a.scrub_interval_secs.or(f.scrub_interval_secs), 3600),
+            timeouts: Timeouts {
+                head: positive(a.head_timeout_secs.or(f.head_timeout_secs), 30, "head")?,
+                idle: positive(a.idle_timeout_secs.or(f.idle_timeout_secs), 60, "idle")?,
+                body: positive(a.body_timeout_secs.or(f.body_timeout_secs), 20, "body")?,
+            },
             inline_max: match a.inline_max_bytes.or(f.inline_max_bytes) {
                 Some(n) if n > crate::blobs::INLINE_LIMIT => return Err(ConfigError::InlineMax(n)),
                 Some(n) => n,
@@ -209,6 +242,14 @@ impl Config {
         let path = self.database_url.strip_prefix("sqlite://")?;
         let path = path.split('?').next()?;
         Path::new(path).parent().map(Path::to_path_buf)
+    }
+}
+
+/// A timeout in seconds; 0 would close every connection at once, so it is refused.
+fn positive(v: Option<u64>, default: u64, name: &'static str) -> Result<Duration, ConfigError> {
+    match v.unwrap_or(default) {
+        0 => Err(ConfigError::ZeroTimeout(name)),
+        n => Ok(Duration::from_secs(n)),
     }
 }
 

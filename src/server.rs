@@ -1,15 +1,18 @@
 //! The HTTP server: listener, connection settings, request ids,
 //! `/health` and `/ready`, workers, graceful shutdown. It knows nothing of S3 semantics.
 
+mod idle;
+mod too_large;
+
 use crate::blobs::BlobStore;
-use crate::config::Config;
+use crate::config::{Config, Timeouts};
 use crate::engine::{Engine, Limits};
 use crate::meta::MetaStore;
 use crate::s3::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,6 +131,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
                 region: cfg.region.clone(),
                 enforce_region: cfg.enforce_region,
                 domains: cfg.domains.clone(),
+                body_timeout: cfg.timeouts.body,
             },
         )
         .map_err(StartError::Protocol)?,
@@ -153,8 +157,9 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.scrub_mbps,
         stop_rx.clone(),
     ));
+    let timeouts = cfg.timeouts.clone();
     let task = tokio::spawn(async move {
-        serve(listener, app, stop_rx).await;
+        serve(listener, app, timeouts, stop_rx).await;
         let _ = gc.await;
         let _ = scrub.await;
     });
@@ -174,12 +179,24 @@ struct App {
     meta: Arc<dyn MetaStore>,
 }
 
-async fn serve(listener: TcpListener, app: App, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    app: App,
+    timeouts: Timeouts,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut builder = ConnBuilder::new(TokioExecutor::new());
     // hyper's read buffer bounds both a request head (431 beyond) and each body read. A body
     // streams in reads of up to this size: 64 KiB reads cost a 1 GiB PUT 16k recv calls, each
     // sending a window update, about 10% of the server's CPU.
-    builder.http1().max_buf_size(crate::s3::READ_BUFFER);
+    // The header timer runs from when the connection starts waiting for a head (a keep-alive
+    // wait included) to the head's end, so a head trickled a byte at a time cannot hold a
+    // connection slot; it needs a timer, without which hyper silently has none.
+    builder
+        .http1()
+        .max_buf_size(crate::s3::READ_BUFFER)
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.head);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -202,17 +219,30 @@ async fn serve(listener: TcpListener, app: App, mut stop: watch::Receiver<bool>)
         // Small requests and responses must not wait for Nagle's algorithm.
         let _ = sock.set_nodelay(true);
         let app = app.clone();
+        let act = idle::Activity::new();
+        let svc_act = act.clone();
         let svc = hyper::service::service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+            let handling = svc_act.handling();
+            let act = svc_act.clone();
+            async move {
+                let resp = handle(app, req).await;
+                let resp = resp.map(|b| idle::Sending::new(b, act.streaming()));
+                drop(handling);
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(sock), svc)
-            .into_owned();
+        let io = idle::Watched::new(sock, act.clone());
+        let io = TokioIo::new(too_large::HeadTooLarge::new(io));
+        let conn = builder.serve_connection(io, svc).into_owned();
         let conn = graceful.watch(conn);
+        let idle = timeouts.idle;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with error");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                },
+                () = act.expired(idle) => tracing::debug!(%peer, "closing an idle connection"),
             }
             drop(permit);
         });

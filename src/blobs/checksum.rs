@@ -74,15 +74,15 @@ impl ChecksumAlgo {
     }
 }
 
-/// One running checksum. SHA-256 is not here: the pipeline already computes it.
-pub(super) enum Hasher {
+/// One running checksum (also `s3::digest`'s, for XML request bodies).
+pub enum Hasher {
     Crc(ChecksumAlgo, crc_fast::Digest),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
 }
 
 impl Hasher {
-    pub(super) fn new(algo: ChecksumAlgo) -> Hasher {
+    pub fn new(algo: ChecksumAlgo) -> Hasher {
         match (algo, algo.crc()) {
             (_, Some(c)) => Hasher::Crc(algo, crc_fast::Digest::new(c)),
             (ChecksumAlgo::Sha1, None) => Hasher::Sha1(sha1::Sha1::new()),
@@ -90,7 +90,7 @@ impl Hasher {
         }
     }
 
-    pub(super) fn update(&mut self, data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Crc(_, d) => d.update(data),
             Hasher::Sha1(h) => h.update(data),
@@ -99,7 +99,7 @@ impl Hasher {
     }
 
     /// The raw digest; `sha256` short-cuts the SHA-256 the pipeline computed anyway.
-    pub(super) fn finish(self, sha256: Option<&[u8; 32]>) -> Vec<u8> {
+    pub fn finish(self, sha256: Option<&[u8; 32]>) -> Vec<u8> {
         match self {
             Hasher::Crc(a, d) => a.crc_bytes(d.finalize()),
             Hasher::Sha1(h) => h.finalize().to_vec(),

@@ -9,7 +9,7 @@ mod checksum;
 mod direct;
 mod write;
 
-pub use checksum::ChecksumAlgo;
+pub use checksum::{ChecksumAlgo, Hasher};
 pub use direct::Room;
 pub use write::{BodyError, INLINE_LIMIT, WriteError, Written};
 

@@ -28,7 +28,7 @@ pub fn needs_length<B>(req: &http::Request<B>) -> bool {
 pub async fn buffer<B>(req: http::Request<B>) -> Result<http::Request<s3s::Body>, S3Error>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
     let collected = http_body_util::Limited::new(body, MAX_UNSIZED)

@@ -75,6 +75,27 @@ pub fn to_s3_error(e: Error) -> S3Error {
     S3Error::with_message(code, e.to_string())
 }
 
+/// S3's answer to a request body that stopped arriving (`linger`'s body timeout).
+pub fn request_timeout() -> http::Response<Body> {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::RequestTimeout,
+        "Your socket connection to the server was not read from or written to within the \
+         timeout period. Idle connections will be closed.",
+    );
+    e.set_status_code(http::StatusCode::BAD_REQUEST);
+    response(e)
+}
+
+/// `e` as a response (a bare 400 in the unlikely case it cannot be serialised).
+pub fn response(e: S3Error) -> http::Response<Body> {
+    e.to_http_response().unwrap_or_else(|err| {
+        tracing::error!(error = ?err, "serialising an error");
+        let mut r = http::Response::new(Body::empty());
+        *r.status_mut() = http::StatusCode::BAD_REQUEST;
+        r
+    })
+}
+
 /// S3's messages for errors that s3s raises without one (auth, routing, parsing).
 fn default_message(code: &str) -> Option<&'static str> {
     Some(match code {

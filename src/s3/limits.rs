@@ -37,6 +37,7 @@ fn header_u64<B>(req: &http::Request<B>, name: &str) -> Option<u64> {
 pub fn check<B>(req: &http::Request<B>) -> Result<(), S3Error> {
     check_head(req)?;
     check_no_nul(req.uri())?;
+    super::sse::check_headers(req.headers())?;
     let declared = header_u64(req, "x-amz-decoded-content-length")
         .or_else(|| header_u64(req, "content-length"))
         .unwrap_or(0);
@@ -89,13 +90,27 @@ fn check_head<B>(req: &http::Request<B>) -> Result<(), S3Error> {
         return Ok(());
     }
     let mut err = S3Error::with_message(
-        s3s::S3ErrorCode::Custom("RequestHeaderSectionTooLarge".into()),
-        format!(
-            "Your request header section exceeds the maximum allowed size of {MAX_HEAD} bytes."
-        ),
+        s3s::S3ErrorCode::Custom(HEAD_TOO_LARGE.into()),
+        head_too_large_message(),
     );
     err.set_status_code(http::StatusCode::BAD_REQUEST);
     Err(err)
+}
+
+const HEAD_TOO_LARGE: &str = "RequestHeaderSectionTooLarge";
+
+fn head_too_large_message() -> String {
+    format!("Your request header section exceeds the maximum allowed size of {MAX_HEAD} bytes.")
+}
+
+/// The XML error body for a head too large for the HTTP layer's buffer (the server writes it
+/// in place of hyper's bare 431): the same code and message as `check_head`'s.
+pub fn head_too_large_body(request_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{HEAD_TOO_LARGE}</Code>\
+         <Message>{}</Message><RequestId>{request_id}</RequestId></Error>",
+        head_too_large_message()
+    )
 }
 
 /// Refuses U+0000 (`%00`) in the path or query: PostgreSQL text cannot hold it, so such a key,

@@ -15,15 +15,28 @@
 //! never sends the body, while curl sends it after a second. Left to itself, hyper reads
 //! whatever follows as the tail of the body — the first bytes of the client's next request when
 //! that request is already there — and answers the mangled rest with a bare 400.
+//!
+//! The tracked body also fails once the client has sent nothing for the body timeout while it
+//! is being read (S3: 400 RequestTimeout after ~20 s of silence): without it, a PUT that
+//! declared more bytes than it sends held its connection and its temp file for as long as the
+//! client kept the socket open. The failure is recorded (`Stalled`) so that `Protocol::call`
+//! answers RequestTimeout whatever the operation made of the broken body, and the connection
+//! closes after the answer (the rest of the body may still come).
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::Sleep;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Most bytes read and discarded after an early answer.
 const DRAIN_MAX: u64 = 8 << 20;
@@ -37,7 +50,27 @@ pub struct Tracked {
     /// Whether the service ever asked for data (for `100-continue`, see the module doc).
     polled: bool,
     expects_continue: bool,
+    /// Longest wait for the next body bytes.
+    stall: Duration,
+    /// The deadline of the current wait for bytes (made once, reset at each wait).
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+    stalled: Stalled,
 }
+
+/// Set when a request body timed out (see the module doc).
+#[derive(Clone, Default)]
+pub struct Stalled(Arc<AtomicBool>);
+
+impl Stalled {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("RequestTimeout: no request body bytes for {0:?}")]
+pub struct BodyTimeout(Duration);
 
 /// What a body dropped unfinished leaves behind.
 enum Remainder {
@@ -55,40 +88,84 @@ pub struct Leftover {
     h1: bool,
 }
 
-pub fn track(req: http::Request<Incoming>) -> (http::Request<Tracked>, Leftover) {
+/// Tracks `req`'s body; a body that sends nothing for `stall` while read fails (`Stalled`).
+pub fn track(
+    req: http::Request<Incoming>,
+    stall: Duration,
+) -> (http::Request<Tracked>, Leftover, Stalled) {
     let expects_continue = req
         .headers()
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (tx, rx) = oneshot::channel();
     let h1 = req.version() <= http::Version::HTTP_11;
+    let stalled = Stalled::default();
     let req = req.map(|b| Tracked {
         inner: Some(b),
         back: Some(tx),
         polled: false,
         expects_continue,
+        stall,
+        timer: None,
+        waiting: false,
+        stalled: stalled.clone(),
     });
-    (req, Leftover { rx, h1 })
+    (req, Leftover { rx, h1 }, stalled)
+}
+
+impl Tracked {
+    /// Whether the wait for bytes has lasted `stall` (the timer starts with the wait).
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = tokio::time::Instant::now() + self.stall;
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        self.timer
+            .as_mut()
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+    }
+
+    /// Gives up on the body: recorded, and the connection is not reused (bytes may follow).
+    fn give_up(&mut self) -> BoxError {
+        self.inner = None;
+        self.stalled.0.store(true, Ordering::Release);
+        if let Some(back) = self.back.take() {
+            let _ = back.send(Remainder::Abandoned);
+        }
+        BodyTimeout(self.stall).into()
+    }
 }
 
 impl Body for Tracked {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.polled = true;
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
         let r = Pin::new(inner).poll_frame(cx);
+        match r {
+            Poll::Pending if self.timed_out(cx) => {
+                return Poll::Ready(Some(Err(self.give_up())));
+            }
+            Poll::Pending => return Poll::Pending,
+            // Bytes came: the next wait starts afresh.
+            _ => self.waiting = false,
+        }
         if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             // Finished (or broken): nothing to hand back.
             self.inner = None;
         }
-        r
+        r.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -13,6 +13,7 @@ mod bucket_config;
 mod chunked;
 mod convert;
 mod cors;
+mod digest;
 mod error;
 mod host;
 mod limits;
@@ -20,9 +21,12 @@ mod linger;
 mod list;
 mod multipart;
 mod object;
+mod range;
 mod sigv2;
+mod sse;
 
 pub use error::to_s3_error;
+pub use limits::head_too_large_body;
 
 use crate::engine::{Caller, Engine};
 use s3s::dto::*;
@@ -43,6 +47,7 @@ pub struct Protocol {
     engine: Engine,
     /// Virtual-host base domains (the list given to `host::Domains`).
     domains: Vec<String>,
+    body_timeout: std::time::Duration,
 }
 
 /// Protocol settings from the configuration.
@@ -53,40 +58,32 @@ pub struct Settings {
     pub enforce_region: bool,
     /// Base domains for virtual-hosted-style addressing (empty: path style only).
     pub domains: Vec<String>,
+    /// A request body that sends nothing for this long fails with 400 RequestTimeout.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Protocol {
     pub fn new(engine: Engine, settings: Settings) -> Result<Protocol, String> {
-        let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
-            engine: engine.clone(),
-            region: settings.region,
-            enforce_region: settings.enforce_region,
-        });
+        if let Some(bad) = settings
+            .domains
+            .iter()
+            .find(|d| d.is_empty() || d.contains('/'))
+        {
+            return Err(format!("invalid --domain {bad:?}: expected a host name"));
+        }
+        // Reached only through `range::IgnoreBadRange`, after s3s checked the signature.
+        let trusted = service(&engine, &settings).build();
+        let mut b = service(&engine, &settings);
         b.set_auth(auth::KeyStore {
             engine: engine.clone(),
         });
         b.set_access(access::Access::new(engine.clone()));
-        if !settings.domains.is_empty() {
-            if let Some(bad) = settings
-                .domains
-                .iter()
-                .find(|d| d.is_empty() || d.contains('/'))
-            {
-                return Err(format!("invalid --domain {bad:?}: expected a host name"));
-            }
-            b.set_host(host::Domains(settings.domains.clone()));
-        }
-        let mut config = s3s::config::S3Config::default();
-        // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
-        config.xml_max_body_size = limits::MAX_XML_BODY as usize;
-        config.post_object_max_file_size = limits::MAX_POST_FILE;
-        b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
-            std::sync::Arc::new(config),
-        )));
+        b.set_route(range::IgnoreBadRange { trusted });
         Ok(Protocol {
             service: b.build(),
             engine,
             domains: settings.domains,
+            body_timeout: settings.body_timeout,
         })
     }
 
@@ -99,14 +96,18 @@ impl Protocol {
         let resource = req.uri().path().to_owned();
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
-        let (mut req, leftover) = linger::track(req);
-        if let Err(e) = limits::check(&req)
+        let (mut req, leftover, stalled) = linger::track(req, self.body_timeout);
+        let expect = limits::check(&req)
             .and_then(|()| authcheck::check(&req))
             .and_then(|()| cors::preflight(&req))
-        {
-            drop(req);
-            return refuse(e, leftover, request_id, &resource).await;
-        }
+            .and_then(|()| digest::expect(&req));
+        let expect = match expect {
+            Ok(expect) => expect,
+            Err(e) => {
+                drop(req);
+                return refuse(e, leftover, request_id, &resource).await;
+            }
+        };
         authcheck::add_amz_date(&mut req);
         // botocore's SigV2 `/bucket/` resource for `/bucket` (see sigv2.rs): an unknown key or a
         // failed lookup leaves the request as sent, for s3s to refuse.
@@ -116,6 +117,7 @@ impl Protocol {
         {
             sigv2::add_slash(&mut req);
         }
+        let verdict = digest::Verdict::default();
         let chunked = limits::is_aws_chunked(&req);
         let req = if chunked::needs_length(&req) {
             match chunked::buffer(req).await {
@@ -137,17 +139,30 @@ impl Protocol {
                 let b = limits::FilenameKey::new(b, boundary.as_deref());
                 Body::http_body_unsync(limits::Rechunk::new(b))
             })
+        } else if let Some(expect) = expect {
+            req.map(|b| Body::http_body(digest::Check::new(b, expect, verdict.clone())))
         } else {
             req.map(Body::http_body)
         };
         let resp = self.service.call(req).await;
         let reuse = leftover.drain().await;
+        // The body went silent, or did not match its digest: whatever the operation made of
+        // that (s3s answers a body error 500), S3 says RequestTimeout or BadDigest.
+        let resp = match (stalled.get(), verdict.failed()) {
+            (true, _) => Ok(error::request_timeout()),
+            (false, Some(e)) => Ok(error::response(e)),
+            (false, None) => resp,
+        };
         let mut resp = match resp {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
                 error::complete(r, request_id, &resource).await
             }
             Ok(mut r) if r.extensions().get::<UnquoteXmlEtag>().is_some() => {
                 unquote_xml_etag(&mut r);
+                r
+            }
+            Ok(mut r) if r.extensions().get::<PartialContent>().is_some() => {
+                *r.status_mut() = http::StatusCode::PARTIAL_CONTENT;
                 r
             }
             Ok(r) => r,
@@ -186,10 +201,35 @@ async fn refuse(
     resp
 }
 
+/// An s3s service over a `Gateway`, without authentication or routes.
+fn service(engine: &Engine, settings: &Settings) -> s3s::service::S3ServiceBuilder {
+    let mut b = s3s::service::S3ServiceBuilder::new(Gateway {
+        engine: engine.clone(),
+        region: settings.region.clone(),
+        enforce_region: settings.enforce_region,
+    });
+    if !settings.domains.is_empty() {
+        b.set_host(host::Domains(settings.domains.clone()));
+    }
+    let mut config = s3s::config::S3Config::default();
+    // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
+    config.xml_max_body_size = limits::MAX_XML_BODY as usize;
+    config.post_object_max_file_size = limits::MAX_POST_FILE;
+    b.set_config(std::sync::Arc::new(s3s::config::StaticConfigProvider::new(
+        std::sync::Arc::new(config),
+    )));
+    b
+}
+
 /// Set by GetObjectAttributes on its response: S3 writes that ETag without quotes, while s3s's
 /// XML always quotes an ETag (no DTO value avoids it), so `Protocol::call` strips them.
 #[derive(Clone, Copy)]
 pub(crate) struct UnquoteXmlEtag;
+
+/// Set by HeadObject when it answers for a range or part: s3s's HEAD response is always 200,
+/// and `Protocol::call` makes it S3's 206.
+#[derive(Clone, Copy)]
+pub(crate) struct PartialContent;
 
 /// Unquotes the `<ETag>` of a small in-memory XML body (GetObjectAttributes has one ETag).
 fn unquote_xml_etag(r: &mut http::Response<Body>) {
@@ -224,9 +264,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The verified caller of a request. s3s has already checked the signature; an anonymous
-    /// request has a caller only when `access` let it through (the bucket's owner, checked
-    /// against its ACL), else it is AccessDenied.
+    /// The verified caller of a request, refused when it names another bucket owner than the
+    /// one it expects (`x-amz-expected-bucket-owner`).
     async fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
         let caller = self.caller_of(req).await?;
         // Every bucket a caller names is its own tenant's (or, anonymous, the one `access`
@@ -244,18 +283,26 @@ impl Gateway {
         Ok(caller)
     }
 
+    /// s3s has already checked the signature. An anonymous request has a caller only when
+    /// `access` let it through (the bucket's owner, checked against its ACL).
     async fn caller_of<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
         if let Some(checked) = req.extensions.get::<Caller>() {
             return Ok(checked.clone());
         }
-        let Some(cred) = &req.credentials else {
-            return Err(s3s::s3_error!(
-                AccessDenied,
-                "Anonymous access is not allowed"
-            ));
+        // s3s's credentials, or those it verified before `range` passed the request on.
+        let verified = req.extensions.get::<range::Verified>();
+        let (access_key, region) = match (&req.credentials, verified) {
+            (Some(c), _) => (&c.access_key, req.region.as_ref().map(|r| r.as_str())),
+            (None, Some(v)) => (&v.access_key, v.region.as_deref()),
+            (None, None) => {
+                return Err(s3s::s3_error!(
+                    AccessDenied,
+                    "Anonymous access is not allowed"
+                ));
+            }
         };
         if self.enforce_region
-            && let Some(r) = req.region.as_ref().map(|r| r.as_str())
+            && let Some(r) = region
             && r != self.region
         {
             return Err(s3s::s3_error!(
@@ -264,10 +311,7 @@ impl Gateway {
                 self.region
             ));
         }
-        self.engine
-            .caller(&cred.access_key)
-            .await
-            .map_err(to_s3_error)
+        self.engine.caller(access_key).await.map_err(to_s3_error)
     }
 }
 

@@ -16,6 +16,7 @@ pub async fn put(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
+    super::sse::check_put(&input)?;
     let condition = match (&input.if_none_match, &input.if_match) {
         (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
         (Some(_), _) => {
@@ -200,22 +201,7 @@ pub async fn get(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    if input.part_number.is_some() && input.range.is_some() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Cannot specify both Range header and partNumber query parameter"
-        ));
-    }
-    let range = match (&input.range, input.part_number) {
-        (Some(r), _) => {
-            let r = r.check(row.size)?;
-            Some(ByteRange {
-                start: r.start,
-                end: r.end,
-            })
-        }
-        (None, n) => part_range(&row, n)?,
-    };
+    let range = read_range(&row, input.range.as_ref(), input.part_number)?;
     let content_range = range.map(|r| content_range(r, row.size));
     let body = g.engine.open_body(&row, range).await.map_err(to_s3_error)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
@@ -288,7 +274,7 @@ pub async fn head(
         i.if_modified_since.as_ref(),
         i.if_unmodified_since.as_ref(),
     )?;
-    let range = part_range(&row, req.input.part_number)?;
+    let range = read_range(&row, i.range.as_ref(), i.part_number)?;
     let len = range.map_or(row.size, |r| r.end - r.start);
     let sum = read_checksum(
         g,
@@ -301,7 +287,7 @@ pub async fn head(
     let sum = sum.as_ref();
     let sums = Sums::of(sum);
     let h = &row.headers;
-    Ok(S3Response::new(HeadObjectOutput {
+    let mut resp = S3Response::new(HeadObjectOutput {
         content_length: i64::try_from(len).ok(),
         content_range: range.map(|r| content_range(r, row.size)),
         parts_count: row.parts_count.filter(|_| req.input.part_number.is_some()),
@@ -323,7 +309,35 @@ pub async fn head(
         checksum_sha256: sums.sha256,
         checksum_type: convert::checksum_type(sum),
         ..Default::default()
-    }))
+    });
+    if range.is_some() {
+        // s3s answers a HEAD 200 whatever its Content-Range; S3 answers 206, as for GET.
+        resp.extensions.insert(super::PartialContent);
+    }
+    Ok(resp)
+}
+
+/// The byte range a GET or HEAD reads: its `Range` (416 InvalidRange if unsatisfiable), its
+/// `partNumber`, or the whole object (`None`); both at once is InvalidRequest.
+fn read_range(
+    row: &ObjectRow,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<Option<ByteRange>> {
+    match (range, part_number) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        )),
+        (Some(r), None) => {
+            let r = r.check(row.size)?;
+            Ok(Some(ByteRange {
+                start: r.start,
+                end: r.end,
+            }))
+        }
+        (None, n) => part_range(row, n),
+    }
 }
 
 pub async fn delete(
@@ -503,19 +517,26 @@ pub(super) fn etag_text(c: &ETagCondition) -> String {
     }
 }
 
-/// `partNumber` on GET/HEAD: the part's range, or InvalidPartNumber (416).
+/// Part numbers run from 1 to this (S3's limit).
+const MAX_PART_NUMBER: i32 = 10_000;
+
+/// `partNumber` on GET/HEAD: the part's range. A number outside 1..=10000 is InvalidArgument;
+/// one the object does not have is 400 InvalidPart, as S3 answers (ceph/s3-tests
+/// test_multipart_get_part, test_non_multipart_get_part: a single-part object has part 1).
 fn part_range(row: &ObjectRow, n: Option<i32>) -> S3Result<Option<ByteRange>> {
     let Some(n) = n else { return Ok(None) };
+    if !(1..=MAX_PART_NUMBER).contains(&n) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
     match crate::engine::Engine::part_range(row, n) {
         Some(r) => Ok(Some(r)),
-        None => {
-            let mut e = s3s::S3Error::with_message(
-                s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
-                "The requested partnumber is not satisfiable",
-            );
-            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-            Err(e)
-        }
+        None => Err(s3_error!(
+            InvalidPart,
+            "The requested partnumber is not satisfiable"
+        )),
     }
 }
 

@@ -82,6 +82,10 @@ pub struct Options {
     pub domains: Vec<String>,
     /// `None`: the server's default.
     pub inline_max_bytes: Option<usize>,
+    /// Connection timeouts in seconds (`None`: the server's defaults).
+    pub head_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -95,6 +99,9 @@ impl Default for Options {
             enforce_region: false,
             domains: Vec::new(),
             inline_max_bytes: None,
+            head_timeout_secs: None,
+            idle_timeout_secs: None,
+            body_timeout_secs: None,
         }
     }
 }
@@ -130,6 +137,9 @@ impl TestServer {
             enforce_region: opts.enforce_region,
             domain: opts.domains.clone(),
             inline_max_bytes: opts.inline_max_bytes,
+            head_timeout_secs: opts.head_timeout_secs,
+            idle_timeout_secs: opts.idle_timeout_secs,
+            body_timeout_secs: opts.body_timeout_secs,
             root_access_key: Some(ROOT_KEY.into()),
             root_secret_key: Some(ROOT_SECRET.into()),
             ..Default::default()
