@@ -10,6 +10,28 @@ use crate::engine::{Caller, Error};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+/// The `AclHeaders` of an operation input with the `acl` and `grant_*` fields (`no_write`: an
+/// object operation, which has no `x-amz-grant-write`).
+macro_rules! acl_headers {
+    ($i:expr) => {
+        acl_headers!($i, $i.grant_write.as_deref())
+    };
+    ($i:expr, no_write) => {
+        acl_headers!($i, None)
+    };
+    ($i:expr, $write:expr) => {
+        $crate::s3::acl::AclHeaders {
+            canned: $i.acl.as_ref().map(|a| a.as_str()),
+            full_control: $i.grant_full_control.as_deref(),
+            read: $i.grant_read.as_deref(),
+            read_acp: $i.grant_read_acp.as_deref(),
+            write: $write,
+            write_acp: $i.grant_write_acp.as_deref(),
+        }
+    };
+}
+pub(super) use acl_headers;
+
 /// The ACL headers of a request (`x-amz-acl` and the `x-amz-grant-*` family).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AclHeaders<'a> {
@@ -266,14 +288,7 @@ pub async fn put_bucket(
         .bucket(&caller, &i.bucket)
         .await
         .map_err(to_s3_error)?;
-    let headers = AclHeaders {
-        canned: i.acl.as_ref().map(|a| a.as_str()),
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: i.grant_write.as_deref(),
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let headers = acl_headers!(i);
     let acl = requested(headers, i.access_control_policy, &b.tenant_id)?;
     admit(g, &caller, &i.bucket, Some(&acl)).await?;
     g.engine
@@ -309,14 +324,7 @@ pub async fn put_object(
     let caller = g.caller(&req).await?;
     let i = req.input;
     let id = version(g, &caller, &i.bucket, &i.key, i.version_id.as_deref()).await?;
-    let headers = AclHeaders {
-        canned: i.acl.as_ref().map(|a| a.as_str()),
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: i.grant_write.as_deref(),
-        write_acp: i.grant_write_acp.as_deref(),
-    };
+    let headers = acl_headers!(i);
     let acl = requested(headers, i.access_control_policy, &caller.tenant_id)?;
     admit(g, &caller, &i.bucket, Some(&acl)).await?;
     g.engine

@@ -1,4 +1,4 @@
-use super::acl::{self, AclHeaders};
+use super::acl::{self, acl_headers};
 use super::convert::timestamp;
 use super::{Gateway, to_s3_error};
 use crate::engine::Error;
@@ -12,15 +12,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let caller = g.caller(&req).await?;
     let i = req.input;
-    let acl = AclHeaders {
-        canned: i.acl.as_ref().map(|a| a.as_str()),
-        full_control: i.grant_full_control.as_deref(),
-        read: i.grant_read.as_deref(),
-        read_acp: i.grant_read_acp.as_deref(),
-        write: i.grant_write.as_deref(),
-        write_acp: i.grant_write_acp.as_deref(),
-    }
-    .acl(&caller.tenant_id)?;
+    let acl = acl_headers!(i).acl(&caller.tenant_id)?;
     let constraint = i
         .create_bucket_configuration
         .and_then(|c| c.location_constraint)

@@ -104,13 +104,7 @@ pub async fn get_tagging(
         .map_err(to_s3_error)?
         .ok_or_else(|| s3_error!(NoSuchTagSet, "The TagSet does not exist"))?;
     Ok(S3Response::new(GetBucketTaggingOutput {
-        tag_set: tags
-            .into_iter()
-            .map(|(k, v)| Tag {
-                key: Some(k),
-                value: Some(v),
-            })
-            .collect(),
+        tag_set: super::convert::tag_list(tags),
     }))
 }
 

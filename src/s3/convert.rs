@@ -81,6 +81,16 @@ pub fn tag_set(set: Vec<s3s::dto::Tag>) -> S3Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// Stored tags as a response's TagSet.
+pub fn tag_list(tags: BTreeMap<String, String>) -> Vec<s3s::dto::Tag> {
+    tags.into_iter()
+        .map(|(k, v)| s3s::dto::Tag {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
+}
+
 pub struct HeaderFields {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,

@@ -1,6 +1,6 @@
 //! Multipart upload operations.
 
-use super::acl::{self, AclHeaders};
+use super::acl::{self, acl_headers};
 use super::convert::{self, HeaderFields, Sums, timestamp, url_encode};
 use super::{Gateway, to_s3_error};
 use crate::engine::acl::Target;
@@ -20,15 +20,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let acl = AclHeaders {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
-        full_control: input.grant_full_control.as_deref(),
-        read: input.grant_read.as_deref(),
-        read_acp: input.grant_read_acp.as_deref(),
-        write: None,
-        write_acp: input.grant_write_acp.as_deref(),
-    }
-    .acl(&caller.tenant_id)?;
+    let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
     acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let headers = convert::headers(HeaderFields {
         content_type: input.content_type,

@@ -1,4 +1,4 @@
-use super::acl::{self, AclHeaders};
+use super::acl::{self, acl_headers};
 use super::convert::{self, HeaderFields, Sums, timestamp};
 use super::{Gateway, to_s3_error};
 use crate::engine::acl::Target;
@@ -62,15 +62,7 @@ pub async fn put(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok()),
     };
-    let acl = AclHeaders {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
-        full_control: input.grant_full_control.as_deref(),
-        read: input.grant_read.as_deref(),
-        read_acp: input.grant_read_acp.as_deref(),
-        write: None,
-        write_acp: input.grant_write_acp.as_deref(),
-    }
-    .acl(&caller.tenant_id)?;
+    let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
     acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let body = input.body.unwrap_or_else(convert::empty_body);
     let row = g
@@ -409,15 +401,7 @@ pub async fn copy(
     let caller = g.caller(&req).await?;
     let input = req.input;
     let (bucket, key) = copy_source(&input.copy_source)?;
-    let acl = AclHeaders {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
-        full_control: input.grant_full_control.as_deref(),
-        read: input.grant_read.as_deref(),
-        read_acp: input.grant_read_acp.as_deref(),
-        write: None,
-        write_acp: input.grant_write_acp.as_deref(),
-    }
-    .acl(&caller.tenant_id)?;
+    let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
     acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let replace = input
         .metadata_directive
@@ -559,13 +543,7 @@ pub async fn get_tagging(
         .await
         .map_err(to_s3_error)?;
     Ok(S3Response::new(GetObjectTaggingOutput {
-        tag_set: tags
-            .into_iter()
-            .map(|(k, v)| Tag {
-                key: Some(k),
-                value: Some(v),
-            })
-            .collect(),
+        tag_set: super::convert::tag_list(tags),
         version_id: None,
     }))
 }
