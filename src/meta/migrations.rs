@@ -53,6 +53,7 @@ pub(super) const POSTGRES: Files = embed!("postgres":
     "0015_commit_functions_probe_indexes.sql",
     "0016_acl.sql",
     "0017_object_parts.sql",
+    "0018_if_none_match_etag.sql",
 );
 
 /// The migrator for one database's files.

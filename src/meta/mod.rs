@@ -231,6 +231,8 @@ pub enum WriteCondition {
     None,
     /// `If-None-Match: *`: only if no current version exists.
     IfNoneMatchAny,
+    /// `If-None-Match: "etag"`: unless the current version has this ETag (an absent key passes).
+    IfNoneMatch(String),
     /// `If-Match: "etag"`: only if the current version has this ETag (`*`: exists at all).
     IfMatch(Option<String>),
 }

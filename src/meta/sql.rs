@@ -364,6 +364,9 @@ fn tier_of(s: &str) -> MetaResult<Tier> {
 fn check_condition(c: &WriteCondition, current: Option<&ObjectRow>) -> MetaResult<()> {
     match (c, current) {
         (WriteCondition::IfNoneMatchAny, Some(_)) => Err(MetaError::PreconditionFailed),
+        (WriteCondition::IfNoneMatch(etag), Some(o)) if *etag == o.etag => {
+            Err(MetaError::PreconditionFailed)
+        }
         (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey),
         (WriteCondition::IfMatch(Some(etag)), Some(o)) if *etag != o.etag => {
             Err(MetaError::PreconditionFailed)
@@ -1697,6 +1700,7 @@ impl PgMeta {
             WriteCondition::None => (0, None),
             WriteCondition::IfNoneMatchAny => (1, None),
             WriteCondition::IfMatch(etag) => (2, etag.clone()),
+            WriteCondition::IfNoneMatch(etag) => (3, Some(etag.clone())),
         };
         let tier = tier_of_segments(&row.segments);
         let status = match place {

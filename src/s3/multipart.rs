@@ -249,10 +249,11 @@ pub async fn complete(
         .single()?,
     };
     let condition = match (&input.if_none_match, &input.if_match) {
-        (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
+        (Some(ETagCondition::Any), _) => WriteCondition::IfNoneMatchAny,
+        (Some(ETagCondition::ETag(e)), _) => WriteCondition::IfNoneMatch(e.value().to_owned()),
         (None, Some(ETagCondition::Any)) => WriteCondition::IfMatch(None),
         (None, Some(ETagCondition::ETag(e))) => WriteCondition::IfMatch(Some(e.value().to_owned())),
-        _ => WriteCondition::None,
+        (None, None) => WriteCondition::None,
     };
     let row = g
         .engine

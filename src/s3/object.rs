@@ -18,13 +18,8 @@ pub async fn put(
     let input = req.input;
     super::sse::check_put(&input)?;
     let condition = match (&input.if_none_match, &input.if_match) {
-        (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
-        (Some(_), _) => {
-            return Err(s3_error!(
-                NotImplemented,
-                "If-None-Match on PUT supports only '*'"
-            ));
-        }
+        (Some(ETagCondition::Any), _) => WriteCondition::IfNoneMatchAny,
+        (Some(ETagCondition::ETag(e)), _) => WriteCondition::IfNoneMatch(e.value().to_owned()),
         (None, Some(ETagCondition::Any)) => WriteCondition::IfMatch(None),
         (None, Some(ETagCondition::ETag(e))) => WriteCondition::IfMatch(Some(e.value().to_owned())),
         (None, None) => WriteCondition::None,

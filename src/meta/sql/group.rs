@@ -30,7 +30,8 @@ pub(super) struct Put {
     pub row: ObjectRow,
     pub bucket_id: String,
     pub tier: Tier,
-    /// 0: none, 1: If-None-Match `*`, 2: If-Match (`cond_etag`: the ETag, `None` for `*`).
+    /// 0: none, 1: If-None-Match `*`, 2: If-Match (`cond_etag`: the ETag, `None` for `*`),
+    /// 3: If-None-Match with an ETag (`cond_etag`; migration 0018).
     pub cond: i32,
     pub cond_etag: Option<String>,
     pub blob: Option<Segment>,
