@@ -194,7 +194,12 @@ async fn acl_documents_round_trip(s: &TestServer) {
         .await
         .expect("get bucket acl");
     let owner = acl.owner().and_then(|o| o.id()).expect("owner").to_owned();
-    type Row<'a> = (Option<Type>, Option<&'a str>, Option<&'a str>, Option<Permission>);
+    type Row<'a> = (
+        Option<Type>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<Permission>,
+    );
     let grants: Vec<Row> = acl
         .grants()
         .iter()
