@@ -2,6 +2,7 @@
 //! presigned-URL lifetime, and the size of each aws-chunked chunk (s3s buffers a chunk whole
 //! before verifying it, so an unbounded chunk would be unbounded memory).
 
+use super::post;
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use s3s::{S3Error, s3_error};
@@ -218,8 +219,10 @@ const MAX_FORM_HEAD: usize = 1 << 20;
 /// key it parsed. So the substitution is made here, in the form bytes before s3s reads them, and
 /// all of those see the final key (the policy signature covers only the policy document). Only
 /// the fields ahead of the file part are held, up to MAX_FORM_HEAD; anything unusual (no
-/// boundary, an unparseable part, no filename, no `${filename}`) passes through unchanged. The
-/// body's length may change: s3s does not compare a form's Content-Length with its body.
+/// boundary, an unparseable part) passes through unchanged. The fields read are recorded in
+/// `post::Form`, and checksum fields that the policy names in no condition are taken out of the
+/// form (`post::takes_over`). The body's length may change: s3s does not compare a form's
+/// Content-Length with its body.
 pub struct FilenameKey<B> {
     inner: B,
     /// `--boundary`.
@@ -230,10 +233,11 @@ pub struct FilenameKey<B> {
     next_try: usize,
     out: std::collections::VecDeque<Frame<Bytes>>,
     eof: bool,
+    form: post::Form,
 }
 
 impl<B> FilenameKey<B> {
-    pub fn new(inner: B, boundary: Option<&str>) -> Self {
+    pub fn new(inner: B, boundary: Option<&str>, form: post::Form) -> Self {
         FilenameKey {
             inner,
             delim: [b"--", boundary.unwrap_or("").as_bytes()].concat(),
@@ -241,6 +245,7 @@ impl<B> FilenameKey<B> {
             next_try: 0,
             out: Default::default(),
             eof: false,
+            form,
         }
     }
 
@@ -250,7 +255,10 @@ impl<B> FilenameKey<B> {
             return;
         };
         let data = match rewrite_head(&head, &self.delim) {
-            FormHead::Rewritten(v) => v,
+            FormHead::Parsed(fields, rewritten) => {
+                self.form.set(fields);
+                rewritten.unwrap_or(head)
+            }
             FormHead::NeedMore if !last && head.len() <= MAX_FORM_HEAD => {
                 self.next_try = head.len() + head.len().clamp(512, 64 << 10);
                 self.head = Some(head);
@@ -266,7 +274,8 @@ impl<B> FilenameKey<B> {
 enum FormHead {
     NeedMore,
     Unchanged,
-    Rewritten(Vec<u8>),
+    /// The fields ahead of the file part, and the head rewritten if anything changed.
+    Parsed(post::Fields, Option<Vec<u8>>),
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -302,9 +311,16 @@ fn disposition(mut block: &[u8]) -> Option<(&str, Option<&str>)> {
     (!bad(name) && !filename.is_some_and(bad)).then_some((name, filename))
 }
 
-/// Parses the form head up to the file part's header block and substitutes `${filename}` in the
-/// `key` field(s) (s3s lower-cases field names). The file part's header must end within the
-/// first MAX_FORM_HEAD bytes, whatever the framing.
+/// A field part of the form head: its name (lower-cased, as s3s does), the byte range of the
+/// whole part (delimiter line to the CRLF ending the value) and of its value.
+struct Part {
+    name: String,
+    span: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Parses the form head up to the file part's header block. The file part's header must end
+/// within the first MAX_FORM_HEAD bytes, whatever the framing.
 fn rewrite_head(all: &[u8], delim: &[u8]) -> FormHead {
     let buf = &all[..all.len().min(MAX_FORM_HEAD)];
     let open = [delim, b"\r\n"].concat();
@@ -318,7 +334,7 @@ fn rewrite_head(all: &[u8], delim: &[u8]) -> FormHead {
         return FormHead::Unchanged;
     }
     let mut pos = first + open.len();
-    let mut keys = Vec::new();
+    let mut parts = Vec::new();
     loop {
         let Some(hlen) = find(&buf[pos..], b"\r\n\r\n") else {
             return FormHead::NeedMore;
@@ -328,37 +344,67 @@ fn rewrite_head(all: &[u8], delim: &[u8]) -> FormHead {
         };
         let vstart = pos + hlen + 4;
         if name.eq_ignore_ascii_case("file") {
-            return substitute(all, &keys, filename)
-                .map_or(FormHead::Unchanged, FormHead::Rewritten);
+            return rewrite(all, &parts, filename);
         }
         // The value ends at CRLF + delimiter line; an empty one at the blank line's own CRLF.
         let Some(vlen) = find(&buf[vstart - 2..], &sep) else {
             return FormHead::NeedMore;
         };
         let vend = vstart - 2 + vlen;
-        if name.eq_ignore_ascii_case("key") {
-            keys.push((vstart, vend.max(vstart)));
-        }
+        parts.push(Part {
+            name: name.to_ascii_lowercase(),
+            span: (pos - open.len(), vend + 2),
+            value: (vstart, vend.max(vstart)),
+        });
         pos = vend + sep.len();
     }
 }
 
-/// `buf` with `${filename}` replaced in the `keys` byte ranges; `None` if nothing to replace.
-fn substitute(buf: &[u8], keys: &[(usize, usize)], filename: Option<&str>) -> Option<Vec<u8>> {
+/// The fields of `parts`, and `buf` with `${filename}` replaced in the `key` field(s) and the
+/// checksum fields `post::takes_over` taken out (`None` if neither applies).
+fn rewrite(buf: &[u8], parts: &[Part], filename: Option<&str>) -> FormHead {
     const VAR: &str = "${filename}";
-    let filename = filename?;
+    let text = |p: &Part| std::str::from_utf8(&buf[p.value.0..p.value.1]).ok();
+    let policy = parts
+        .iter()
+        .rev()
+        .find(|p| p.name == "policy")
+        .and_then(text);
+    let mut fields = post::Fields::default();
     let mut out = Vec::with_capacity(buf.len() + 256);
     let mut at = 0;
     let mut changed = false;
-    for &(start, end) in keys {
-        let value = std::str::from_utf8(&buf[start..end]).ok()?;
-        changed |= value.contains(VAR);
-        out.extend_from_slice(&buf[at..start]);
-        out.extend_from_slice(value.replace(VAR, filename).as_bytes());
-        at = end;
+    for p in parts {
+        let Some(value) = text(p) else {
+            if p.name == "key" {
+                return FormHead::Unchanged;
+            }
+            let lossy = String::from_utf8_lossy(&buf[p.value.0..p.value.1]);
+            fields.seen.push((p.name.clone(), lossy.into_owned()));
+            continue;
+        };
+        if post::takes_over(&p.name, policy) {
+            out.extend_from_slice(&buf[at..p.span.0]);
+            at = p.span.1;
+            changed = true;
+            fields.taken.push((p.name.clone(), value.to_owned()));
+            continue;
+        }
+        let value = match filename {
+            Some(f) if p.name == "key" && value.contains(VAR) => {
+                let value = value.replace(VAR, f);
+                out.extend_from_slice(&buf[at..p.value.0]);
+                out.extend_from_slice(value.as_bytes());
+                at = p.value.1;
+                changed = true;
+                value
+            }
+            _ => value.to_owned(),
+        };
+        fields.seen.push((p.name.clone(), value));
     }
     out.extend_from_slice(&buf[at..]);
-    changed.then_some(out)
+    FormHead::Parsed(fields, changed.then_some(out))
 }
 
 impl<B> Body for FilenameKey<B>
@@ -580,7 +626,7 @@ mod tests {
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
             .collect();
         let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
-        let body = FilenameKey::new(body, boundary);
+        let body = FilenameKey::new(body, boundary, post::Form::default());
         let out = futures::executor::block_on(http_body_util::BodyExt::collect(body)).unwrap();
         out.to_bytes().to_vec()
     }
@@ -672,6 +718,62 @@ mod tests {
             Some("q")
         );
         assert_eq!(form_boundary("multipart/form-data"), None);
+    }
+
+    #[test]
+    fn checksum_fields_the_policy_does_not_name_are_taken_out() {
+        use base64::Engine as _;
+        let policy = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"expiration":"2030-01-01T00:00:00Z","conditions":[["eq","$key","k"]]}"#);
+        let input = form(
+            "",
+            &[
+                ("X-Amz-Checksum-Sha256", "abc="),
+                ("key", "k"),
+                ("policy", &policy),
+                ("x-amz-checksum-crc32", "AAAAAA=="),
+            ],
+            "; filename=\"f\"",
+            "data",
+        );
+        let want = form(
+            "",
+            &[("key", "k"), ("policy", &policy)],
+            "; filename=\"f\"",
+            "data",
+        );
+        for split in [1, 7, 100_000] {
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> = input
+                .as_bytes()
+                .chunks(split)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+            let form = post::Form::default();
+            let body = FilenameKey::new(body, Some("XbOuNd"), form.clone());
+            let out = futures::executor::block_on(http_body_util::BodyExt::collect(body)).unwrap();
+            assert_eq!(String::from_utf8(out.to_bytes().to_vec()).unwrap(), want);
+            let fields = form.fields().unwrap();
+            assert_eq!(
+                fields.taken,
+                [
+                    ("x-amz-checksum-sha256".to_owned(), "abc=".to_owned()),
+                    ("x-amz-checksum-crc32".to_owned(), "AAAAAA==".to_owned())
+                ]
+            );
+            assert_eq!(fields.seen[0], ("key".to_owned(), "k".to_owned()));
+        }
+        // Without a policy s3s reads them itself.
+        let input = form(
+            "",
+            &[("x-amz-checksum-sha256", "abc=")],
+            "; filename=\"f\"",
+            "d",
+        );
+        assert_eq!(
+            through(input.as_bytes(), 5, Some("XbOuNd")),
+            input.as_bytes()
+        );
     }
 
     #[test]

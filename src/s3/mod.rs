@@ -21,6 +21,7 @@ mod linger;
 mod list;
 mod multipart;
 mod object;
+mod post;
 mod range;
 mod sigv2;
 mod sse;
@@ -119,6 +120,8 @@ impl Protocol {
         }
         let verdict = digest::Verdict::default();
         let chunked = limits::is_aws_chunked(&req);
+        // A browser POST's form fields, once read (`post`).
+        let mut form = None;
         let req = if chunked::needs_length(&req) {
             match chunked::buffer(req).await {
                 Ok(req) => req,
@@ -135,8 +138,12 @@ impl Protocol {
         {
             // Rechunk outermost: it also cuts the (up to 1 MiB) head FilenameKey passes on.
             let boundary = limits::form_boundary(ctype).map(str::to_owned);
+            let fields = post::Form::default();
+            form = Some(fields.clone());
+            let mut req = req;
+            req.extensions_mut().insert(fields.clone());
             req.map(|b| {
-                let b = limits::FilenameKey::new(b, boundary.as_deref());
+                let b = limits::FilenameKey::new(b, boundary.as_deref(), fields);
                 Body::http_body_unsync(limits::Rechunk::new(b))
             })
         } else if let Some(expect) = expect {
@@ -155,6 +162,10 @@ impl Protocol {
         };
         let mut resp = match resp {
             Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
+                let r = match &form {
+                    Some(form) => post::policy_error(r, form).await,
+                    None => r,
+                };
                 error::complete(r, request_id, &resource).await
             }
             Ok(mut r) if r.extensions().get::<UnquoteXmlEtag>().is_some() => {
@@ -354,9 +365,23 @@ impl S3 for Gateway {
 
     async fn put_object(
         &self,
-        req: S3Request<PutObjectInput>,
+        mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        object::put(self, req).await
+        // A browser POST (s3s's PostObject calls this): what s3s did not take from the form.
+        let Some(form) = req
+            .extensions
+            .get::<post::Form>()
+            .and_then(post::Form::fields)
+        else {
+            return object::put(self, req).await;
+        };
+        post::apply(&mut req.input, &form)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let mut resp = object::put(self, req).await?;
+        if let Some(etag) = resp.output.e_tag.as_ref().map(|e| e.value().to_owned()) {
+            post::redirect(&mut resp, &form, &bucket, &key, &etag);
+        }
+        Ok(resp)
     }
 
     async fn get_object(

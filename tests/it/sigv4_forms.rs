@@ -1837,3 +1837,333 @@ both_dbs!(nul_is_refused);
 
 const TAGGING_NUL: &str =
     "<Tagging><TagSet><Tag><Key>a</Key><Value>b&#0;</Value></Tag></TagSet></Tagging>";
+
+// ------------------------------------------------------------------ browser POST, S3's answers
+
+/// A SigV2 POST form as browsers and the s3-tests suite send it: with `policy` (expiration,
+/// conditions JSON) the policy and its signature, then `fields` in order, then the file part.
+fn v2_form(
+    policy: Option<(&str, &str)>,
+    fields: &[(&str, &str)],
+    file: &[u8],
+) -> (String, Vec<u8>) {
+    let boundary = "----v2formboundaryQ3x";
+    let mut all: Vec<(String, String)> = Vec::new();
+    if let Some((expiration, conditions)) = policy {
+        let doc = format!(r#"{{"expiration":"{expiration}","conditions":{conditions}}}"#);
+        let policy = b64(doc.as_bytes());
+        let signature = b64(&hmac(sha1, ROOT_SECRET.as_bytes(), policy.as_bytes()));
+        all.push(("AWSAccessKeyId".into(), ROOT_KEY.into()));
+        all.push(("policy".into(), policy));
+        all.push(("signature".into(), signature));
+    }
+    all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut body = Vec::new();
+    for (name, value) in all {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn future_expiration() -> String {
+    time::OffsetDateTime::from(SystemTime::now() + Duration::from_secs(3600))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .expect("format")
+}
+
+fn assert_error(r: &RawResponse, status: u16, code: &str, message: &str) {
+    assert_eq!((r.status, error_code(r)), (status, code), "{r:?}");
+    assert!(r.body.contains(message), "expected {message:?}: {}", r.body);
+    assert!(r.body.contains("<RequestId>"), "{r:?}");
+}
+
+/// A form that the policy does not allow is S3's 403 AccessDenied "Invalid according to
+/// Policy", naming the condition that failed or the fields no condition names (s3s answered
+/// 400 InvalidPolicyDocument); an expiration that is not ISO 8601 is 400 InvalidPolicyDocument
+/// (s3s took RFC 3339's space-separated form).
+async fn post_policy_refusals(s: &TestServer) {
+    make_bucket(s, "pform").await;
+    make_bucket(s, "pother").await;
+    let exp = future_expiration();
+    let base = r#"{"bucket":"pform"},["starts-with","$key","foo"],{"acl":"private"},["content-length-range",0,1024]"#;
+    let with = |extra: &str| format!("[{base}{extra}]");
+    let post =
+        |bucket: &'static str, conditions: String, fields: Vec<(&'static str, &'static str)>| {
+            let exp = exp.clone();
+            async move {
+                let form = v2_form(Some((&exp, &conditions)), &fields, b"bar");
+                post_object(s.addr(), bucket, form).await
+            }
+        };
+    const FAILED: &str = "Invalid according to Policy: Policy Condition failed: ";
+
+    // A condition the form fails.
+    let r = post(
+        "pform",
+        with(""),
+        vec![("key", "bar.txt"), ("acl", "private")],
+    )
+    .await;
+    assert_error(
+        &r,
+        403,
+        "AccessDenied",
+        &format!("{FAILED}[&quot;starts-with&quot;, &quot;$key&quot;, &quot;foo&quot;]"),
+    );
+    // A field the policy requires is missing.
+    let r = post(
+        "pform",
+        with(r#",["starts-with","$x-amz-meta-foo","bar"]"#),
+        vec![("key", "foo.txt"), ("acl", "private")],
+    )
+    .await;
+    assert_error(&r, 403, "AccessDenied", "$x-amz-meta-foo");
+    // A field whose value the policy does not allow.
+    let r = post(
+        "pform",
+        with(r#",["eq","$x-amz-meta-foo",""]"#),
+        vec![
+            ("key", "foo.txt"),
+            ("acl", "private"),
+            ("x-amz-meta-foo", "barclamp"),
+        ],
+    )
+    .await;
+    assert_error(&r, 403, "AccessDenied", "$x-amz-meta-foo");
+    // Another bucket than the policy's, named in the form or not.
+    for fields in [
+        vec![("key", "foo.txt"), ("acl", "private"), ("bucket", "pform")],
+        vec![("key", "foo.txt"), ("acl", "private")],
+    ] {
+        let r = post("pother", with(""), fields).await;
+        assert_error(
+            &r,
+            403,
+            "AccessDenied",
+            &format!("{FAILED}[&quot;eq&quot;, &quot;$bucket&quot;, &quot;pform&quot;]"),
+        );
+    }
+    // A field no condition names.
+    let r = post(
+        "pform",
+        with(""),
+        vec![
+            ("key", "foo.txt"),
+            ("acl", "private"),
+            ("x-amz-meta-extra", "1"),
+        ],
+    )
+    .await;
+    assert_error(
+        &r,
+        403,
+        "AccessDenied",
+        "Invalid according to Policy: Extra input fields: x-amz-meta-extra",
+    );
+    // Not ISO 8601, or not a policy at all: 400 InvalidPolicyDocument.
+    let form = v2_form(
+        Some(("2030-01-01 00:00:00.123456+00:00", &with(""))),
+        &[("key", "foo.txt"), ("acl", "private")],
+        b"bar",
+    );
+    let r = post_object(s.addr(), "pform", form).await;
+    assert_error(&r, 400, "InvalidPolicyDocument", "expiration");
+    let form = v2_form(
+        Some(("never", &with(""))),
+        &[("key", "foo.txt"), ("acl", "private")],
+        b"bar",
+    );
+    let r = post_object(s.addr(), "pform", form).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (400, "InvalidPolicyDocument"),
+        "{r:?}"
+    );
+    // A policy without its signature: 400 InvalidArgument (s3s took the form for anonymous).
+    let doc = format!(r#"{{"expiration":"{exp}","conditions":{}}}"#, with(""));
+    let policy = b64(doc.as_bytes());
+    for key in ["foo.txt", "bar.txt"] {
+        let fields = [
+            ("key", key),
+            ("acl", "private"),
+            ("AWSAccessKeyId", ROOT_KEY),
+            ("policy", policy.as_str()),
+        ];
+        let r = post_object(s.addr(), "pform", v2_form(None, &fields, b"bar")).await;
+        assert_error(&r, 400, "InvalidArgument", "Signature");
+    }
+    assert_eq!(get(s, "pform", "foo.txt").await, None);
+    assert_eq!(get(s, "pother", "foo.txt").await, None);
+    assert_eq!(get(s, "pform", "bar.txt").await, None);
+
+    // The form the policy allows is stored.
+    let r = post(
+        "pform",
+        with(""),
+        vec![("key", "foo.txt"), ("acl", "private")],
+    )
+    .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        get(s, "pform", "foo.txt").await.as_deref(),
+        Some(&b"bar"[..])
+    );
+}
+both_dbs!(post_policy_refusals);
+
+/// `success_action_redirect`: 303 to the URL with bucket, key and the ETag quoted, as S3 does
+/// (`etag=%22…%22`; s3s left it bare).
+async fn post_redirect_quotes_the_etag(s: &TestServer) {
+    make_bucket(s, "predir").await;
+    let to = "http://example.com/done?x=1";
+    let conditions = format!(
+        r#"[{{"bucket":"predir"}},["starts-with","$key",""],["eq","$success_action_redirect","{to}"]]"#
+    );
+    let exp = future_expiration();
+    let form = v2_form(
+        Some((&exp, &conditions)),
+        &[("key", "a b.txt"), ("success_action_redirect", to)],
+        b"bar",
+    );
+    let r = post_object(s.addr(), "predir", form).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some(
+            format!(
+                "{to}&bucket=predir&key=a+b.txt&etag=%22{}%22",
+                md5_hex(b"bar")
+            )
+            .as_str()
+        ),
+        "{r:?}"
+    );
+}
+both_dbs!(post_redirect_quotes_the_etag);
+
+/// An `x-amz-checksum-*` form field needs no policy condition (s3s refused it, 403): it is
+/// verified (BadDigest when the file does not match) and stored.
+async fn post_checksum_field(s: &TestServer) {
+    make_bucket(s, "pcsum").await;
+    let exp = future_expiration();
+    let conditions = r#"[{"bucket":"pcsum"},["starts-with","$key","c"],["starts-with","$Content-Type","text/plain"]]"#;
+    let file = vec![b'x'; 2 << 20];
+    let good = b64(&sha256(&file));
+    let post = |key: &'static str, sum: String| {
+        let (exp, file) = (exp.clone(), file.clone());
+        async move {
+            let fields = [
+                ("key", key),
+                ("Content-Type", "text/plain"),
+                ("x-amz-checksum-sha256", sum.as_str()),
+            ];
+            post_object(
+                s.addr(),
+                "pcsum",
+                v2_form(Some((&exp, conditions)), &fields, &file),
+            )
+            .await
+        }
+    };
+    let r = post("c1", good.clone()).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let head = s
+        .client
+        .head_object()
+        .bucket("pcsum")
+        .key("c1")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.checksum_sha256(), Some(good.as_str()));
+
+    let r = post("c2", b64(&sha256(b"other"))).await;
+    assert_eq!((r.status, error_code(&r)), (400, "BadDigest"), "{r:?}");
+    let r = post("c3", "sailorjerry".into()).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("<RequestId>"), "{r:?}");
+    assert_eq!(get(s, "pcsum", "c2").await, None);
+    assert_eq!(get(s, "pcsum", "c3").await, None);
+    nothing_half_written(s).await;
+}
+both_dbs!(post_checksum_field);
+
+/// An unsigned form to a public-read-write bucket is stored, with the form's `acl` and its
+/// `tagging` document (s3s read only `x-amz-acl` and the URL-encoded `x-amz-tagging`); to a
+/// private bucket it is AccessDenied.
+async fn post_anonymous_to_public_write_bucket(s: &TestServer) {
+    use aws_sdk_s3::types::BucketCannedAcl;
+    s.client
+        .create_bucket()
+        .bucket("ppublic")
+        .acl(BucketCannedAcl::PublicReadWrite)
+        .send()
+        .await
+        .expect("bucket");
+    make_bucket(s, "pprivate").await;
+    let tagging = "<Tagging><TagSet><Tag><Key>0</Key><Value>0</Value></Tag>\
+                   <Tag><Key>k 1</Key><Value>v&amp;1</Value></Tag></TagSet></Tagging>";
+    let fields = [
+        ("key", "foo.txt"),
+        ("acl", "public-read"),
+        ("Content-Type", "text/plain"),
+        ("tagging", tagging),
+    ];
+    let r = post_object(s.addr(), "ppublic", v2_form(None, &fields, b"bar")).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        get(s, "ppublic", "foo.txt").await.as_deref(),
+        Some(&b"bar"[..])
+    );
+    let tags = s
+        .client
+        .get_object_tagging()
+        .bucket("ppublic")
+        .key("foo.txt")
+        .send()
+        .await
+        .expect("tagging");
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, [("0", "0"), ("k 1", "v&1")]);
+    let acl = s
+        .client
+        .get_object_acl()
+        .bucket("ppublic")
+        .key("foo.txt")
+        .send()
+        .await
+        .expect("acl");
+    assert!(
+        acl.grants().iter().any(|g| g
+            .grantee()
+            .and_then(|g| g.uri())
+            .is_some_and(|u| u.ends_with("/global/AllUsers"))),
+        "{acl:?}"
+    );
+
+    let r = post_object(s.addr(), "pprivate", v2_form(None, &fields, b"bar")).await;
+    assert_eq!((r.status, error_code(&r)), (403, "AccessDenied"), "{r:?}");
+    assert_eq!(get(s, "pprivate", "foo.txt").await, None);
+}
+both_dbs!(post_anonymous_to_public_write_bucket);
