@@ -153,7 +153,10 @@ mod tests {
             .iter()
             .position(|(n, _)| n.starts_with("0014"))
             .expect("0014");
-        migrator(&SQLITE[..at]).run(&pool).await.expect("up to 0013");
+        migrator(&SQLITE[..at])
+            .run(&pool)
+            .await
+            .expect("up to 0013");
         sqlx::query(
             "INSERT INTO blobs (tier, hash, size, ref_count, created_at, data) \
              VALUES ('hot', 'ab', 3, 1, 1, x'616263'), ('hot', 'cd', 9, 0, 1, NULL)",

