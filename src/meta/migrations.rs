@@ -1,93 +1,89 @@
-//! The schema migrations (`migrations/<db>/NNNN_name.sql`), embedded in the binary.
+//! The schema: one migration per database to start from (`migrations/<db>/0001_init.sql`, the
+//! same numbering for both), and PostgreSQL's functions (`migrations/postgres/functions.sql`),
+//! applied at every start. Nothing was released before 0001; from the first release on,
+//! migrations only add.
 //!
-//! Built here rather than by `sqlx::migrate!`: the macro needs sqlx's `macros` feature, which
-//! links a second copy of sqlx's drivers and SQLite's C library into a proc-macro (minutes of
-//! every cold build). The result is the same `Migrator`: version and description parsed from the
-//! file name and the checksum computed from the text exactly as sqlx's own resolver does, so
-//! databases migrated by earlier releases are recognised. The test below keeps this list equal to
-//! the directories.
+//! PostgreSQL's migrations run through sqlx's `Migrator` (its `_sqlx_migrations` table);
+//! SQLite's by `PRAGMA user_version`, on the one driver SQLite uses (rusqlite).
 
+use super::{MetaError, MetaResult};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-/// `(file name, text)` of each migration of one database.
-type Files = &'static [(&'static str, &'static str)];
+/// `(version, description, text)` of each migration of one database, in order.
+type Files = &'static [(i64, &'static str, &'static str)];
 
 macro_rules! embed {
-    ($dir:literal: $($file:literal),+ $(,)?) => {
+    ($dir:literal: $($version:literal $name:literal),+ $(,)?) => {
         &[$((
-            $file,
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $dir, "/", $file)),
+            $version,
+            $name,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $dir, "/", $name)),
         )),+]
     };
 }
 
-pub(super) const SQLITE: Files = embed!("sqlite":
-    "0001_init.sql",
-    "0002_multipart.sql",
-    "0003_checksums.sql",
-    "0004_tags.sql",
-    "0005_no_writing_rows.sql",
-    "0006_inline_blobs.sql",
-    "0008_drop_objects_by_key.sql",
-    "0013_listing_covering_index.sql",
-    "0014_blob_data.sql",
-    "0016_acl.sql",
-    "0017_object_parts.sql",
-);
+const SQLITE: Files = embed!("sqlite": 1 "0001_init.sql");
+const POSTGRES: Files = embed!("postgres": 1 "0001_init.sql");
 
-pub(super) const POSTGRES: Files = embed!("postgres":
-    "0001_init.sql",
-    "0002_multipart.sql",
-    "0003_checksums.sql",
-    "0004_tags.sql",
-    "0005_no_writing_rows.sql",
-    "0006_inline_blobs.sql",
-    "0007_commit_functions.sql",
-    "0008_drop_objects_by_key.sql",
-    "0009_delete_by_bucket_name.sql",
-    "0010_group_commit.sql",
-    "0011_inline_lz4.sql",
-    "0012_set_based_group_commit.sql",
-    "0014_blob_data.sql",
-    "0015_commit_functions_probe_indexes.sql",
-    "0016_acl.sql",
-    "0017_object_parts.sql",
-    "0018_if_none_match_etag.sql",
-);
+/// Every PostgreSQL function, `CREATE OR REPLACE`d.
+const POSTGRES_FUNCTIONS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/migrations/postgres/functions.sql"
+));
 
-/// The migrator for one database's files.
-pub(super) fn migrator(files: Files) -> Migrator {
-    let migrations = files
+/// Brings a SQLite database to the latest schema, in one transaction.
+pub(super) fn sqlite(c: &mut rusqlite::Connection) -> MetaResult<()> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let at: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let sqlx_made: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if sqlx_made {
+        return Err(MetaError::Invariant(
+            "this database was made by a development build before the first release; \
+             remove it (and its blob files) to start afresh"
+                .into(),
+        ));
+    }
+    for &(version, _, sql) in SQLITE.iter().filter(|m| m.0 > at) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Brings a PostgreSQL database to the latest schema and (re)defines its functions. Several
+/// gateways may start at once: sqlx's migrator locks the database, and the functions are
+/// replaced under an advisory lock of their own, in one transaction.
+pub(super) async fn postgres(pool: &sqlx::PgPool) -> MetaResult<()> {
+    let migrations = POSTGRES
         .iter()
-        .map(|&(name, sql)| {
-            let (version, description) = parse_name(name);
-            // sqlx's resolver: a file starting with this comment runs outside a transaction.
-            let no_tx = sql.starts_with("-- no-transaction");
+        .map(|&(version, name, sql)| {
+            let description = name
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '_')
+                .trim_end_matches(".sql")
+                .replace('_', " ");
             Migration::new(
                 version,
                 description.into(),
                 MigrationType::Simple,
                 sql.into_sql_str(),
-                no_tx,
+                false,
             )
         })
         .collect();
-    Migrator::with_migrations(migrations)
-}
-
-/// `0004_tags.sql` → `(4, "tags")`, as sqlx's resolver names it (`_` → space). The names are
-/// this module's own constants, checked by the test below, so a bad one is a build defect.
-fn parse_name(name: &str) -> (i64, String) {
-    let (version, rest) = name
-        .split_once('_')
-        .expect("migration file name is NNNN_name.sql");
-    let version = version.parse().expect("migration version is an integer");
-    let description = rest
-        .strip_suffix(".sql")
-        .expect("migration file ends in .sql")
-        .replace('_', " ");
-    (version, description)
+    Migrator::with_migrations(migrations).run(pool).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('just-storage functions', 0))")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(POSTGRES_FUNCTIONS).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -101,82 +97,40 @@ mod tests {
         let mut names: Vec<String> = std::fs::read_dir(path)
             .expect("migrations directory")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".sql"))
+            .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()))
             .collect();
         names.sort();
         names
     }
 
+    /// Every numbered file is embedded, with its number, and both databases have the same.
     #[test]
-    fn every_migration_file_is_embedded() {
+    fn every_migration_is_embedded_with_its_number() {
         for (dir, files) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
-            let embedded: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+            let embedded: Vec<String> = files.iter().map(|m| m.1.to_owned()).collect();
             assert_eq!(embedded, on_disk(dir), "migrations/{dir}");
+            for &(version, name, _) in files {
+                assert_eq!(name[..4].parse::<i64>().ok(), Some(version), "{name}");
+            }
         }
+        let numbers = |f: Files| f.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(numbers(SQLITE), numbers(POSTGRES));
     }
 
+    /// Opening twice migrates once; a database made by sqlx's migrator is refused, not mixed.
     #[test]
-    fn names_and_checksums_are_sqlx_s() {
-        let m = migrator(SQLITE);
-        let first = m.iter().next().expect("a migration");
-        assert_eq!(first.version, 1);
-        assert_eq!(first.description, "init");
-        // Versions are shared by the two databases, so either may skip one (SQLite has no 7).
-        let versions: Vec<i64> = m.iter().map(|m| m.version).collect();
-        let numbered: Vec<i64> = SQLITE
-            .iter()
-            .map(|(n, _)| n[..4].parse().expect("NNNN_ prefix"))
-            .collect();
-        assert_eq!(versions, numbered);
-        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
-        let tags = m.iter().find(|m| m.version == 4).expect("0004");
-        assert_eq!(tags.description, "tags");
-        // sqlx's checksum: SHA-384 of the file's text.
-        use sha2::Digest;
-        let want = sha2::Sha384::digest(SQLITE[3].1);
-        assert_eq!(tags.checksum.as_ref(), want.as_slice());
-        let two = migrator(POSTGRES);
-        assert_eq!(
-            two.iter().nth(4).map(|m| m.description.as_ref()),
-            Some("no writing rows")
-        );
-    }
-
-    /// 0014 moves the bytes of inline blobs stored before it into `blob_data`, and keeps every
-    /// blob row.
-    #[tokio::test]
-    async fn inline_bytes_move_to_blob_data() {
+    fn sqlite_migrates_once_and_refuses_a_pre_release_database() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
-        let at = SQLITE
-            .iter()
-            .position(|(n, _)| n.starts_with("0014"))
-            .expect("0014");
-        migrator(&SQLITE[..at])
-            .run(&pool)
-            .await
-            .expect("up to 0013");
-        sqlx::query(
-            "INSERT INTO blobs (tier, hash, size, ref_count, created_at, data) \
-             VALUES ('hot', 'ab', 3, 1, 1, x'616263'), ('hot', 'cd', 9, 0, 1, NULL)",
-        )
-        .execute(&pool)
-        .await
-        .expect("blobs before 0014");
-        migrator(SQLITE).run(&pool).await.expect("0014 and later");
-        let moved: Vec<(String, String, Vec<u8>)> =
-            sqlx::query_as("SELECT tier, hash, data FROM blob_data")
-                .fetch_all(&pool)
-                .await
-                .expect("blob_data");
-        assert_eq!(moved, vec![("hot".into(), "ab".into(), b"abc".to_vec())]);
-        let hashes: Vec<String> = sqlx::query_scalar("SELECT hash FROM blobs ORDER BY hash")
-            .fetch_all(&pool)
-            .await
-            .expect("blobs");
-        assert_eq!(hashes, ["ab", "cd"]);
-        let gone = sqlx::query("SELECT data FROM blobs").fetch_all(&pool).await;
-        assert!(gone.is_err(), "blobs.data is dropped");
+        let mut c = rusqlite::Connection::open(dir.path().join("a.db")).expect("open");
+        sqlite(&mut c).expect("migrate");
+        sqlite(&mut c).expect("again: nothing to do");
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, SQLITE.last().expect("a migration").0);
+        let mut old = rusqlite::Connection::open(dir.path().join("b.db")).expect("open");
+        old.execute_batch("CREATE TABLE _sqlx_migrations (version BIGINT)")
+            .expect("sqlx's table");
+        assert!(matches!(sqlite(&mut old), Err(MetaError::Invariant(_))));
     }
 }

@@ -1,26 +1,40 @@
-//! Metadata: the `MetaStore` trait and its SQL implementation for SQLite and PostgreSQL.
+//! Metadata: the `MetaStore` trait, and its implementations on SQLite (`sqlite`, rusqlite) and
+//! PostgreSQL (`postgres`, sqlx). All SQL lives in this module.
 //!
-//! All SQL lives in this module. Both databases run the *same* queries (`sql.rs`, instantiated
-//! once per database by a macro): `$N` placeholders work in both, times are BIGINT microseconds,
-//! keys compare as bytes (SQLite BINARY, Postgres `COLLATE "C"`). The dialect differences are
-//! the migrations and two switches: Postgres takes row locks (`FOR UPDATE`) and a per-key
-//! advisory lock; SQLite serialises all writes through one writer connection instead.
+//! Shared by both: the schema's shape (`migrations/<db>/0001_init.sql`: the same tables and
+//! columns), the statements both run as they are (`statements`), the row decoders (`rows`) and
+//! the planning of a commit (`plan`: conditions, the new version, reference changes). Each
+//! database writes the version and reference rule once: SQLite in `sqlite::rule`, PostgreSQL in
+//! its function `js_commit`.
 
 mod migrations;
-mod sql;
-mod wal;
+mod plan;
+mod postgres;
+mod rows;
+mod sqlite;
+mod statements;
 
 use crate::blobs::{ChecksumAlgo, Tier};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
-pub use sql::{PgMeta, SqliteMeta, open};
+pub use postgres::PgMeta;
+pub use sqlite::SqliteMeta;
+
+/// Opens the database named by `url` (`postgres:`/`postgresql:`, else SQLite), migrating it.
+pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(PgMeta::connect(url).await?))
+    } else {
+        Ok(std::sync::Arc::new(SqliteMeta::connect(url).await?))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
-    /// SQLite's direct reads (`sql::direct`).
+    /// SQLite's.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("migration: {0}")]
@@ -589,7 +603,7 @@ pub trait MetaStore: Send + Sync + 'static {
 mod tests {
     use super::*;
 
-    /// A direct SQLite read still locked after its busy timeout is "unavailable" (a 503 the
+    /// A SQLite read still locked after its busy timeout is "unavailable" (a 503 the
     /// client retries), like a lost PostgreSQL connection; other SQLite failures are not.
     #[test]
     fn a_busy_sqlite_read_is_unavailable() {

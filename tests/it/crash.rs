@@ -252,10 +252,7 @@ async fn db_pairs(url: &str, sql: &'static str) -> BTreeSet<(String, String)> {
 /// Every row of `sql`, on either database.
 async fn db_rows<T>(url: &str, sql: &'static str) -> Vec<T>
 where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + Send
-        + Unpin,
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + FromSqlite + Send + Unpin,
 {
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url)
@@ -265,16 +262,29 @@ where
         pool.close().await;
         rows
     } else {
-        use std::str::FromStr;
-        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .expect("sqlite url")
-            .read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(opts)
-            .await
-            .expect("open SQLite");
-        let rows = sqlx::query_as(sql).fetch_all(&pool).await.expect(sql);
-        pool.close().await;
-        rows
+        let path = url.trim_start_matches("sqlite://");
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let c = rusqlite::Connection::open_with_flags(path, flags).expect("open SQLite");
+        let mut stmt = c.prepare(sql).expect(sql);
+        let rows = stmt.query_map([], T::from_sqlite).expect(sql);
+        rows.collect::<Result<_, _>>().expect(sql)
+    }
+}
+
+/// A row of the tuples `db_rows` reads, from SQLite.
+trait FromSqlite: Sized {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl FromSqlite for (String, String) {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((r.get(0)?, r.get(1)?))
+    }
+}
+
+impl FromSqlite for (String, String, Vec<u8>) {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     }
 }
 

@@ -219,14 +219,14 @@ async fn scrub_checks_inline_bytes(s: &TestServer) {
                 .expect("update");
         }
         None => {
-            let url = format!("sqlite://{}", s.data_dir().join("meta.db").display());
-            let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-            sqlx::query("UPDATE blob_data SET data = $1 WHERE hash = $2")
-                .bind(&damaged)
-                .bind(&hash)
-                .execute(&pool)
-                .await
-                .expect("update");
+            let c = rusqlite::Connection::open(s.data_dir().join("meta.db")).expect("sqlite");
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .expect("busy timeout");
+            c.execute(
+                "UPDATE blob_data SET data = ?1 WHERE hash = ?2",
+                rusqlite::params![damaged, hash],
+            )
+            .expect("update");
         }
     }
     let r = just_storage::workers::scrub_once(s.engine(), 0, 100)

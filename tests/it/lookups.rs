@@ -1,5 +1,5 @@
 //! Many reads at once: on PostgreSQL concurrent HEADs and GETs (and PUTs' bucket lookups)
-//! share queries (`meta::sql::lookup`); each must still get its own answer: its own object,
+//! share queries (`meta::postgres::lookups`); each must still get its own answer: its own object,
 //! its own segments, its own missing key or missing bucket.
 
 use crate::common::*;

@@ -1,6 +1,6 @@
 //! PostgreSQL only: the object statements keep using their indexes while a table outgrows the
 //! statistics their plans were made with, on the hot connections and in the commit functions
-//! (`js_commit_put` through sqlx's pool, for a body in a file).
+//! (`js_commit` in a transaction of sqlx's pool, for a body in a file).
 //!
 //! The hot connections plan each statement once (`force_generic_plan`). On a fresh install the
 //! first ANALYZE (autovacuum's, a minute in) sees a handful of rows, and a plan made from such

@@ -261,7 +261,7 @@ fn refused(status: u16, code: &str) -> Outcome {
 
 /// ceph/s3-tests `test_put_object_if_match`, step by step (empty bodies, so every version has
 /// the same ETag), then the same conditions on bodies large enough to be files (PostgreSQL's
-/// `js_commit_put` rather than the group commit).
+/// one `js_commit` call in a transaction rather than the group commit).
 async fn put_object_if_match(s: &TestServer) {
     let b = "put-if-match";
     s.client

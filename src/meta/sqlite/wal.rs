@@ -15,7 +15,7 @@
 //! when the last connection closes; a missing WAL means it was checkpointed into the (synced)
 //! database file.
 
-use super::{MetaError, MetaResult};
+use crate::meta::{MetaError, MetaResult};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

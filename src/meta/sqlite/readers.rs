@@ -1,26 +1,18 @@
-//! SQLite's hot reads — HEAD's and GET's lookups, listing pages — through connections of our
-//! own (rusqlite), on the calling thread, instead of through sqlx.
+//! SQLite's reads, on read-only connections of their own.
 //!
-//! Why: sqlx-sqlite runs each connection on a thread of its own. A query is a message to that
-//! thread and its rows a message back, each a futex wake-up and a context switch, and the
-//! lookups also went through a batching task (`lookup`) to share them. With the benchmark's SDK
-//! client at c32, more than half of the server's HEAD samples were in the kernel's scheduler
-//! and futexes, and a HEAD cost the server twice the CPU it cost under the lean client.
-//!
-//! A lookup is a few index probes in pages the OS caches, tens of microseconds, about what
-//! checking a SigV4 signature costs, so it runs on the request's own worker thread. A listing
-//! page (up to 1,000 rows, about half a millisecond) runs on tokio's blocking pool, so that a
-//! long page does not hold up the requests queued behind it on a worker.
+//! A point read (HEAD's and GET's lookup, an access key, an ACL) is a few index probes in pages
+//! the OS caches, tens of microseconds, about what checking a SigV4 signature costs, so it runs
+//! on the request's own worker thread (`point`): a hand-off to another thread costs a futex
+//! wake-up and a context switch each way. A scan (a listing page of up to 1,000 rows, about
+//! half a millisecond; the workers' scans) runs on tokio's blocking pool (`scan`), so that it
+//! does not hold up the requests queued behind it on a worker.
 //!
 //! WAL mode: a reader sees the last commit before its statement began and never waits for the
-//! writer (sqlx's one write connection, or the group committer's, `batch`), nor the writer
-//! for it.
-//!
-//! Only reads come here; every write goes through sqlx's writer or the group committer. Colder reads (access keys, upload
-//! and part listings, the workers' scans) stay on sqlx's read pool.
+//! writer, nor the writer for it.
 
-use super::decode::{self, Found, Lookup, RowSource};
-use super::{OBJECT_COLS, READER_CACHE_KIB, SEGMENT_COLS, SEGMENT_JOIN, page_sql};
+use super::conn;
+use crate::meta::rows::{self, Found, Lookup};
+use crate::meta::statements::{OBJECT_COLS, SEGMENT_COLS, SEGMENT_JOIN, inline_data_col, page_sql};
 use crate::meta::{ListEntry, MetaError, MetaResult, Rollup};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags};
@@ -29,36 +21,39 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-/// Connections for the listings, whose threads (the blocking pool's) wait for one when all are
-/// taken. The lookups have connections of their own, one per core (a runtime worker's thread
-/// holds one only while its statement runs), so a lookup never waits on the reactor for a
-/// listing page to finish.
-const LISTING_CONNECTIONS: usize = 2;
-/// Prepared statements kept per connection: the lookup, four page and two walk statements.
-const STATEMENTS: usize = 16;
+/// Connections for the scans, whose threads (the blocking pool's) wait for one when all are
+/// taken. The point reads have connections of their own, one per core (a runtime worker's
+/// thread holds one only while its statement runs), so a point read never waits on the reactor
+/// for a listing page to finish.
+const SCAN_CONNECTIONS: usize = 2;
+/// Prepared statements kept per connection.
+const READER_STATEMENTS: usize = 32;
 /// A WAL reader waits only while another connection recovers the WAL index, which takes
 /// milliseconds; past this, the request fails as unavailable rather than hold a thread.
-const BUSY: Duration = Duration::from_secs(5);
+const READER_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache of each connection, in KiB (SQLite's default is 2,000). Their reads are point
+/// lookups and range scans whose pages the OS caches anyway.
+const READER_CACHE_KIB: u32 = 512;
 
 /// A key's current version with its segments, and its bucket, by tenant and bucket name: no
 /// row when there is no such bucket, else one per segment (the object's columns NULL when there
-/// is no current version; `?3` NULL finds only the bucket). The columns are `decode::found_of`'s.
+/// is no current version; `$3` NULL finds only the bucket). The columns are `rows::found_of`'s.
 const FIND_SQL: &str = const_format::concatcp!(
     "SELECT k.id AS k_id, k.created_at AS k_created_at, ",
     OBJECT_COLS,
     ", ",
     SEGMENT_COLS,
     ", ",
-    inline_data_col!("?4"),
+    inline_data_col!("$4"),
     " FROM buckets k \
-     LEFT JOIN objects o ON o.bucket_id = k.id AND o.key = ?3 AND o.is_latest ",
+     LEFT JOIN objects o ON o.bucket_id = k.id AND o.key = $3 AND o.is_latest ",
     SEGMENT_JOIN,
-    " WHERE k.tenant_id = ?1 AND k.name = ?2 ORDER BY s.seq"
+    " WHERE k.tenant_id = $1 AND k.name = $2 ORDER BY s.seq"
 );
 
-pub(in crate::meta) struct Readers {
-    lookups: Pool,
-    listings: Pool,
+pub(super) struct Readers {
+    points: Pool,
+    scans: Pool,
 }
 
 /// Connections, each used by one thread at a time.
@@ -74,14 +69,30 @@ impl Readers {
     pub fn open(path: &Path) -> MetaResult<Readers> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
         Ok(Readers {
-            lookups: Pool::open(path, cores)?,
-            listings: Pool::open(path, LISTING_CONNECTIONS)?,
+            points: Pool::open(path, cores)?,
+            scans: Pool::open(path, SCAN_CONNECTIONS)?,
         })
+    }
+
+    /// `f` on a connection, on this thread: for reads of a few index probes.
+    pub fn point<R>(&self, f: impl FnOnce(&Connection) -> MetaResult<R>) -> MetaResult<R> {
+        self.points.with(f)
+    }
+
+    /// `f` on a connection, on tokio's blocking pool: for reads of many rows.
+    pub async fn scan<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> MetaResult<R> + Send + 'static,
+    ) -> MetaResult<R> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.scans.with(f))
+            .await
+            .map_err(|e| MetaError::Invariant(format!("a read panicked: {e}")))?
     }
 
     /// The lookup's bucket and, with a key, that key's current version.
     pub fn find(&self, l: &Lookup) -> MetaResult<Found> {
-        self.lookups.with(|c| find_on(c, l))
+        self.point(|c| find_on(c, l))
     }
 
     /// `MetaStore::list_page`, on the blocking pool.
@@ -95,15 +106,10 @@ impl Readers {
     ) -> MetaResult<Vec<ListEntry>> {
         let (bucket_id, start) = (bucket_id.to_owned(), start.to_owned());
         let before = before.map(str::to_owned);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.blocking(move |c| {
+        let limit = rows::to_i64(limit);
+        self.scan(move |c| {
             let sql = page_sql(start_inclusive, before.is_some());
-            let mut params: Vec<(&str, &dyn ToSql)> =
-                vec![("$1", &bucket_id), ("$2", &start), ("$3", &limit)];
-            if let Some(b) = &before {
-                params.push(("$4", b));
-            }
-            entries(c, sql, &params)
+            entries(c, sql, &[&bucket_id, &start, &limit, &before])
         })
         .await
     }
@@ -121,7 +127,7 @@ impl Readers {
         let owned = |s: &str| s.to_owned();
         let (bucket_id, start, before) = (owned(bucket_id), owned(start), before.map(owned));
         let (prefix, delimiter) = (owned(roll.prefix), owned(roll.delimiter));
-        self.blocking(move |c| {
+        self.scan(move |c| {
             let roll = Rollup {
                 prefix: &prefix,
                 delimiter: &delimiter,
@@ -136,17 +142,6 @@ impl Readers {
         })
         .await
     }
-
-    /// `f` on a connection, on tokio's blocking pool.
-    async fn blocking<R: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Connection) -> MetaResult<R> + Send + 'static,
-    ) -> MetaResult<R> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.listings.with(f))
-            .await
-            .map_err(|e| MetaError::Invariant(format!("a listing's read panicked: {e}")))?
-    }
 }
 
 impl Pool {
@@ -156,9 +151,9 @@ impl Pool {
             .map(|_| {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let c = Connection::open_with_flags(path, flags)?;
-                c.busy_timeout(BUSY)?;
+                c.busy_timeout(READER_BUSY_TIMEOUT)?;
                 c.pragma_update(None, "cache_size", format!("-{READER_CACHE_KIB}"))?;
-                c.set_prepared_statement_cache_capacity(STATEMENTS);
+                c.set_prepared_statement_cache_capacity(READER_STATEMENTS);
                 Ok(Mutex::new(c))
             })
             .collect::<MetaResult<Vec<_>>>()?;
@@ -190,11 +185,11 @@ impl Pool {
 }
 
 /// `Readers::find` on connection `c`: also the group committer's read of a DELETE, inside its
-/// write transaction (`batch`).
+/// write transaction (`committer`).
 pub(super) fn find_on(c: &Connection, l: &Lookup) -> MetaResult<Found> {
     let mut stmt = c.prepare_cached(FIND_SQL)?;
-    let params = rusqlite::params![l.tenant, l.bucket, l.key, l.inline];
-    decode::found_of(l, &mut decode::Named::query(&mut stmt, params)?)
+    let args: [&dyn ToSql; 4] = [&l.tenant, &l.bucket, &l.key, &l.inline];
+    rows::found_of(l, &mut rows::Named::bound(&mut stmt, &args)?)
 }
 
 /// Where a walk's next one-row seek starts.
@@ -208,8 +203,7 @@ struct Seek<'a> {
 /// `list_walk` as a loop of one-row seeks (`page_sql`, LIMIT 1), each from the previous
 /// common prefix's successor. In-process, a seek is a cached statement's reset, bind and step:
 /// a few microseconds, where PostgreSQL's recursive statement (`walk_sql`) cost SQLite ~25 µs a
-/// step in string functions and its work table (server CPU per 100-prefix page: see
-/// ARCHITECTURE.md). Bounded by `limit` seeks.
+/// step in string functions and its work table. Bounded by `limit` seeks.
 fn walk(
     c: &Connection,
     mut from: Seek<'_>,
@@ -221,12 +215,8 @@ fn walk(
     let mut out = Vec::new();
     while out.len() < limit {
         let sql = page_sql(from.inclusive, from.before.is_some());
-        let mut params: Vec<(&str, &dyn ToSql)> =
-            vec![("$1", &from.bucket_id), ("$2", &from.start), ("$3", &one)];
-        if let Some(b) = &from.before {
-            params.push(("$4", b));
-        }
-        let Some(mut e) = entries(c, sql, &params)?.pop() else {
+        let args: [&dyn ToSql; 4] = [&from.bucket_id, &from.start, &one, &from.before];
+        let Some(mut e) = entries(c, sql, &args)?.pop() else {
             break;
         };
         let Some(cp) = roll.common_prefix(&e.key).map(str::to_owned) else {
@@ -255,15 +245,9 @@ fn walk(
     Ok(out)
 }
 
-/// A listing statement's rows (`decode::list_entry_of`'s columns), in key order.
-fn entries(c: &Connection, sql: &str, params: &[(&str, &dyn ToSql)]) -> MetaResult<Vec<ListEntry>> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let mut rows = decode::Named::query(&mut stmt, params)?;
-    let mut page = Vec::new();
-    while let Some(r) = rows.next_row()? {
-        page.push(decode::list_entry_of(&r)?);
-    }
-    Ok(page)
+/// A listing statement's rows (`rows::list_entry_of`'s columns), in key order.
+fn entries(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> MetaResult<Vec<ListEntry>> {
+    conn::rows(c, sql, args, |r| rows::list_entry_of(r))
 }
 
 #[cfg(test)]
@@ -286,7 +270,7 @@ mod tests {
     /// or at a prefix it cannot seek past (a delimiter ending in U+10FFFF).
     #[tokio::test]
     async fn a_walk_seeks_past_each_common_prefix() {
-        let (_dir, meta) = super::super::test_sqlite().await;
+        let (_dir, meta) = super::super::tests::open().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
         let b = meta.create_bucket(&tenant, "b").await.expect("bucket");
         let keys = [
@@ -300,11 +284,11 @@ mod tests {
             "e",
         ];
         for key in keys {
-            let c = super::super::test_put(&b.id, key, None, WriteCondition::None);
+            let c = super::super::tests::put(&b.id, key, None, WriteCondition::None);
             meta.commit_put(&c, None).await.expect("put");
         }
         let walk = |start: &str, inclusive, before: Option<&str>, delimiter: &str, limit| {
-            let c = meta.direct.listings.conns[0].lock().expect("connection");
+            let c = meta.readers.scans.conns[0].lock().expect("connection");
             let from = Seek {
                 bucket_id: &b.id,
                 start: start.to_owned(),
@@ -347,12 +331,12 @@ mod tests {
     /// name is an error, not a neighbouring column.
     #[test]
     fn named_rows_find_columns_in_any_order() {
-        use crate::meta::sql::decode::{Cols, Named};
+        use crate::meta::rows::{Cols, Named, RowSource};
         let c = Connection::open_in_memory().expect("database");
         let mut stmt = c
             .prepare("SELECT 1 AS a, 'two' AS b, 3 AS c UNION ALL SELECT 4, 'five', 6")
             .expect("prepare");
-        let mut rows = Named::query(&mut stmt, []).expect("query");
+        let mut rows = Named::bound(&mut stmt, &[]).expect("query");
         let mut seen = Vec::new();
         while let Some(r) = rows.next_row().expect("row") {
             let c: i64 = r.get("c").expect("c");
@@ -371,18 +355,18 @@ mod tests {
     /// A lookup never waits for a listing: with every listing connection taken (listing
     /// threads mid-page), a lookup on a runtime worker still runs at once.
     #[tokio::test]
-    async fn lookups_do_not_wait_for_listings() {
-        let (_dir, meta) = super::super::test_sqlite().await;
+    async fn point_reads_do_not_wait_for_scans() {
+        let (_dir, meta) = super::super::tests::open().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
         meta.create_bucket(&tenant, "b").await.expect("bucket");
-        let held: Vec<_> = (meta.direct.listings.conns.iter())
+        let held: Vec<_> = (meta.readers.scans.conns.iter())
             .map(|c| c.lock().expect("listing connection"))
             .collect();
         let (tx, rx) = std::sync::mpsc::channel();
-        let direct = meta.direct.clone();
+        let readers = meta.readers.clone();
         std::thread::spawn(move || {
             let _ = tx.send(
-                direct
+                readers
                     .find(&lookup(&tenant, "b", None, false))
                     .map(|f| f.bucket),
             );
@@ -398,7 +382,7 @@ mod tests {
     /// without its bytes.
     #[tokio::test]
     async fn each_lookup_finds_its_own_answer() {
-        let (_dir, meta) = super::super::test_sqlite().await;
+        let (_dir, meta) = super::super::tests::open().await;
         let (t1, t2) = (
             meta.create_tenant("one").await.expect("tenant"),
             meta.create_tenant("two").await.expect("tenant"),
@@ -418,10 +402,10 @@ mod tests {
                 }),
             ),
         ] {
-            let c = super::super::test_put(&b1.id, key, blob, WriteCondition::None);
+            let c = super::super::tests::put(&b1.id, key, blob, WriteCondition::None);
             meta.commit_put(&c, None).await.expect("put");
         }
-        let find = |l: Lookup| meta.direct.find(&l).expect("lookup");
+        let find = |l: Lookup| meta.readers.find(&l).expect("lookup");
         let bucket_of = |f: &Found| f.bucket.as_ref().map(|b| b.id.clone());
         let etag_of = |f: &Found| f.object.as_ref().map(|o| o.etag.clone());
 

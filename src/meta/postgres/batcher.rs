@@ -1,4 +1,4 @@
-//! Natural batching for PostgreSQL statements (`lookup`, `group`): requests queue on a channel;
+//! Natural batching for PostgreSQL statements (`lookups`, `commit::Group`): requests queue on a channel;
 //! a dispatcher takes the first, waits for one of `in_flight` slots, then takes whatever else has
 //! queued meanwhile (up to `max`) and runs them together. On an idle server a request runs
 //! alone, at once; under load, the time the running batches take is what gathers the next.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Requests waiting for the dispatcher, at most (senders wait for room beyond that).
-const QUEUE: usize = 4096;
+const BATCHER_QUEUE: usize = 4096;
 
 type Reply<A> = oneshot::Sender<MetaResult<A>>;
 
@@ -28,7 +28,7 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
         F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = (Vec<Q>, MetaResult<Vec<A>>)> + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(BATCHER_QUEUE);
         tokio::spawn(dispatch(rx, in_flight, max, Arc::new(call)));
         Batcher { tx }
     }

@@ -1,28 +1,24 @@
-//! Row decoders, written once for every kind of result row: sqlx's (PostgreSQL and SQLite) and
-//! rusqlite's (SQLite's direct reads, `direct`). Columns are read by name, so a decoder works
-//! on any statement that selects the columns it names (`OBJECT_COLS`, `SEGMENT_COLS`, …).
+//! Rows, written once for both databases' drivers: the decoders read sqlx's PostgreSQL rows
+//! and rusqlite's SQLite rows by column name, so a decoder works on any statement that selects
+//! the columns it names (`OBJECT_COLS`, `SEGMENT_COLS`, …); the encoders give the values both
+//! bind.
 
-use super::{algo_of, checksum_of, json_map, tier_of, to_u64};
+use crate::blobs::{ChecksumAlgo, Tier};
 use crate::meta::{
-    BlobId, BlobRow, BucketRow, ListEntry, MetaError, MetaResult, ObjectHeaders, ObjectRow,
-    PartRow, Segment, UploadRow,
+    AccessKey, BlobId, BlobRow, BucketRow, Checksum, ListEntry, MetaError, MetaResult,
+    ObjectHeaders, ObjectPart, ObjectRow, PartRow, RefMismatch, Segment, UploadRow, UsageRow,
 };
+use std::collections::BTreeMap;
 
-/// A column value every driver decodes: `String`, `i64`, `i32`, `bool`, `Vec<u8>` and their
+/// A column value both drivers decode: `String`, `i64`, `i32`, `bool`, `Vec<u8>` and their
 /// `Option`s (NULL).
 pub(in crate::meta) trait Col:
-    for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-    + sqlx::Type<sqlx::Sqlite>
-    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
-    + sqlx::Type<sqlx::Postgres>
-    + rusqlite::types::FromSql
+    for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + rusqlite::types::FromSql
 {
 }
 
 impl<T> Col for T where
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-        + sqlx::Type<sqlx::Sqlite>
-        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres>
         + sqlx::Type<sqlx::Postgres>
         + rusqlite::types::FromSql
 {
@@ -31,12 +27,6 @@ impl<T> Col for T where
 /// A result row, read by column name.
 pub(in crate::meta) trait Cols {
     fn get<T: Col>(&self, col: &str) -> MetaResult<T>;
-}
-
-impl Cols for sqlx::sqlite::SqliteRow {
-    fn get<T: Col>(&self, col: &str) -> MetaResult<T> {
-        Ok(sqlx::Row::try_get(self, col)?)
-    }
 }
 
 impl Cols for sqlx::postgres::PgRow {
@@ -61,14 +51,16 @@ pub(in crate::meta) struct Named<'stmt> {
 }
 
 impl<'stmt> Named<'stmt> {
-    pub fn query(
+    /// The rows of a statement written with `$1…$n` placeholders, given their values.
+    pub fn bound(
         stmt: &'stmt mut rusqlite::Statement<'_>,
-        params: impl rusqlite::Params,
+        args: &[&dyn rusqlite::types::ToSql],
     ) -> MetaResult<Named<'stmt>> {
+        crate::meta::sqlite::bind(stmt, args)?;
         let names = stmt.column_names().into_iter().map(str::to_owned).collect();
         Ok(Named {
             names,
-            rows: stmt.query(params)?,
+            rows: stmt.raw_query(),
         })
     }
 }
@@ -77,6 +69,13 @@ impl<'stmt> Named<'stmt> {
 pub(in crate::meta) struct NamedRow<'a, 'stmt> {
     row: &'a rusqlite::Row<'stmt>,
     names: &'a [String],
+}
+
+impl NamedRow<'_, '_> {
+    /// The column at `i` (from 0).
+    pub fn get_index<T: Col>(&self, i: usize) -> MetaResult<T> {
+        Ok(self.row.get(i)?)
+    }
 }
 
 impl Cols for NamedRow<'_, '_> {
@@ -118,7 +117,7 @@ impl<'stmt> RowSource for Named<'stmt> {
     }
 }
 
-/// A lookup's identity, as the batched and the direct lookups take it (`lookup`).
+/// A point lookup: a tenant's bucket by name and, with a key, that key's current version.
 pub(in crate::meta) struct Lookup {
     pub tenant: String,
     pub bucket: String,
@@ -339,4 +338,111 @@ pub(in crate::meta) fn blob_row_of<R: Cols>(r: &R) -> MetaResult<BlobRow> {
         corrupted: r.get("corrupted")?,
         inline: r.get("inline")?,
     })
+}
+
+/// A bucket row (`id, tenant_id, name, created_at`).
+pub(in crate::meta) fn bucket_of<R: Cols>(r: &R) -> MetaResult<BucketRow> {
+    Ok(BucketRow {
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        name: r.get("name")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+/// An access key row (`statements::ACCESS_KEY`).
+pub(in crate::meta) fn access_key_of<R: Cols>(r: &R) -> MetaResult<AccessKey> {
+    Ok(AccessKey {
+        access_key_id: r.get("access_key_id")?,
+        secret: r.get("secret")?,
+        tenant_id: r.get("tenant_id")?,
+        read_only: r.get("read_only")?,
+    })
+}
+
+/// An object part row (`statements::OBJECT_PARTS`).
+pub(in crate::meta) fn object_part_of<R: Cols>(r: &R) -> MetaResult<ObjectPart> {
+    Ok(ObjectPart {
+        seq: r.get("seq")?,
+        part_number: r.get("part_number")?,
+        size: to_u64(r.get("size")?, "part size")?,
+        checksum: r.get("checksum")?,
+    })
+}
+
+/// A blob's identity (`tier`, `hash`).
+pub(in crate::meta) fn blob_id_of<R: Cols>(r: &R) -> MetaResult<BlobId> {
+    Ok(BlobId {
+        tier: tier_of(&r.get::<String>("tier")?)?,
+        hash: r.get("hash")?,
+    })
+}
+
+/// A row of `statements::REFCOUNT_MISMATCHES`.
+pub(in crate::meta) fn mismatch_of<R: Cols>(r: &R) -> MetaResult<RefMismatch> {
+    Ok(RefMismatch {
+        tier: r.get("tier")?,
+        hash: r.get("hash")?,
+        ref_count: r.get("ref_count")?,
+        actual: r.get("actual")?,
+    })
+}
+
+/// A row of `statements::USAGE`.
+pub(in crate::meta) fn usage_of<R: Cols>(r: &R) -> MetaResult<UsageRow> {
+    Ok(UsageRow {
+        tenant: r.get("tenant")?,
+        bucket: r.get("bucket")?,
+        objects: r.get("objects")?,
+        bytes: r.get("bytes")?,
+    })
+}
+
+/// `user_meta` as stored (a JSON object).
+pub(in crate::meta) fn user_meta_json(h: &ObjectHeaders) -> String {
+    serde_json::to_string(&h.user_meta).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Tags as stored: a JSON object, NULL for none.
+pub(in crate::meta) fn tags_json(tags: &BTreeMap<String, String>) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+fn json_map(v: Option<String>) -> MetaResult<BTreeMap<String, String>> {
+    match v {
+        Some(s) => serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(e.to_string())),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+fn to_u64(v: i64, what: &str) -> MetaResult<u64> {
+    u64::try_from(v).map_err(|_| MetaError::Corrupt(format!("negative {what}: {v}")))
+}
+
+/// A size or count as the databases store it (BIGINT).
+pub(in crate::meta) fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+fn algo_of(s: &str) -> MetaResult<ChecksumAlgo> {
+    ChecksumAlgo::parse(s).ok_or_else(|| MetaError::Corrupt(format!("unknown checksum {s:?}")))
+}
+
+fn checksum_of(
+    algo: Option<String>,
+    value: Option<String>,
+    kind: Option<String>,
+) -> MetaResult<Option<Checksum>> {
+    let (Some(algo), Some(value)) = (algo, value) else {
+        return Ok(None);
+    };
+    Ok(Some(Checksum {
+        algo: algo_of(&algo)?,
+        value,
+        full_object: kind.as_deref() != Some("COMPOSITE"),
+    }))
+}
+
+fn tier_of(s: &str) -> MetaResult<Tier> {
+    Tier::parse(s).ok_or_else(|| MetaError::Corrupt(format!("unknown tier {s:?}")))
 }

@@ -1,13 +1,14 @@
-//! PostgreSQL connections for the hot statements (the batched lookups, the one-call PUT and
-//! DELETE commits), kept outside sqlx's pool.
+//! PostgreSQL connections for the hot statements (the batched lookups, the group commits,
+//! listing pages), kept outside sqlx's pool.
 //!
 //! Why: sqlx's pool pings every connection returned to it (a Sync and its ReadyForQuery: a
 //! round trip and a wake-up of the backend after every query, as costly to the backend as a
-//! small statement). A statement here runs on a connection taken from `Hot` and put back
+//! small statement). A statement here runs on a connection taken from `Unpooled` and put back
 //! as it is. Only single statements outside a transaction run here, so a connection put back
 //! never holds a transaction; one whose statement was cancelled half-way, or failed other than
 //! with a database error, is closed rather than put back.
 
+use crate::meta::{MetaError, MetaResult};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use std::sync::Mutex;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Connections held at most (besides the pool's).
-pub(super) const HOT_CONNECTIONS: usize = 8;
+const UNPOOLED_CONNECTIONS: usize = 8;
 /// A statement waits at most this long for a connection (then 503, as with the pool).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connection idle this long is pinged before it is used again (the server may have
@@ -31,7 +32,7 @@ struct Idle {
     used: Instant,
 }
 
-pub(super) struct Hot {
+pub(super) struct Unpooled {
     opts: PgConnectOptions,
     /// Idle connections with when they were opened and when they were last used.
     idle: Mutex<Vec<Idle>>,
@@ -40,23 +41,23 @@ pub(super) struct Hot {
 
 /// A connection in use. Put back by `done`; dropped without it (a cancelled statement), it is
 /// closed.
-pub(super) struct HotConn<'a> {
-    hot: &'a Hot,
+pub(super) struct UnpooledConn<'a> {
+    owner: &'a Unpooled,
     conn: Option<PgConnection>,
     opened: Instant,
     _permit: SemaphorePermit<'a>,
 }
 
-impl Hot {
-    pub fn new(opts: PgConnectOptions) -> Hot {
-        Hot {
+impl Unpooled {
+    pub fn new(opts: PgConnectOptions) -> Unpooled {
+        Unpooled {
             opts,
-            idle: Mutex::new(Vec::with_capacity(HOT_CONNECTIONS)),
-            permits: Semaphore::new(HOT_CONNECTIONS),
+            idle: Mutex::new(Vec::with_capacity(UNPOOLED_CONNECTIONS)),
+            permits: Semaphore::new(UNPOOLED_CONNECTIONS),
         }
     }
 
-    pub async fn get(&self) -> Result<HotConn<'_>, sqlx::Error> {
+    pub async fn get(&self) -> Result<UnpooledConn<'_>, sqlx::Error> {
         let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.acquire())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
@@ -76,8 +77,8 @@ impl Hot {
             Some(i) => (i.conn, i.opened),
             None => (self.connect().await?, Instant::now()),
         };
-        Ok(HotConn {
-            hot: self,
+        Ok(UnpooledConn {
+            owner: self,
             conn: Some(conn),
             opened,
             _permit: permit,
@@ -91,19 +92,21 @@ impl Hot {
     }
 }
 
-impl HotConn<'_> {
+impl UnpooledConn<'_> {
     pub fn conn(&mut self) -> &mut PgConnection {
         // Present from `get` until `done` consumes the handle.
-        self.conn.as_mut().expect("HotConn used after done")
+        self.conn.as_mut().expect("UnpooledConn used after done")
     }
 
     /// Puts the connection back, unless `outcome` says it may be broken. Then the idle ones,
     /// to the same server, are likely broken too (it restarted, or the network failed): they
     /// are closed, so that each does not fail one more request once the server is back.
-    pub fn done<T>(mut self, outcome: &Result<T, sqlx::Error>) {
-        // A database error came with ReadyForQuery: the connection is in sync.
-        let reusable = matches!(outcome, Ok(_) | Err(sqlx::Error::Database(_)));
-        let Ok(mut idle) = self.hot.idle.lock() else {
+    pub fn done<T>(mut self, outcome: &MetaResult<T>) {
+        // A database error came with ReadyForQuery: the connection is in sync; so did an error
+        // of ours decoding what it answered.
+        let reusable = !matches!(outcome,
+            Err(MetaError::Db(e)) if !matches!(e, sqlx::Error::Database(_)));
+        let Ok(mut idle) = self.owner.idle.lock() else {
             return;
         };
         match self.conn.take() {

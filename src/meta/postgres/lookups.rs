@@ -1,6 +1,6 @@
 //! PostgreSQL's point lookups (a key's current version for HEAD and GET, a bucket by name),
 //! batched: lookups that arrive together share one query. A batch forms only under load
-//! (`batcher`). SQLite's run on the calling thread instead (`direct`).
+//! (`batcher`).
 //!
 //! Why: every statement costs the backend a wake-up, a transaction, executor
 //! start-up and the protocol, and on two cores that work, not the index probes, was the price of
@@ -8,20 +8,19 @@
 //! with sixteen keys 7.3-8.8k statements/s, i.e. 117-140k keys/s).
 
 use super::batcher::Batcher;
-use super::decode::{self, Found, Lookup};
-use super::hot::Hot;
-use super::{OBJECT_COLS, SEGMENT_COLS, SEGMENT_JOIN};
-use crate::meta::MetaResult;
-use std::future::Future;
+use super::unpooled::Unpooled;
+use crate::meta::rows::{self, Found, Lookup};
+use crate::meta::statements::{OBJECT_COLS, SEGMENT_COLS, SEGMENT_JOIN, inline_data_col};
+use crate::meta::{MetaError, MetaResult};
 use std::sync::Arc;
 
 /// Lookups per query, at most.
-const MAX_BATCH: usize = 64;
+const MAX_LOOKUP_BATCH: usize = 64;
 /// Batch queries running at once. One: a batch takes a round trip, so one query in flight never
 /// starves the lookups, and everything that arrives meanwhile forms the next batch; two let
 /// most lookups run alone or in pairs. Measured with the benchmark's SDK client at c32,
 /// alternated: PostgreSQL HEAD 7.6-9.2k -> 9.1-10.4k/s, lean-client HEAD 22.5-24.7k -> 27.2-27.4k/s.
-const IN_FLIGHT: usize = 1;
+const LOOKUPS_IN_FLIGHT: usize = 1;
 
 /// One query for a batch: `i` is the lookup's position (from 1). A lookup without a key finds
 /// only its bucket; with a key, also the key's current version and its segments, in order (one
@@ -33,7 +32,7 @@ const IN_FLIGHT: usize = 1;
 /// query is: with bucket and key as index conditions whatever the statistics say. Joined
 /// plainly, a table never analyzed (autovacuum off, or a young deployment) had the planner
 /// scan a whole bucket per lookup and filter the key (88 ms for 16 lookups of 10,000 keys).
-const PG_BATCH_SQL: &str = const_format::concatcp!(
+const BATCH_SQL: &str = const_format::concatcp!(
     "SELECT q.i, k.id AS k_id, k.created_at AS k_created_at, x.* \
      FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) \
         WITH ORDINALITY AS q(tenant, bucket, key, inline, i) \
@@ -57,23 +56,16 @@ pub(in crate::meta) struct Lookups {
 }
 
 impl Lookups {
-    pub fn postgres(hot: Arc<Hot>) -> Lookups {
-        Self::start(move |batch| {
-            let hot = hot.clone();
+    pub fn start(conns: Arc<Unpooled>) -> Lookups {
+        let call = move |batch: Vec<Lookup>| {
+            let conns = conns.clone();
             async move {
-                let found = pg_query(&hot, &batch).await;
+                let found = query(&conns, &batch).await;
                 (batch, found)
             }
-        })
-    }
-
-    fn start<F, Fut>(call: F) -> Lookups
-    where
-        F: Fn(Vec<Lookup>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = (Vec<Lookup>, MetaResult<Vec<Found>>)> + Send + 'static,
-    {
+        };
         Lookups {
-            batcher: Batcher::start(IN_FLIGHT, MAX_BATCH, call),
+            batcher: Batcher::start(LOOKUPS_IN_FLIGHT, MAX_LOOKUP_BATCH, call),
         }
     }
 
@@ -97,19 +89,20 @@ impl Lookups {
 }
 
 /// One `Found` per lookup, in order.
-async fn pg_query(hot: &Hot, batch: &[Lookup]) -> MetaResult<Vec<Found>> {
+async fn query(conns: &Unpooled, batch: &[Lookup]) -> MetaResult<Vec<Found>> {
     let tenants: Vec<&str> = batch.iter().map(|l| l.tenant.as_str()).collect();
     let buckets: Vec<&str> = batch.iter().map(|l| l.bucket.as_str()).collect();
     let keys: Vec<Option<&str>> = batch.iter().map(|l| l.key.as_deref()).collect();
     let inline: Vec<bool> = batch.iter().map(|l| l.inline).collect();
-    let mut conn = hot.get().await?;
-    let rows = sqlx::query(PG_BATCH_SQL)
+    let mut conn = conns.get().await?;
+    let rows = sqlx::query(BATCH_SQL)
         .bind(tenants)
         .bind(buckets)
         .bind(keys)
         .bind(inline)
         .fetch_all(conn.conn())
-        .await;
+        .await
+        .map_err(MetaError::from);
     conn.done(&rows);
-    decode::founds_of(batch, &rows?)
+    rows::founds_of(batch, &rows?)
 }

@@ -1,0 +1,803 @@
+//! `MetaStore` on SQLite: one database file, one driver (rusqlite).
+//!
+//! - Writes: one read-write connection (`conn::Writer`), one transaction at a time. PUT and
+//!   DELETE commits go through the group committer (`committer`); every other write is a
+//!   transaction of its own (`SqliteMeta::write`). Either way the version and reference rule is
+//!   `rule`'s.
+//! - Durability: commits do not fsync; an acknowledged write has passed `WalSync::barrier`.
+//! - Reads: read-only connections (`readers`), point reads on the calling thread, scans on the
+//!   blocking pool.
+
+mod committer;
+mod conn;
+mod readers;
+mod rule;
+mod wal;
+
+pub(in crate::meta) use conn::bind;
+
+use super::plan::{self, check_condition, check_upload, deltas};
+use super::rows::{self, Cols, to_i64};
+use super::statements::*;
+use super::*;
+use conn::{Writer, execute, first, rows as all_rows, scalar};
+use rule::Script;
+use rusqlite::Connection;
+use rusqlite::types::ToSql;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub struct SqliteMeta {
+    writer: Arc<Writer>,
+    /// Acknowledged writes pass its barrier (`wal`).
+    wal: Arc<wal::WalSync>,
+    /// PUT and DELETE commits, grouped.
+    committer: committer::Committer,
+    readers: Arc<readers::Readers>,
+}
+
+impl SqliteMeta {
+    /// Opens (creating it if needed) the database at `url`: `sqlite://PATH` or `sqlite:PATH`,
+    /// query parameters ignored, or a bare path.
+    pub async fn connect(url: &str) -> MetaResult<SqliteMeta> {
+        let path = path_of(url);
+        let file = path.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut c = conn::open_writer(&file)?;
+            migrations::sqlite(&mut c)?;
+            Ok::<_, MetaError>(c)
+        })
+        .await
+        .map_err(|e| MetaError::Invariant(format!("opening the database panicked: {e}")))??;
+        let writer = Writer::new(writer);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = Arc::new(wal::WalSync::new(Some(PathBuf::from(wal))));
+        Ok(SqliteMeta {
+            committer: committer::Committer::start(writer.clone(), wal.clone()),
+            readers: Arc::new(readers::Readers::open(&path)?),
+            writer,
+            wal,
+        })
+    }
+
+    /// `f` in a write transaction of its own; returns once the commit is durable.
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> MetaResult<R> + Send + 'static,
+    ) -> MetaResult<R> {
+        let r = self.writer.transaction(f).await?;
+        self.wal.barrier().await?;
+        Ok(r)
+    }
+
+    /// Runs one statement as a transaction; returns the rows it changed.
+    async fn write_one(
+        &self,
+        sql: &'static str,
+        args: Vec<Box<dyn ToSql + Send>>,
+    ) -> MetaResult<usize> {
+        self.write(move |c| {
+            let args: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
+            execute(c, sql, &args)
+        })
+        .await
+    }
+}
+
+/// The file a database URL names.
+fn path_of(url: &str) -> PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    Path::new(path).to_path_buf()
+}
+
+/// Boxes the values of a statement run on the writer's thread.
+macro_rules! args {
+    ($($v:expr),* $(,)?) => {
+        vec![$(Box::new($v) as Box<dyn ToSql + Send>),*]
+    };
+}
+
+/// Whether bucket `id` exists.
+fn bucket_exists(c: &Connection, id: &str) -> MetaResult<bool> {
+    Ok(scalar::<i64>(c, BUCKET_EXISTS, &[&id])?.is_some())
+}
+
+/// The current version of a key with its segments.
+fn latest_in(c: &Connection, bucket_id: &str, key: &str) -> MetaResult<Option<ObjectRow>> {
+    let mut stmt = c.prepare_cached(LATEST_IN_SQL)?;
+    let args: [&dyn ToSql; 2] = [&bucket_id, &key];
+    rows::object_from_rows(&mut rows::Named::bound(&mut stmt, &args)?, false)
+}
+
+fn all_parts(c: &Connection, upload_id: &str) -> MetaResult<Vec<PartRow>> {
+    all_rows(c, ALL_PARTS, &[&upload_id], |r| rows::part_of(r))
+}
+
+fn upload_by_id(c: &Connection, upload_id: &str) -> MetaResult<Option<UploadRow>> {
+    const Q: &str = const_format::concatcp!(
+        "SELECT ",
+        UPLOAD_COLS,
+        " FROM multipart_uploads WHERE upload_id = $1"
+    );
+    first(c, Q, &[&upload_id], |r| rows::upload_of(r))
+}
+
+/// Releases an upload's parts' references and forgets it.
+fn drop_upload(c: &Connection, upload_id: &str) -> MetaResult<()> {
+    let release: Vec<Segment> = all_parts(c, upload_id)?
+        .into_iter()
+        .filter_map(|p| p.blob)
+        .collect();
+    let mut w = Script::default();
+    rule::refs(&mut w, &deltas(&[], &release), None, crate::now_micros());
+    w.run(c)?;
+    execute(c, DELETE_UPLOAD, &[&upload_id])?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl MetaStore for SqliteMeta {
+    async fn ping(&self) -> MetaResult<()> {
+        self.readers.point(|c| Ok(c.execute_batch("SELECT 1")?))
+    }
+
+    async fn create_tenant(&self, name: &str) -> MetaResult<String> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let args = args![id.clone(), name.to_owned(), crate::now_micros()];
+        self.write_one(INSERT_TENANT, args).await?;
+        Ok(id)
+    }
+
+    async fn tenant_id(&self, name: &str) -> MetaResult<Option<String>> {
+        self.readers.point(|c| scalar(c, TENANT_ID, &[&name]))
+    }
+
+    async fn create_access_key(
+        &self,
+        tenant_id: &str,
+        access_key_id: &str,
+        secret: &str,
+        read_only: bool,
+    ) -> MetaResult<()> {
+        let args = args![
+            access_key_id.to_owned(),
+            secret.to_owned(),
+            tenant_id.to_owned(),
+            read_only,
+            crate::now_micros(),
+        ];
+        self.write_one(INSERT_ACCESS_KEY, args).await?;
+        Ok(())
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>> {
+        (self.readers)
+            .point(|c| first(c, ACCESS_KEY, &[&access_key_id], |r| rows::access_key_of(r)))
+    }
+
+    async fn tenant_has_keys(&self, tenant_id: &str) -> MetaResult<bool> {
+        let found = (self.readers).point(|c| scalar::<i64>(c, TENANT_HAS_KEYS, &[&tenant_id]))?;
+        Ok(found.is_some())
+    }
+
+    async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {
+        let row = BucketRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant_id.to_owned(),
+            name: name.to_owned(),
+            created_at: crate::now_micros(),
+        };
+        let args = args![
+            row.id.clone(),
+            row.tenant_id.clone(),
+            row.name.clone(),
+            row.created_at
+        ];
+        if self.write_one(INSERT_BUCKET, args).await? == 0 {
+            return Err(MetaError::BucketExists);
+        }
+        Ok(row)
+    }
+
+    async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
+        let lookup = rows::Lookup {
+            tenant: tenant_id.to_owned(),
+            bucket: name.to_owned(),
+            key: None,
+            inline: false,
+        };
+        Ok(self.readers.find(&lookup)?.bucket)
+    }
+
+    async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>> {
+        let tenant_id = tenant_id.to_owned();
+        (self.readers)
+            .scan(move |c| all_rows(c, LIST_BUCKETS, &[&tenant_id], |r| rows::bucket_of(r)))
+            .await
+    }
+
+    async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()> {
+        let bucket_id = bucket_id.to_owned();
+        self.write(move |c| {
+            let id: &dyn ToSql = &bucket_id;
+            if scalar::<i64>(c, BUCKET_HAS_CURRENT, &[id])?.is_some() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            // S3 deletes a bucket's incomplete uploads with it.
+            let uploads: Vec<String> = all_rows(
+                c,
+                "SELECT upload_id FROM multipart_uploads WHERE bucket_id = $1",
+                &[id],
+                |r| r.get_index(0),
+            )?;
+            for upload_id in &uploads {
+                drop_upload(c, upload_id)?;
+            }
+            execute(c, DELETE_BUCKET_VERSIONS, &[id])?;
+            execute(c, DELETE_BUCKET, &[id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bucket_config(&self, bucket_id: &str, kind: &str) -> MetaResult<Option<String>> {
+        (self.readers).point(|c| scalar(c, BUCKET_CONFIG, &[&bucket_id, &kind]))
+    }
+
+    async fn set_bucket_config(
+        &self,
+        bucket_id: &str,
+        kind: &str,
+        value: Option<&str>,
+    ) -> MetaResult<bool> {
+        let (bucket_id, kind) = (bucket_id.to_owned(), kind.to_owned());
+        let value = value.map(str::to_owned);
+        self.write(move |c| {
+            if !bucket_exists(c, &bucket_id)? {
+                return Ok(false);
+            }
+            match &value {
+                Some(v) => execute(c, SET_BUCKET_CONFIG, &[&bucket_id, &kind, v])?,
+                None => execute(c, DELETE_BUCKET_CONFIG, &[&bucket_id, &kind])?,
+            };
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn acl(&self, of: AclOf<'_>) -> MetaResult<Option<Option<String>>> {
+        let (sql, id) = match of {
+            AclOf::Object(id) => (OBJECT_ACL, id),
+            AclOf::Upload(id) => (UPLOAD_ACL, id),
+        };
+        (self.readers).point(|c| first(c, sql, &[&id], |r| r.get_index(0)))
+    }
+
+    async fn set_acl(&self, of: AclOf<'_>, acl: Option<&str>) -> MetaResult<bool> {
+        let (sql, id) = match of {
+            AclOf::Object(id) => (SET_OBJECT_ACL, id),
+            AclOf::Upload(id) => (SET_UPLOAD_ACL, id),
+        };
+        let args = args![id.to_owned(), acl.map(str::to_owned)];
+        Ok(self.write_one(sql, args).await? > 0)
+    }
+
+    async fn commit_put(&self, c: &PutCommit, place: Option<PlaceFn<'_>>) -> MetaResult<ObjectRow> {
+        let op = committer::Op::Put {
+            commit: Box::new(c.clone()),
+            place: place.map(|p| p()),
+        };
+        match self.committer.commit(op).await? {
+            committer::Done::Put(row) => Ok(*row),
+            committer::Done::Delete(_) => {
+                Err(MetaError::Invariant("PUT answered as DELETE".into()))
+            }
+        }
+    }
+
+    async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
+        let c = c.clone();
+        self.write(move |tx| {
+            if !bucket_exists(tx, &c.dst_bucket_id)? {
+                return Err(MetaError::NoSuchBucket);
+            }
+            let src = latest_in(tx, &c.src_bucket_id, &c.src_key)?.ok_or(MetaError::NoSuchKey)?;
+            if !c.source_condition.holds(&src) {
+                return Err(MetaError::PreconditionFailed);
+            }
+            let old = latest_in(tx, &c.dst_bucket_id, &c.dst_key)?;
+            let row = plan::copy_version(&c, src);
+            let mut w = Script::default();
+            let now = crate::now_micros();
+            rule::supersede(
+                &mut w,
+                &c.dst_bucket_id,
+                old.as_ref(),
+                Some(&row),
+                None,
+                &[],
+                now,
+            );
+            w.run(tx)?;
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn latest(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+        with_inline: bool,
+    ) -> MetaResult<Option<ObjectRow>> {
+        let found = self.readers.find(&rows::Lookup {
+            tenant: tenant_id.to_owned(),
+            bucket: bucket.to_owned(),
+            key: Some(key.to_owned()),
+            inline: with_inline,
+        })?;
+        match found.bucket {
+            Some(_) => Ok(found.object),
+            None => Err(MetaError::NoSuchBucket),
+        }
+    }
+
+    async fn delete_key(
+        &self,
+        tenant_id: &str,
+        bucket: &str,
+        key: &str,
+    ) -> MetaResult<Option<bool>> {
+        let op = committer::Op::Delete {
+            tenant_id: tenant_id.to_owned(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        match self.committer.commit(op).await {
+            Ok(committer::Done::Delete(existed)) => Ok(Some(existed)),
+            Err(MetaError::NoSuchBucket) => Ok(None),
+            Ok(committer::Done::Put(_)) => {
+                Err(MetaError::Invariant("DELETE answered as PUT".into()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_tags(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> MetaResult<bool> {
+        let args = args![bucket_id.to_owned(), key.to_owned(), rows::tags_json(tags)];
+        Ok(self.write_one(SET_TAGS, args).await? > 0)
+    }
+
+    async fn list_page(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>> {
+        (self.readers)
+            .list_page(bucket_id, start, start_inclusive, before, limit)
+            .await
+    }
+
+    async fn list_walk(
+        &self,
+        bucket_id: &str,
+        start: &str,
+        start_inclusive: bool,
+        before: Option<&str>,
+        roll: Rollup<'_>,
+        limit: usize,
+    ) -> MetaResult<Vec<ListEntry>> {
+        (self.readers)
+            .list_walk(bucket_id, start, start_inclusive, before, roll, limit)
+            .await
+    }
+
+    async fn create_upload(&self, u: &UploadRow) -> MetaResult<()> {
+        let h = &u.headers;
+        let args = args![
+            u.upload_id.clone(),
+            u.bucket_id.clone(),
+            u.key.clone(),
+            u.initiated,
+            u.tier.as_str(),
+            u.storage_class.clone(),
+            h.content_type.clone(),
+            h.content_encoding.clone(),
+            h.content_disposition.clone(),
+            h.content_language.clone(),
+            h.cache_control.clone(),
+            h.expires.clone(),
+            rows::user_meta_json(h),
+            u.checksum_algo.map(ChecksumAlgo::as_str),
+            if u.full_object {
+                "FULL_OBJECT"
+            } else {
+                "COMPOSITE"
+            },
+            rows::tags_json(&h.tags),
+        ];
+        self.write_one(INSERT_UPLOAD, args).await?;
+        Ok(())
+    }
+
+    async fn upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<Option<UploadRow>> {
+        (self.readers)
+            .point(|c| first(c, UPLOAD, &[&upload_id, &bucket_id], |r| rows::upload_of(r)))
+    }
+
+    async fn commit_part(
+        &self,
+        upload_id: &str,
+        part: &PartRow,
+        place: Option<PlaceFn<'_>>,
+    ) -> MetaResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let (id, number) = (upload_id.to_owned(), part.part_number);
+        let old = tx
+            .run(move |c| {
+                check_upload(upload_by_id(c, &id)?, None, None)?;
+                first(c, PART, &[&id, &number], |r| rows::part_of(r))
+            })
+            .await?;
+        if let Some(place) = place {
+            // Under the write lock: the collector cannot unlink the file until this commits.
+            place().await.map_err(MetaError::Place)?;
+        }
+        let (id, part) = (upload_id.to_owned(), part.clone());
+        tx.run(move |c| {
+            let new: Vec<Segment> = part.blob.iter().cloned().collect();
+            let old: Vec<Segment> = old.and_then(|p| p.blob).into_iter().collect();
+            let mut w = Script::default();
+            rule::refs(
+                &mut w,
+                &deltas(&new, &old),
+                part.blob.as_ref(),
+                crate::now_micros(),
+            );
+            w.run(c)?;
+            let tier = part.blob.as_ref().map_or("hot", |b| b.tier.as_str());
+            let hash = part.blob.as_ref().map(|b| b.hash.as_str());
+            let args: [&dyn ToSql; 8] = [
+                &id,
+                &part.part_number,
+                &tier,
+                &hash,
+                &to_i64(part.size),
+                &part.etag,
+                &part.created_at,
+                &part.checksum,
+            ];
+            execute(c, UPSERT_PART, &args)?;
+            Ok(())
+        })
+        .await?;
+        tx.commit().await?;
+        self.wal.barrier().await
+    }
+
+    async fn list_parts(
+        &self,
+        upload_id: &str,
+        after: i32,
+        limit: usize,
+    ) -> MetaResult<Vec<PartRow>> {
+        let upload_id = upload_id.to_owned();
+        let limit = to_i64(limit);
+        (self.readers)
+            .scan(move |c| {
+                all_rows(c, LIST_PARTS, &[&upload_id, &after, &limit], |r| {
+                    rows::part_of(r)
+                })
+            })
+            .await
+    }
+
+    async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow> {
+        let mut tx = self.writer.begin().await?;
+        let (bucket_id, upload_id, key) = (c.bucket_id.clone(), c.upload_id.clone(), c.key.clone());
+        let (up, parts, old) = tx
+            .run(move |t| {
+                let up = check_upload(upload_by_id(t, &upload_id)?, Some(&bucket_id), Some(&key))?;
+                let parts = all_parts(t, &upload_id)?;
+                Ok((up, parts, latest_in(t, &bucket_id, &key)?))
+            })
+            .await?;
+        let a = (c.assemble)(&parts)?;
+        check_condition(&c.condition, old.as_ref())?;
+        let row = plan::completed_version(c, &up, &a);
+        let released: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
+        let (bucket_id, upload_id, done) = (c.bucket_id.clone(), c.upload_id.clone(), row.clone());
+        tx.run(move |t| {
+            let mut w = Script::default();
+            let now = crate::now_micros();
+            rule::supersede(
+                &mut w,
+                &bucket_id,
+                old.as_ref(),
+                Some(&done),
+                None,
+                &released,
+                now,
+            );
+            w.run(t)?;
+            for p in &a.parts {
+                let args: [&dyn ToSql; 5] = [
+                    &done.id,
+                    &p.seq,
+                    &p.part_number,
+                    &to_i64(p.size),
+                    &p.checksum,
+                ];
+                execute(t, INSERT_OBJECT_PART, &args)?;
+            }
+            execute(t, DELETE_UPLOAD, &[&upload_id])?;
+            Ok(())
+        })
+        .await?;
+        tx.commit().await?;
+        self.wal.barrier().await?;
+        Ok(row)
+    }
+
+    async fn object_parts(
+        &self,
+        object_id: &str,
+        after: i32,
+        limit: usize,
+    ) -> MetaResult<Vec<ObjectPart>> {
+        let object_id = object_id.to_owned();
+        let limit = to_i64(limit);
+        (self.readers)
+            .scan(move |c| {
+                all_rows(c, OBJECT_PARTS, &[&object_id, &after, &limit], |r| {
+                    rows::object_part_of(r)
+                })
+            })
+            .await
+    }
+
+    async fn abort_upload(&self, bucket_id: &str, upload_id: &str) -> MetaResult<bool> {
+        let (bucket_id, upload_id) = (bucket_id.to_owned(), upload_id.to_owned());
+        self.write(move |c| {
+            match check_upload(upload_by_id(c, &upload_id)?, Some(&bucket_id), None) {
+                Err(MetaError::NoSuchUpload) => return Ok(false),
+                r => r?,
+            };
+            drop_upload(c, &upload_id)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket_id: &str,
+        prefix: &str,
+        after_key: &str,
+        after_id: &str,
+        limit: usize,
+    ) -> MetaResult<Vec<UploadRow>> {
+        let own = |s: &str| s.to_owned();
+        let (bucket_id, prefix) = (own(bucket_id), own(prefix));
+        let (after_key, after_id, limit) = (own(after_key), own(after_id), to_i64(limit));
+        let page = (self.readers)
+            .scan(move |c| {
+                let args: [&dyn ToSql; 5] = [&bucket_id, &prefix, &after_key, &after_id, &limit];
+                let page = all_rows(c, LIST_UPLOADS, &args, |r| rows::upload_of(r))?;
+                Ok((prefix, page))
+            })
+            .await?;
+        Ok(plan::uploads_under(&page.0, page.1))
+    }
+
+    async fn stale_uploads(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<(String, String)>> {
+        let limit = to_i64(limit);
+        (self.readers)
+            .scan(move |c| {
+                all_rows(c, STALE_UPLOADS, &[&cutoff, &limit], |r| {
+                    Ok((r.get("bucket_id")?, r.get("upload_id")?))
+                })
+            })
+            .await
+    }
+
+    async fn purge_deleted(&self, cutoff: i64, limit: usize) -> MetaResult<u64> {
+        let n = self
+            .write_one(PURGE_DELETED, args![cutoff, to_i64(limit)])
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn collectable_blobs(&self, cutoff: i64, limit: usize) -> MetaResult<Vec<BlobId>> {
+        let limit = to_i64(limit);
+        (self.readers)
+            .scan(move |c| {
+                all_rows(c, COLLECTABLE_BLOBS, &[&cutoff, &limit], |r| {
+                    rows::blob_id_of(r)
+                })
+            })
+            .await
+    }
+
+    async fn collect_blob(
+        &self,
+        blob: &BlobId,
+        cutoff: i64,
+        unlink: PlaceFn<'_>,
+    ) -> MetaResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let (tier, hash) = (blob.tier.as_str(), blob.hash.clone());
+        let row = tx
+            .run(move |c| {
+                const Q: &str =
+                    "SELECT ref_count, zero_since FROM blobs WHERE tier = $1 AND hash = $2";
+                first(c, Q, &[&tier, &hash], |r| {
+                    Ok((
+                        r.get::<i64>("ref_count")?,
+                        r.get::<Option<i64>>("zero_since")?,
+                    ))
+                })
+            })
+            .await?;
+        let Some((refs, zero_since)) = row else {
+            return Ok(false);
+        };
+        if !plan::collectable(blob, refs, zero_since, cutoff)? {
+            return Ok(false);
+        }
+        unlink().await.map_err(MetaError::Place)?;
+        let hash = blob.hash.clone();
+        tx.run(move |c| execute(c, DELETE_BLOB, &[&tier, &hash]))
+            .await?;
+        tx.commit().await?;
+        self.wal.barrier().await?;
+        Ok(true)
+    }
+
+    async fn usage(&self) -> MetaResult<Vec<UsageRow>> {
+        (self.readers)
+            .scan(|c| all_rows(c, USAGE, &[], |r| rows::usage_of(r)))
+            .await
+    }
+
+    async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>> {
+        (self.readers)
+            .scan(|c| all_rows(c, REFCOUNT_MISMATCHES, &[], |r| rows::mismatch_of(r)))
+            .await
+    }
+
+    async fn blobs_to_verify(&self, limit: usize) -> MetaResult<Vec<BlobRow>> {
+        let limit = to_i64(limit);
+        (self.readers)
+            .scan(move |c| all_rows(c, BLOBS_TO_VERIFY, &[&limit], |r| rows::blob_row_of(r)))
+            .await
+    }
+
+    async fn blob_data(&self, blob: &BlobId) -> MetaResult<Option<Vec<u8>>> {
+        let tier = blob.tier.as_str();
+        (self.readers).point(|c| scalar(c, BLOB_DATA, &[&tier, &blob.hash]))
+    }
+
+    async fn mark_verified(&self, blob: &BlobId, intact: bool) -> MetaResult<()> {
+        let args = args![
+            blob.tier.as_str(),
+            blob.hash.clone(),
+            crate::now_micros(),
+            !intact
+        ];
+        self.write_one(MARK_VERIFIED, args).await?;
+        Ok(())
+    }
+
+    async fn blob_rows(&self, after: &str, limit: usize) -> MetaResult<Vec<BlobRow>> {
+        let (after, limit) = (after.to_owned(), to_i64(limit));
+        (self.readers)
+            .scan(move |c| all_rows(c, BLOB_ROWS, &[&after, &limit], |r| rows::blob_row_of(r)))
+            .await
+    }
+
+    async fn blob_exists(&self, blob: &BlobId) -> MetaResult<bool> {
+        let tier = blob.tier.as_str();
+        let found =
+            (self.readers).point(|c| scalar::<i64>(c, BLOB_EXISTS, &[&tier, &blob.hash]))?;
+        Ok(found.is_some())
+    }
+
+    async fn adopt_blob(&self, blob: &BlobId, size: u64) -> MetaResult<bool> {
+        let args = args![
+            blob.tier.as_str(),
+            blob.hash.clone(),
+            to_i64(size),
+            crate::now_micros()
+        ];
+        Ok(self.write_one(ADOPT_BLOB, args).await? > 0)
+    }
+
+    async fn repair_blob(&self, blob: &BlobId, fix: BlobRepair) -> MetaResult<()> {
+        let (tier, hash) = (blob.tier.as_str(), blob.hash.clone());
+        let (sql, args) = match fix {
+            BlobRepair::SetRefCount(n) => {
+                (SET_REF_COUNT, args![tier, hash, n, crate::now_micros()])
+            }
+            BlobRepair::Delete => (DELETE_UNREFERENCED_BLOB, args![tier, hash]),
+            BlobRepair::MarkCorrupted => (MARK_CORRUPTED, args![tier, hash]),
+        };
+        self.write_one(sql, args).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A fresh SQLite metadata store in a temporary directory (kept as long as the directory).
+    pub async fn open() -> (tempfile::TempDir, SqliteMeta) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+        let meta = SqliteMeta::connect(&url).await.expect("open");
+        (dir, meta)
+    }
+
+    /// A PUT commit of `key`: `blob` (none: an empty object), under `condition`.
+    pub fn put(
+        bucket_id: &str,
+        key: &str,
+        blob: Option<Segment>,
+        condition: WriteCondition,
+    ) -> PutCommit {
+        PutCommit {
+            object_id: uuid::Uuid::now_v7().to_string(),
+            bucket_id: bucket_id.to_owned(),
+            key: key.to_owned(),
+            size: blob.as_ref().map_or(0, |s| s.size),
+            etag: format!("etag-{key}"),
+            headers: Default::default(),
+            storage_class: "STANDARD".into(),
+            blob,
+            condition,
+            checksum: None,
+        }
+    }
+
+    /// Every listing statement (flat pages, and the delimiter walk's one-row seeks) reads the
+    /// objects from the covering index alone, never from the table row by row.
+    #[tokio::test]
+    async fn listings_read_only_the_covering_index() {
+        let (_dir, meta) = open().await;
+        for (inclusive, bounded) in [(false, false), (true, false), (false, true), (true, true)] {
+            let sql = page_sql(inclusive, bounded);
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let x = "x".to_owned();
+            let plan: Vec<String> = meta
+                .readers
+                .point(|c| all_rows(c, &explain, &[&x, &x, &x, &x], |r| r.get("detail")))
+                .expect("plan");
+            let reads: Vec<&String> = plan
+                .iter()
+                .filter(|d| d.contains(" objects ") || d.contains(" o "))
+                .collect();
+            assert!(!reads.is_empty(), "{sql}: {plan:?}");
+            for d in reads {
+                assert!(
+                    d.contains("USING COVERING INDEX objects_listing"),
+                    "{sql}: {d}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Statement texts both databases run as they are: `$N` placeholders (SQLite binds them by
+//! name), BIGINT microseconds, keys in byte order. What only one database runs is in its own
+//! module.
+//!
+//! `LIMIT +$N`, never `LIMIT $N`: SQLite's planner reads a bare bound LIMIT and marks the
+//! statement for re-preparation whenever that parameter is bound again (every execution), a
+//! full parse and plan per listing page. Unary plus hides the parameter from it.
+
+/// An object row's columns (alias `o`: the queries join segments and blobs).
+pub(super) const OBJECT_COLS: &str = "o.id, o.key, o.size, o.etag, o.content_type, \
+    o.content_encoding, o.content_disposition, o.content_language, o.cache_control, o.expires, \
+    o.user_meta, o.tags, o.storage_class, o.created_at, o.parts_count, o.checksum_algo, \
+    o.checksum_value, o.checksum_type";
+
+/// An object's segments (`s`) and whether their blobs (`b`) are marked corrupted.
+pub(super) const SEGMENT_COLS: &str = "s.tier AS seg_tier, s.blob_hash, s.size AS seg_size, \
+    COALESCE(b.corrupted, FALSE) AS corrupted";
+pub(super) const SEGMENT_JOIN: &str = "LEFT JOIN object_segments s ON s.object_id = o.id \
+    LEFT JOIN blobs b ON b.tier = s.tier AND b.hash = s.blob_hash";
+
+/// An inline blob's bytes (in `SEGMENT_JOIN`'s `s`), when `$cond` holds.
+macro_rules! inline_data_col {
+    ($cond:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $cond,
+            " THEN (SELECT d.data FROM blob_data d WHERE d.tier = s.tier \
+             AND d.hash = s.blob_hash) END AS inline_data"
+        )
+    };
+}
+pub(super) use inline_data_col;
+
+/// The current version of key `$2` in bucket `$1`, with its segments (one row each).
+pub(super) const LATEST_IN_SQL: &str = const_format::concatcp!(
+    "SELECT ",
+    OBJECT_COLS,
+    ", ",
+    SEGMENT_COLS,
+    " FROM objects o ",
+    SEGMENT_JOIN,
+    " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
+);
+
+/// A `BlobRow`'s columns, selected `FROM blobs` (unaliased).
+const BLOB_ROW_COLS: &str = "tier, hash, size, ref_count, corrupted, EXISTS (SELECT 1 FROM \
+    blob_data d WHERE d.tier = blobs.tier AND d.hash = blobs.hash) AS inline";
+
+pub(super) const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, \
+    storage_class, content_type, content_encoding, content_disposition, content_language, \
+    cache_control, expires, user_meta, tags, checksum_algo, checksum_type";
+
+const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, checksum_value";
+
+/// A listing page: current versions of bucket `$1` from `$2` (inclusive or not), below `$4`
+/// when `bounded`, at most `$3`. The columns are `rows::list_entry_of`'s.
+pub(super) fn page_sql(start_inclusive: bool, bounded: bool) -> &'static str {
+    macro_rules! page_sql {
+        ($cond:literal) => {
+            concat!(
+                "SELECT key, size, etag, storage_class, created_at FROM objects \
+                 WHERE bucket_id = $1 AND is_latest AND ",
+                $cond,
+                " ORDER BY key LIMIT +$3"
+            )
+        };
+    }
+    match (start_inclusive, bounded) {
+        (false, false) => page_sql!("key > $2"),
+        (true, false) => page_sql!("key >= $2"),
+        (false, true) => page_sql!("key > $2 AND key < $4"),
+        (true, true) => page_sql!("key >= $2 AND key < $4"),
+    }
+}
+
+pub(super) const INSERT_TENANT: &str =
+    "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
+pub(super) const TENANT_ID: &str = "SELECT id FROM tenants WHERE name = $1";
+pub(super) const INSERT_ACCESS_KEY: &str = "INSERT INTO access_keys (access_key_id, secret, \
+    tenant_id, read_only, created_at) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const ACCESS_KEY: &str = "SELECT access_key_id, secret, tenant_id, read_only \
+    FROM access_keys WHERE access_key_id = $1 AND disabled_at IS NULL";
+pub(super) const TENANT_HAS_KEYS: &str =
+    "SELECT CAST(1 AS BIGINT) FROM access_keys WHERE tenant_id = $1 LIMIT 1";
+
+pub(super) const INSERT_BUCKET: &str = "INSERT INTO buckets (id, tenant_id, name, created_at) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO NOTHING";
+pub(super) const LIST_BUCKETS: &str =
+    "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 ORDER BY name";
+pub(super) const BUCKET_EXISTS: &str = "SELECT CAST(1 AS BIGINT) FROM buckets WHERE id = $1";
+pub(super) const BUCKET_HAS_CURRENT: &str =
+    "SELECT CAST(1 AS BIGINT) FROM objects WHERE bucket_id = $1 AND is_latest LIMIT 1";
+/// A bucket's remaining rows are DELETING versions, which released their blobs when they were
+/// demoted; `status <> 'COMMITTED'` lets the partial index `objects_by_status` find them. A row
+/// of any other kind fails the bucket's foreign key instead of being lost.
+pub(super) const DELETE_BUCKET_VERSIONS: &str =
+    "DELETE FROM objects WHERE status <> 'COMMITTED' AND bucket_id = $1";
+pub(super) const DELETE_BUCKET: &str = "DELETE FROM buckets WHERE id = $1";
+
+pub(super) const BUCKET_CONFIG: &str =
+    "SELECT value FROM bucket_configs WHERE bucket_id = $1 AND kind = $2";
+pub(super) const SET_BUCKET_CONFIG: &str = "INSERT INTO bucket_configs (bucket_id, kind, value) \
+    VALUES ($1, $2, $3) ON CONFLICT (bucket_id, kind) DO UPDATE SET value = excluded.value";
+pub(super) const DELETE_BUCKET_CONFIG: &str =
+    "DELETE FROM bucket_configs WHERE bucket_id = $1 AND kind = $2";
+
+pub(super) const OBJECT_ACL: &str = "SELECT acl FROM objects WHERE id = $1";
+pub(super) const UPLOAD_ACL: &str = "SELECT acl FROM multipart_uploads WHERE upload_id = $1";
+pub(super) const SET_OBJECT_ACL: &str = "UPDATE objects SET acl = $2 WHERE id = $1";
+pub(super) const SET_UPLOAD_ACL: &str =
+    "UPDATE multipart_uploads SET acl = $2 WHERE upload_id = $1";
+pub(super) const SET_TAGS: &str =
+    "UPDATE objects SET tags = $3 WHERE bucket_id = $1 AND key = $2 AND is_latest";
+
+pub(super) const INSERT_UPLOAD: &str = "INSERT INTO multipart_uploads (upload_id, bucket_id, \
+    key, initiated, tier, storage_class, content_type, content_encoding, content_disposition, \
+    content_language, cache_control, expires, user_meta, checksum_algo, checksum_type, tags) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+pub(super) const UPLOAD: &str = const_format::concatcp!(
+    "SELECT ",
+    UPLOAD_COLS,
+    " FROM multipart_uploads WHERE upload_id = $1 AND bucket_id = $2"
+);
+pub(super) const LIST_UPLOADS: &str = const_format::concatcp!(
+    "SELECT ",
+    UPLOAD_COLS,
+    " FROM multipart_uploads WHERE bucket_id = $1 AND key >= $2 \
+     AND (key > $3 OR (key = $3 AND upload_id > $4)) ORDER BY key, upload_id LIMIT +$5"
+);
+pub(super) const STALE_UPLOADS: &str = "SELECT bucket_id, upload_id FROM multipart_uploads \
+    WHERE initiated < $1 ORDER BY initiated LIMIT +$2";
+pub(super) const DELETE_UPLOAD: &str = "DELETE FROM multipart_uploads WHERE upload_id = $1";
+
+pub(super) const PART: &str = const_format::concatcp!(
+    "SELECT ",
+    PART_COLS,
+    " FROM upload_parts WHERE upload_id = $1 AND part_number = $2"
+);
+pub(super) const ALL_PARTS: &str = const_format::concatcp!(
+    "SELECT ",
+    PART_COLS,
+    " FROM upload_parts WHERE upload_id = $1 ORDER BY part_number"
+);
+pub(super) const LIST_PARTS: &str = const_format::concatcp!(
+    "SELECT ",
+    PART_COLS,
+    " FROM upload_parts WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT +$3"
+);
+pub(super) const UPSERT_PART: &str = "INSERT INTO upload_parts (upload_id, part_number, tier, \
+    blob_hash, size, etag, created_at, checksum_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    ON CONFLICT (upload_id, part_number) DO UPDATE SET tier = excluded.tier, \
+    blob_hash = excluded.blob_hash, size = excluded.size, etag = excluded.etag, \
+    created_at = excluded.created_at, checksum_value = excluded.checksum_value";
+pub(super) const INSERT_OBJECT_PART: &str = "INSERT INTO object_parts (object_id, seq, \
+    part_number, size, checksum) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const OBJECT_PARTS: &str = "SELECT seq, part_number, size, checksum FROM object_parts \
+    WHERE object_id = $1 AND seq > $2 ORDER BY seq LIMIT +$3";
+
+pub(super) const PURGE_DELETED: &str = "DELETE FROM objects WHERE id IN (SELECT id FROM objects \
+    WHERE status = 'DELETING' AND deleted_at < $1 LIMIT +$2)";
+pub(super) const COLLECTABLE_BLOBS: &str = "SELECT tier, hash FROM blobs \
+    WHERE ref_count = 0 AND zero_since < $1 ORDER BY zero_since LIMIT +$2";
+pub(super) const DELETE_BLOB: &str = "DELETE FROM blobs WHERE tier = $1 AND hash = $2";
+pub(super) const REFCOUNT_MISMATCHES: &str = "WITH refs AS ( \
+       SELECT s.tier, s.blob_hash AS hash FROM object_segments s \
+       JOIN objects o ON o.id = s.object_id WHERE o.status = 'COMMITTED' \
+       UNION ALL \
+       SELECT tier, blob_hash AS hash FROM upload_parts WHERE blob_hash IS NOT NULL), \
+     counted AS (SELECT tier, hash, CAST(COUNT(*) AS BIGINT) AS n FROM refs GROUP BY tier, hash) \
+     SELECT b.tier, b.hash, b.ref_count, CAST(COALESCE(c.n, 0) AS BIGINT) AS actual \
+     FROM blobs b LEFT JOIN counted c ON c.tier = b.tier AND c.hash = b.hash \
+     WHERE b.ref_count <> COALESCE(c.n, 0) \
+     UNION ALL \
+     SELECT c.tier, c.hash, CAST(NULL AS BIGINT), c.n FROM counted c \
+     LEFT JOIN blobs b ON b.tier = c.tier AND b.hash = c.hash WHERE b.hash IS NULL";
+pub(super) const BLOBS_TO_VERIFY: &str = const_format::concatcp!(
+    "SELECT ",
+    BLOB_ROW_COLS,
+    " FROM blobs WHERE NOT corrupted ORDER BY COALESCE(verified_at, 0), hash LIMIT +$1"
+);
+pub(super) const BLOB_DATA: &str = "SELECT data FROM blob_data WHERE tier = $1 AND hash = $2";
+pub(super) const MARK_VERIFIED: &str = "UPDATE blobs SET verified_at = $3, \
+    corrupted = (corrupted OR $4) WHERE tier = $1 AND hash = $2";
+pub(super) const BLOB_ROWS: &str = const_format::concatcp!(
+    "SELECT ",
+    BLOB_ROW_COLS,
+    " FROM blobs WHERE hash > $1 ORDER BY hash LIMIT +$2"
+);
+pub(super) const BLOB_EXISTS: &str =
+    "SELECT CAST(1 AS BIGINT) FROM blobs WHERE tier = $1 AND hash = $2";
+pub(super) const ADOPT_BLOB: &str = "INSERT INTO blobs (tier, hash, size, ref_count, zero_since, \
+    created_at) VALUES ($1, $2, $3, 0, $4, $4) ON CONFLICT (tier, hash) DO NOTHING";
+pub(super) const SET_REF_COUNT: &str = "UPDATE blobs SET ref_count = $3, zero_since = CASE \
+    WHEN $3 = 0 THEN COALESCE(zero_since, $4) ELSE NULL END WHERE tier = $1 AND hash = $2";
+pub(super) const DELETE_UNREFERENCED_BLOB: &str =
+    "DELETE FROM blobs WHERE tier = $1 AND hash = $2 AND ref_count = 0";
+pub(super) const MARK_CORRUPTED: &str =
+    "UPDATE blobs SET corrupted = TRUE WHERE tier = $1 AND hash = $2";
+pub(super) const USAGE: &str = "SELECT t.name AS tenant, b.name AS bucket, \
+    CAST(COUNT(o.id) AS BIGINT) AS objects, CAST(COALESCE(SUM(o.size), 0) AS BIGINT) AS bytes \
+    FROM buckets b JOIN tenants t ON t.id = b.tenant_id \
+    LEFT JOIN objects o ON o.bucket_id = b.id AND o.is_latest \
+    GROUP BY t.name, b.name ORDER BY t.name, b.name";
