@@ -29,7 +29,8 @@ pub enum Command {
     Fsck {
         #[command(flatten)]
         store: ServeArgs,
-        /// Apply the safe repairs (see ARCHITECTURE.md).
+        /// Apply the safe repairs: counts set to the references that exist, rows of vanished
+        /// unreferenced blobs dropped, referenced blobs without bytes marked corrupted.
         #[arg(long)]
         repair: bool,
     },
