@@ -28,7 +28,7 @@ use crate::meta::{
     SourceCondition, WriteCondition,
 };
 use bytes::Bytes;
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -342,6 +342,33 @@ impl Engine {
             self.adopt_orphan(tier, &hash, written.size).await;
         }
         Ok(committed?)
+    }
+
+    /// Write path step 3a, before the commit: places the temp file at its content address
+    /// (`BlobStore::place`). Returns the re-check the commit runs under the blob's row lock.
+    async fn placer(
+        &self,
+        tier: Tier,
+        tmp: &str,
+        hash: &str,
+        size: u64,
+    ) -> Result<
+        impl Fn() -> futures::future::BoxFuture<'static, std::io::Result<()>> + Send + Sync + use<>,
+    > {
+        let placed = match self.blobs.place(tier, tmp, hash, size).await {
+            Ok(p) => p,
+            Err(e) => {
+                // It may be linked without a row (e.g. the directory fsync failed).
+                self.adopt_orphan(tier, hash, size).await;
+                return Err(e.into());
+            }
+        };
+        crate::fault::crash_point(crate::fault::Fault::AfterPlace);
+        let (blobs, tmp, hash) = (self.blobs.clone(), tmp.to_owned(), hash.to_owned());
+        Ok(move || {
+            let (blobs, tmp, hash) = (blobs.clone(), tmp.clone(), hash.clone());
+            async move { blobs.confirm(tier, &tmp, &hash, placed).await }.boxed()
+        })
     }
 
     /// After a failed commit the blob may have been placed with its row rolled back: hand such a

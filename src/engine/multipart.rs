@@ -4,13 +4,13 @@
 
 use super::checksum::{self, ChecksumSpec};
 use super::{ByteRange, Caller, Engine, Error, Result, storage_tier};
-use crate::blobs::{BodyError, ChecksumAlgo, Tier};
+use crate::blobs::{BodyError, ChecksumAlgo};
 use crate::meta::{
     AclOf, Assembled, Checksum, CompleteCommit, MetaError, ObjectHeaders, ObjectPart, ObjectRow,
     PartRow, Segment, SourceCondition, UploadRow, WriteCondition,
 };
 use bytes::Bytes;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 
 /// Part numbers run from 1 to this (S3's limit).
@@ -346,33 +346,6 @@ impl Engine {
         Ok((part, answered))
     }
 
-    /// Write path step 3a, before the commit: places the temp file at its content address
-    /// (`BlobStore::place`). Returns the re-check the commit runs under the blob's row lock.
-    pub(super) async fn placer(
-        &self,
-        tier: Tier,
-        tmp: &str,
-        hash: &str,
-        size: u64,
-    ) -> Result<
-        impl Fn() -> futures::future::BoxFuture<'static, std::io::Result<()>> + Send + Sync + use<>,
-    > {
-        let placed = match self.blobs.place(tier, tmp, hash, size).await {
-            Ok(p) => p,
-            Err(e) => {
-                // It may be linked without a row (e.g. the directory fsync failed).
-                self.adopt_orphan(tier, hash, size).await;
-                return Err(e.into());
-            }
-        };
-        crate::fault::crash_point(crate::fault::Fault::AfterPlace);
-        let (blobs, tmp, hash) = (self.blobs.clone(), tmp.to_owned(), hash.to_owned());
-        Ok(move || {
-            let (blobs, tmp, hash) = (blobs.clone(), tmp.clone(), hash.clone());
-            async move { blobs.confirm(tier, &tmp, &hash, placed).await }.boxed()
-        })
-    }
-
     /// UploadPartCopy: the bytes of `range` of the source become this part's blob.
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part_copy(
@@ -618,6 +591,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blobs::Tier;
 
     fn part(n: i32, size: u64, body: &[u8]) -> PartRow {
         PartRow {

@@ -29,7 +29,7 @@ const SIGV4: &str = "AWS4-HMAC-SHA256 ";
 /// The checks of the module doc, for every request but browser POST forms (signed by their
 /// policy, not by headers).
 pub fn check<B>(req: &http::Request<B>) -> Result<(), S3Error> {
-    if req.method() == http::Method::POST && super::limits::is_form(req) {
+    if req.method() == http::Method::POST && super::form::is_form(req) {
         return Ok(());
     }
     let query = super::sigv2::parse_query(req.uri().query().unwrap_or(""));

@@ -4,7 +4,7 @@
 //! hashed its whole body before sending it holds that body anyway, so such bodies are small in
 //! practice: up to `MAX_UNSIZED` bytes are read here and handed to s3s with their length known.
 //! A longer one is refused as before (411). It is read before the signature is verified, hence
-//! the same bound as a browser form's head (`limits::FilenameKey`).
+//! the same bound as a browser form's head (`form::FilenameKey`).
 
 use http_body_util::BodyExt;
 use s3s::{S3Error, s3_error};

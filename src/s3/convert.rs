@@ -155,7 +155,7 @@ pub fn body(blob: StreamingBlob) -> impl Stream<Item = Result<Bytes, BodyError>>
             if msg.contains("Sha256Mismatch") {
                 BodyError::Sha256Mismatch
             } else if msg.contains("ChunkTooLarge") {
-                BodyError::TooLarge(super::limits::MAX_CHUNK)
+                BodyError::TooLarge(super::aws_chunked::MAX_CHUNK)
             } else if msg.contains("SignatureMismatch") {
                 BodyError::SignatureMismatch
             } else if msg.contains("Incomplete")

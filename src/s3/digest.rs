@@ -63,7 +63,7 @@ fn has_param(query: Option<&str>, names: &[&str]) -> bool {
 /// Whether the request's body is an XML document s3s reads whole (not object bytes, not a
 /// browser form, not aws-chunked framing).
 fn xml_body<B>(req: &http::Request<B>) -> bool {
-    if super::limits::is_aws_chunked(req) || super::limits::is_form(req) {
+    if super::aws_chunked::is_aws_chunked(req) || super::form::is_form(req) {
         return false;
     }
     match *req.method() {

@@ -8,6 +8,7 @@ mod access;
 mod acl;
 mod auth;
 mod authcheck;
+mod aws_chunked;
 mod bucket;
 mod bucket_config;
 mod chunked;
@@ -15,6 +16,7 @@ mod convert;
 mod cors;
 mod digest;
 mod error;
+mod form;
 mod host;
 mod limits;
 mod linger;
@@ -119,7 +121,7 @@ impl Protocol {
             sigv2::add_slash(&mut req);
         }
         let verdict = digest::Verdict::default();
-        let chunked = limits::is_aws_chunked(&req);
+        let chunked = aws_chunked::is_aws_chunked(&req);
         // A browser POST's form fields, once read (`post`).
         let mut form = None;
         let req = if chunked::needs_length(&req) {
@@ -128,7 +130,7 @@ impl Protocol {
                 Err(e) => return refuse(e, leftover, request_id, &resource).await,
             }
         } else if chunked {
-            req.map(|b| Body::http_body_unsync(limits::ChunkCap::new(b)))
+            req.map(|b| Body::http_body_unsync(aws_chunked::ChunkCap::new(b)))
         } else if req.method() == http::Method::POST
             && let Some(ctype) = req
                 .headers()
@@ -137,14 +139,14 @@ impl Protocol {
                 .filter(|v| v.starts_with("multipart/form-data"))
         {
             // Rechunk outermost: it also cuts the (up to 1 MiB) head FilenameKey passes on.
-            let boundary = limits::form_boundary(ctype).map(str::to_owned);
+            let boundary = form::form_boundary(ctype).map(str::to_owned);
             let fields = post::Form::default();
             form = Some(fields.clone());
             let mut req = req;
             req.extensions_mut().insert(fields.clone());
             req.map(|b| {
-                let b = limits::FilenameKey::new(b, boundary.as_deref(), fields);
-                Body::http_body_unsync(limits::Rechunk::new(b))
+                let b = form::FilenameKey::new(b, boundary.as_deref(), fields);
+                Body::http_body_unsync(form::Rechunk::new(b))
             })
         } else if let Some(expect) = expect {
             req.map(|b| Body::http_body(digest::Check::new(b, expect, verdict.clone())))

@@ -3,7 +3,7 @@
 //!
 //! s3s parses the form, verifies the signature, checks the policy and calls `put_object` with
 //! what it parsed. Around it:
-//! - `limits::FilenameKey` reads the fields ahead of the file part and records them in the
+//! - `form::FilenameKey` reads the fields ahead of the file part and records them in the
 //!   request's `Form`. It also takes the `x-amz-checksum-*` fields that the policy names in no
 //!   condition out of the form: S3 verifies them without asking the policy for one, s3s refuses
 //!   every field the policy does not name.

@@ -96,7 +96,7 @@ pub fn candidate<B>(req: &http::Request<B>, domains: &[String]) -> Option<Candid
         return None;
     }
     // A browser POST form is checked by its policy signature, not this one.
-    if req.method() == http::Method::POST && super::limits::is_form(req) {
+    if req.method() == http::Method::POST && super::form::is_form(req) {
         return None;
     }
     // Virtual-hosted (s3s asks the host only when it is not an IP address): `/x` is a key.
