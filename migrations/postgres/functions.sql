@@ -9,71 +9,21 @@
 -- A broken invariant raises SQLSTATE JS001 (a referenced blob without its row); keys repeated
 -- within one call raise JS002 (the caller then commits the items one at a time).
 
--- Applies reference changes, one per element: `p_delta` +1 (a new reference) or -1 (a released
--- one) on blob (`p_tier`, `p_hash`). A blob `p_new` was just written: its row may not exist
--- yet and is created with `p_size` (and its inline bytes `p_data`, when given). Every other
--- blob must have its row: a reference to a blob without one is JS001.
-CREATE OR REPLACE FUNCTION js_refs(
-    p_tier TEXT[], p_hash TEXT[], p_delta INTEGER[], p_size BIGINT[], p_new BOOLEAN[],
-    p_data BYTEA[], p_now BIGINT)
-RETURNS VOID LANGUAGE plpgsql
--- Planned once per connection (a custom plan per call was the planner's work on every commit),
--- and every statement has an index to probe: from a young table's statistics a generic plan
--- would scan it, and keep doing so.
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-AS $$
-DECLARE
-    v_lost BIGINT;
-BEGIN
-    -- Each blob's net change. One that gains (net >= 0) is upserted; one that only loses is
-    -- decremented and must have its row; a blob that is released, or was not just written,
-    -- must not be created here.
-    WITH d AS (
-        SELECT x.tier, x.hash, sum(x.delta) AS net, bool_or(x.delta > 0) AS gains,
-            bool_or(x.delta < 0) AS releases, bool_or(x.is_new) AS is_new, max(x.size) AS size
-        FROM unnest(p_tier, p_hash, p_delta, p_size, p_new) AS x(tier, hash, delta, size, is_new)
-        GROUP BY x.tier, x.hash
-    ), up AS (
-        INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at)
-        SELECT d.tier, d.hash, d.size, d.net, CASE WHEN d.net = 0 THEN p_now END, p_now
-            FROM d WHERE d.gains AND d.net >= 0
-            ORDER BY d.tier <> 'hot', d.hash COLLATE "C"
-        ON CONFLICT (tier, hash) DO UPDATE
-            SET ref_count = blobs.ref_count + excluded.ref_count, zero_since = NULL
-        RETURNING blobs.tier, blobs.hash, (xmax = 0) AS created
-    ), down AS (
-        UPDATE blobs b SET ref_count = b.ref_count + d.net,
-                zero_since = CASE WHEN b.ref_count + d.net = 0 THEN p_now ELSE b.zero_since END
-            FROM d WHERE d.net < 0 AND b.tier = d.tier AND b.hash = d.hash
-            RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM d WHERE d.net < 0) - (SELECT count(*) FROM down)
-        + (SELECT count(*) FROM up JOIN d USING (tier, hash)
-            WHERE up.created AND (d.releases OR NOT d.is_new))
-        INTO v_lost;
-    IF v_lost <> 0 THEN
-        RAISE EXCEPTION '% referenced blob(s) have no row', v_lost USING ERRCODE = 'JS001';
-    END IF;
-    -- Inline bytes, once their blob rows exist (the foreign key); bytes already there stay.
-    INSERT INTO blob_data (tier, hash, data)
-    SELECT u.tier, u.hash, u.data
-        FROM unnest(p_tier, p_hash, p_data) AS u(tier, hash, data)
-        WHERE u.data IS NOT NULL
-        ORDER BY u.tier <> 'hot', u.hash COLLATE "C"
-    ON CONFLICT (tier, hash) DO NOTHING;
-END
-$$;
-
--- Commits versions: every PUT, copy and CompleteMultipartUpload (a new current version of its
--- key, `p_*`, one element per item) and every DELETE (`d_*`: the key's current version goes,
--- its bucket found by tenant and name). Per item, under its key's lock: its condition is
--- checked against the current version; if it holds, that version is demoted (DELETING, its
--- references released), and a new version is inserted with its segments (`s_*`, in order,
--- `s_item` its item's position in `p_id`) and their references. `r_*`: references released
--- with an item that writes (a completed upload's parts). Returns one outcome per item, the
--- PUTs' first: 'ok', 'precondition_failed' or 'no_such_key' for a new version; 'deleted',
--- 'absent' or 'no_such_bucket' for a DELETE.
+-- Commits versions and blob references: every PUT, copy and CompleteMultipartUpload (a new
+-- current version of its key, `p_*`, one element per item), every DELETE (`d_*`: the key's
+-- current version goes, its bucket found by tenant and name), and the references of upload
+-- parts. Per item, under its key's lock: its condition is checked against the current version;
+-- if it holds, that version is demoted (DELETING, its references released), and a new version
+-- is inserted with its segments and their references.
+--
+-- `s_*`: references added, one per segment: `s_item` is the item's position in `p_id` (its
+-- segment number `s_seq`), or 0 for a reference of no version (an upload part's). A blob
+-- `s_new` was just written: its row may not exist yet and is created (with its inline bytes
+-- `s_data`); every other referenced blob must have its row (else JS001). `r_*`: references
+-- released, with the item that writes (a completed upload's parts) or, item 0, regardless.
+--
+-- Returns one outcome per item, the PUTs' first: 'ok', 'precondition_failed' or 'no_such_key'
+-- for a new version; 'deleted', 'absent' or 'no_such_bucket' for a DELETE.
 --
 -- Conditions (`p_cond`): 0 none; 1 If-None-Match `*` (no current version); 2 If-Match
 -- (`p_cond_etag`, or any version when NULL); 3 If-None-Match with an ETag.
@@ -84,11 +34,14 @@ CREATE OR REPLACE FUNCTION js_commit(
     p_storage_class TEXT[], p_tier TEXT[], p_created_at BIGINT[], p_parts_count INTEGER[],
     p_checksum_algo TEXT[], p_checksum_value TEXT[], p_checksum_type TEXT[], p_tags TEXT[],
     p_cond INTEGER[], p_cond_etag TEXT[],
-    s_item INTEGER[], s_tier TEXT[], s_hash TEXT[], s_size BIGINT[], s_new BOOLEAN[],
-    s_data BYTEA[],
+    s_item INTEGER[], s_seq INTEGER[], s_tier TEXT[], s_hash TEXT[], s_size BIGINT[],
+    s_new BOOLEAN[], s_data BYTEA[],
     r_item INTEGER[], r_tier TEXT[], r_hash TEXT[],
     d_tenant_id TEXT[], d_bucket TEXT[], d_key TEXT[], p_now BIGINT)
 RETURNS TEXT[] LANGUAGE plpgsql
+-- Planned once per connection (a custom plan per call was the planner's work on every commit),
+-- and every statement has an index to probe: from a young table's statistics a generic plan
+-- would scan it, and keep doing so.
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS $$
@@ -106,7 +59,7 @@ DECLARE
     -- The current versions the call replaces or deletes.
     v_gone TEXT[] := '{}';
     v_locks BIGINT[];
-    v_refs RECORD;
+    v_lost BIGINT;
     o TEXT;
 BEGIN
     SELECT COALESCE(array_agg(b.id ORDER BY u.ord), '{}') INTO v_bucket
@@ -196,35 +149,60 @@ BEGIN
         WHERE u.act;
     END IF;
 
-    -- +1 per segment of a new version, -1 per segment of a version gone and per release that
-    -- comes with a written item.
-    SELECT array_agg(x.tier) AS tier, array_agg(x.hash) AS hash, array_agg(x.delta) AS delta,
-            array_agg(x.size) AS size, array_agg(x.is_new) AS is_new, array_agg(x.data) AS data
-        INTO v_refs
-        FROM (
-            SELECT s.tier, s.hash, 1 AS delta, s.size, s.is_new, s.data
-                FROM unnest(s_item, s_tier, s_hash, s_size, s_new, s_data)
-                    AS s(item, tier, hash, size, is_new, data)
-                WHERE v_act[s.item]
-            UNION ALL
-            SELECT g.tier, g.blob_hash, -1, g.size, FALSE, NULL
-                FROM object_segments g WHERE g.object_id = ANY (v_gone)
-            UNION ALL
-            SELECT r.tier, r.hash, -1, NULL, FALSE, NULL
-                FROM unnest(r_item, r_tier, r_hash) AS r(item, tier, hash)
-                WHERE v_act[r.item]
-        ) x;
-    IF v_refs.tier IS NOT NULL THEN
-        PERFORM js_refs(v_refs.tier, v_refs.hash, v_refs.delta, v_refs.size, v_refs.is_new,
-            v_refs.data, p_now);
+    -- Each blob's net change: +1 per reference added, -1 per segment of a version gone and per
+    -- release. A blob that gains (net >= 0) is upserted, in lock order; one that only loses is
+    -- decremented and must have its row; a blob that is released, or was not just written, must
+    -- not be created here.
+    WITH x AS (
+        SELECT s.tier, s.hash, 1 AS delta, s.size, s.is_new
+            FROM unnest(s_item, s_tier, s_hash, s_size, s_new)
+                AS s(item, tier, hash, size, is_new)
+            WHERE s.item = 0 OR v_act[s.item]
+        UNION ALL
+        SELECT g.tier, g.blob_hash, -1, g.size, FALSE
+            FROM object_segments g WHERE g.object_id = ANY (v_gone)
+        UNION ALL
+        SELECT r.tier, r.hash, -1, NULL, FALSE
+            FROM unnest(r_item, r_tier, r_hash) AS r(item, tier, hash)
+            WHERE r.item = 0 OR v_act[r.item]
+    ), d AS (
+        SELECT x.tier, x.hash, sum(x.delta) AS net, bool_or(x.delta > 0) AS gains,
+            bool_or(x.delta < 0) AS releases, bool_or(x.is_new) AS is_new, max(x.size) AS size
+        FROM x GROUP BY x.tier, x.hash
+    ), up AS (
+        INSERT INTO blobs (tier, hash, size, ref_count, zero_since, created_at)
+        SELECT d.tier, d.hash, d.size, d.net, CASE WHEN d.net = 0 THEN p_now END, p_now
+            FROM d WHERE d.gains AND d.net >= 0
+            ORDER BY d.tier <> 'hot', d.hash COLLATE "C"
+        ON CONFLICT (tier, hash) DO UPDATE
+            SET ref_count = blobs.ref_count + excluded.ref_count, zero_since = NULL
+        RETURNING blobs.tier, blobs.hash, (xmax = 0) AS created
+    ), down AS (
+        UPDATE blobs b SET ref_count = b.ref_count + d.net,
+                zero_since = CASE WHEN b.ref_count + d.net = 0 THEN p_now ELSE b.zero_since END
+            FROM d WHERE d.net < 0 AND b.tier = d.tier AND b.hash = d.hash
+            RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM d WHERE d.net < 0) - (SELECT count(*) FROM down)
+        + (SELECT count(*) FROM up JOIN d USING (tier, hash)
+            WHERE up.created AND (d.releases OR NOT d.is_new))
+        INTO v_lost;
+    IF v_lost <> 0 THEN
+        RAISE EXCEPTION '% referenced blob(s) have no row', v_lost USING ERRCODE = 'JS001';
     END IF;
+    -- Inline bytes, once their blob rows exist (the foreign key); bytes already there stay.
+    INSERT INTO blob_data (tier, hash, data)
+    SELECT u.tier, u.hash, u.data
+        FROM unnest(s_item, s_tier, s_hash, s_data) AS u(item, tier, hash, data)
+        WHERE u.data IS NOT NULL AND (u.item = 0 OR v_act[u.item])
+        ORDER BY u.tier <> 'hot', u.hash COLLATE "C"
+    ON CONFLICT (tier, hash) DO NOTHING;
 
-    -- The new versions' segments, numbered from 0 in the order given.
+    -- The new versions' segments.
     INSERT INTO object_segments (object_id, seq, tier, blob_hash, size)
-    SELECT p_id[s.item], row_number() OVER (PARTITION BY s.item ORDER BY s.ord) - 1, s.tier,
-            s.hash, s.size
-        FROM unnest(s_item, s_tier, s_hash, s_size) WITH ORDINALITY AS s(item, tier, hash, size, ord)
-        WHERE v_act[s.item];
+    SELECT p_id[s.item], s.seq, s.tier, s.hash, s.size
+        FROM unnest(s_item, s_seq, s_tier, s_hash, s_size) AS s(item, seq, tier, hash, size)
+        WHERE s.item > 0 AND v_act[s.item];
     RETURN v_out;
 END
 $$;

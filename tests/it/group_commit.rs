@@ -139,7 +139,7 @@ async fn call_some(
     sqlx::query_scalar::<_, Vec<String>>(
         "SELECT js_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-         $34, $35)",
+         $34, $35, $36)",
     )
     .bind(pick(&g.id, puts))
     .bind(pick(&g.bucket_id, puts))
@@ -169,6 +169,7 @@ async fn call_some(
             .map(|&(item, _)| item)
             .collect::<Vec<i32>>(),
     )
+    .bind(vec![0_i32; with_body.len()])
     .bind(seg(&|i| g.blob_tier[i].clone()))
     .bind(seg(&|i| g.blob_hash[i].clone()))
     .bind(

@@ -1,6 +1,7 @@
-//! Every change of a key's current version on PostgreSQL is one call of `js_commit`
-//! (migrations/postgres/functions.sql), which holds the version and reference rule: PUTs,
-//! DELETEs, copies and completions. This module turns them into the call's arrays.
+//! Every change of a key's current version or of a blob's references on PostgreSQL is one call
+//! of `js_commit` (migrations/postgres/functions.sql), which holds the version and reference
+//! rule: PUTs, DELETEs, copies, completions, and upload parts' references. This module turns
+//! them into the call's arrays.
 //!
 //! Group commit: PUTs without a file to place (inline and empty bodies) and DELETEs that queue
 //! up together are one call (`Group`): one round trip, one transaction, one WAL flush for the
@@ -23,7 +24,7 @@ const GROUPS_IN_FLIGHT: usize = 1;
 
 const COMMIT_SQL: &str = "SELECT js_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-    $32, $33, $34, $35)";
+    $32, $33, $34, $35, $36)";
 
 /// A new current version of a key.
 pub(super) struct Version {
@@ -38,6 +39,13 @@ pub(super) struct Version {
 
 pub(super) enum Item {
     Version(Box<Version>),
+    /// Reference changes of no version (an upload part's): +1 for each of `add` (`new_blob`,
+    /// if among them, was just written), -1 for each of `release`.
+    Refs {
+        add: Vec<Segment>,
+        new_blob: Option<Segment>,
+        release: Vec<Segment>,
+    },
     /// The current version of a key goes; its bucket is found by tenant and name in the call.
     Delete {
         tenant_id: String,
@@ -52,10 +60,20 @@ pub(super) enum Outcome {
     Written,
     /// A DELETE: whether there was a current version (`None`: no such bucket).
     Deleted(Option<bool>),
+    /// References changed.
+    Counted,
 }
 
 impl Outcome {
-    fn of(item: &Item, answer: &str) -> MetaResult<Outcome> {
+    fn of(item: &Item, answer: Option<&str>) -> MetaResult<Outcome> {
+        let Some(answer) = answer else {
+            return match item {
+                Item::Refs { .. } => Ok(Outcome::Counted),
+                _ => Err(MetaError::Invariant(
+                    "js_commit answered too few outcomes".into(),
+                )),
+            };
+        };
         match (item, answer) {
             (Item::Version(_), "ok") => Ok(Outcome::Written),
             (Item::Version(_), "precondition_failed") => Err(MetaError::PreconditionFailed),
@@ -81,16 +99,19 @@ pub(super) async fn call(
         args.push(item);
     }
     let n_versions = args.id.len();
+    let n_answered = items
+        .iter()
+        .filter(|i| !matches!(i, Item::Refs { .. }))
+        .count();
     let answers: Vec<String> = args
         .bind(sqlx::query_scalar(COMMIT_SQL))
         .fetch_one(conn)
         .await
         .map_err(super::commit_error)?;
-    if answers.len() != items.len() {
+    if answers.len() != n_answered {
         return Err(MetaError::Invariant(format!(
-            "js_commit answered {} outcomes for {} items",
+            "js_commit answered {} outcomes for {n_answered} items",
             answers.len(),
-            items.len()
         )));
     }
     // The function answers the versions first, then the DELETEs: back into the items' order.
@@ -102,8 +123,9 @@ pub(super) async fn call(
             let answer = match item {
                 Item::Version(_) => versions.next(),
                 Item::Delete { .. } => deletes.next(),
+                Item::Refs { .. } => None,
             };
-            Outcome::of(item, answer.map_or("", String::as_str))
+            Outcome::of(item, answer.map(String::as_str))
         })
         .collect())
 }
@@ -138,8 +160,8 @@ impl Group {
     }
 }
 
-/// `js_commit`'s arguments: per version (`$1`-`$22`), per segment of a version (`$23`-`$28`),
-/// per release (`$29`-`$31`), per DELETE (`$32`-`$34`), and the time.
+/// `js_commit`'s arguments: per version (`$1`-`$22`), per reference added (`$23`-`$29`), per
+/// release (`$30`-`$32`), per DELETE (`$33`-`$35`), and the time.
 #[derive(Default)]
 struct Call {
     id: Vec<String>,
@@ -165,6 +187,7 @@ struct Call {
     cond: Vec<i32>,
     cond_etag: Vec<Option<String>>,
     s_item: Vec<i32>,
+    s_seq: Vec<i32>,
     s_tier: Vec<&'static str>,
     s_hash: Vec<String>,
     s_size: Vec<i64>,
@@ -182,6 +205,14 @@ impl Call {
     fn push(&mut self, item: &Item) {
         match item {
             Item::Version(v) => self.push_version(v),
+            Item::Refs {
+                add,
+                new_blob,
+                release,
+            } => {
+                self.push_refs(0, add, new_blob.as_ref());
+                self.push_releases(0, release);
+            }
             Item::Delete {
                 tenant_id,
                 bucket,
@@ -227,12 +258,17 @@ impl Call {
         self.cond.push(cond);
         self.cond_etag.push(etag);
         let item = i32::try_from(self.id.len()).unwrap_or(i32::MAX);
-        for s in &r.segments {
-            let new = v
-                .new_blob
-                .as_ref()
-                .filter(|b| b.tier == s.tier && b.hash == s.hash);
+        self.push_refs(item, &r.segments, v.new_blob.as_ref());
+        self.push_releases(item, &v.release);
+    }
+
+    /// A reference per segment, of version `item` (its segments, numbered from 0) or, 0, of
+    /// none. `new_blob`, if among them, was just written.
+    fn push_refs(&mut self, item: i32, segments: &[Segment], new_blob: Option<&Segment>) {
+        for (seq, s) in (0..).zip(segments) {
+            let new = new_blob.filter(|b| b.tier == s.tier && b.hash == s.hash);
             self.s_item.push(item);
+            self.s_seq.push(seq);
             self.s_tier.push(s.tier.as_str());
             self.s_hash.push(s.hash.clone());
             self.s_size.push(to_i64(s.size));
@@ -240,7 +276,10 @@ impl Call {
             self.s_data
                 .push(new.and_then(|b| b.inline.as_ref()).map(|d| d.to_vec()));
         }
-        for s in &v.release {
+    }
+
+    fn push_releases(&mut self, item: i32, release: &[Segment]) {
+        for s in release {
             self.r_item.push(item);
             self.r_tier.push(s.tier.as_str());
             self.r_hash.push(s.hash.clone());
@@ -275,6 +314,7 @@ impl Call {
             .bind(self.cond)
             .bind(self.cond_etag)
             .bind(self.s_item)
+            .bind(self.s_seq)
             .bind(self.s_tier)
             .bind(self.s_hash)
             .bind(self.s_size)

@@ -1,10 +1,9 @@
 //! `MetaStore` on PostgreSQL (sqlx).
 //!
-//! - Version changes (PUT, DELETE, copy, completion): one call of `js_commit` each, or one for
-//!   a group (`commit`). The version and reference rule is in that function
-//!   (migrations/postgres/functions.sql); reference changes without a version change (an
-//!   upload's parts) call its `js_refs`. No statement here demotes a version or counts a
-//!   reference.
+//! - Version changes (PUT, DELETE, copy, completion) and an upload's parts' references: one
+//!   call of `js_commit` each, or one for a group (`commit`). The version and reference rule is
+//!   in that function (migrations/postgres/functions.sql); no statement here demotes a version
+//!   or counts a reference.
 //! - The hot statements (point lookups, group commits, listing pages) run on connections
 //!   outside sqlx's pool (`unpooled`), lookups batched under load (`lookups`).
 //! - Lock order: an upload's row, then the per-key advisory locks, then blob rows in
@@ -16,7 +15,7 @@ mod commit;
 mod lookups;
 mod unpooled;
 
-use super::plan::{self, Delta, check_upload, deltas};
+use super::plan::{self, check_upload};
 use super::rows::{self, to_i64};
 use super::statements::*;
 use super::*;
@@ -105,36 +104,22 @@ fn one(outcomes: Vec<MetaResult<Outcome>>) -> MetaResult<Outcome> {
         .ok_or_else(|| MetaError::Invariant("js_commit answered nothing".into()))?
 }
 
-/// Reference changes without a version change (an upload's parts): one `js_refs` call.
+/// Reference changes of no version (an upload's parts): one `js_commit` call.
 async fn apply_refs(
     tx: &mut sqlx::PgConnection,
-    ds: &[Delta],
+    add: Vec<Segment>,
     new_blob: Option<&Segment>,
+    release: Vec<Segment>,
 ) -> MetaResult<()> {
-    if ds.is_empty() {
+    if add.is_empty() && release.is_empty() {
         return Ok(());
     }
-    let tier: Vec<&str> = ds.iter().map(|d| d.tier.as_str()).collect();
-    let hash: Vec<&str> = ds.iter().map(|d| d.hash.as_str()).collect();
-    let delta: Vec<i32> = ds.iter().map(|d| if d.release { -1 } else { 1 }).collect();
-    let size: Vec<i64> = ds.iter().map(|d| to_i64(d.size)).collect();
-    let new: Vec<bool> = ds.iter().map(|d| d.is_new(new_blob)).collect();
-    let inline = new_blob.and_then(|b| b.inline.as_ref());
-    let data: Vec<Option<&[u8]>> = ds
-        .iter()
-        .map(|d| inline.filter(|_| d.is_new(new_blob)).map(|b| b.as_ref()))
-        .collect();
-    sqlx::query("SELECT js_refs($1, $2, $3, $4, $5, $6, $7)")
-        .bind(tier)
-        .bind(hash)
-        .bind(delta)
-        .bind(size)
-        .bind(new)
-        .bind(data)
-        .bind(crate::now_micros())
-        .execute(tx)
-        .await
-        .map_err(commit_error)?;
+    let item = Item::Refs {
+        add,
+        new_blob: new_blob.cloned(),
+        release,
+    };
+    one(commit::call(tx, &[item]).await?)?;
     Ok(())
 }
 
@@ -170,7 +155,7 @@ async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult
         .into_iter()
         .filter_map(|p| p.blob)
         .collect();
-    apply_refs(&mut *tx, &deltas(&[], &release), None).await?;
+    apply_refs(&mut *tx, Vec::new(), None, release).await?;
     sqlx::query(DELETE_UPLOAD)
         .bind(upload_id)
         .execute(tx)
@@ -178,7 +163,7 @@ async fn drop_upload(tx: &mut sqlx::PgConnection, upload_id: &str) -> MetaResult
     Ok(())
 }
 
-/// A failed `js_commit` or `js_refs`: a broken invariant (SQLSTATE JS001, JS002), a bucket
+/// A failed `js_commit`: a broken invariant (SQLSTATE JS001, JS002), a bucket
 /// deleted meanwhile (a foreign key), or the database's own error.
 fn commit_error(e: sqlx::Error) -> MetaError {
     match &e {
@@ -460,7 +445,7 @@ impl MetaStore for PgMeta {
         };
         match self.group.commit(item).await? {
             Outcome::Deleted(d) => Ok(d),
-            Outcome::Written => Err(MetaError::Invariant("DELETE answered as PUT".into())),
+            _ => Err(MetaError::Invariant("DELETE answered as a write".into())),
         }
     }
 
@@ -570,10 +555,10 @@ impl MetaStore for PgMeta {
             let old = old.as_ref().map(rows::part_of).transpose()?;
             let new: Vec<Segment> = part.blob.iter().cloned().collect();
             let old: Vec<Segment> = old.and_then(|p| p.blob).into_iter().collect();
-            apply_refs(&mut tx, &deltas(&new, &old), part.blob.as_ref()).await?;
+            apply_refs(&mut tx, new, part.blob.as_ref(), old).await?;
             if let Some(place) = place {
-                // Under the new blob's row lock (`js_refs`): the collector cannot unlink the
-                // file now, and one it unlinked earlier is put back.
+                // Under the new blob's row lock (taken by `js_commit`): the collector cannot
+                // unlink the file now, and one it unlinked earlier is put back.
                 place().await.map_err(MetaError::Place)?;
             }
             let blob = part.blob.as_ref();

@@ -31,9 +31,12 @@ const READER_STATEMENTS: usize = 32;
 /// A WAL reader waits only while another connection recovers the WAL index, which takes
 /// milliseconds; past this, the request fails as unavailable rather than hold a thread.
 const READER_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Page cache of each connection, in KiB (SQLite's default is 2,000). Their reads are point
-/// lookups and range scans whose pages the OS caches anyway.
-const READER_CACHE_KIB: u32 = 512;
+/// Page cache of each connection, in KiB (SQLite's default is 2,000). A HEAD's or GET's lookup
+/// touches a leaf of six B-trees; with 512 KiB, 10,000 objects read at random already evicted
+/// the interior pages, and every lookup read ~20 pages back from the OS (GET at 0.7 of this
+/// figure's throughput in the benchmark's lean client step); 4 MiB still lost a tenth of it
+/// there. Pages are allocated as touched: four connections hold at most 32 MiB.
+const READER_CACHE_KIB: u32 = 8192;
 
 /// A key's current version with its segments, and its bucket, by tenant and bucket name: no
 /// row when there is no such bucket, else one per segment (the object's columns NULL when there
