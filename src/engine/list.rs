@@ -8,7 +8,7 @@
 //! O(keys under a prefix).
 
 use super::{Error, Result};
-use crate::meta::{ListEntry, MetaStore, Rollup, prefix_successor};
+use crate::meta::{KeyRange, ListEntry, MetaStore, Rollup, prefix_successor};
 
 /// Rows fetched per statement (bounded; a page needs at most `max_keys + 1` items).
 const BATCH: usize = 1000;
@@ -90,16 +90,15 @@ pub(super) async fn list(
     for _ in 0..(q.max_keys + 3) * 2 {
         let left = q.max_keys - out.items.len() + 1;
         let want = left.min(if walking { BATCH } else { batch });
-        let (start, inclusive) = (cursor.start.as_str(), cursor.inclusive);
+        let range = KeyRange {
+            bucket_id,
+            start: cursor.start.as_str(),
+            start_inclusive: cursor.inclusive,
+            before: upper.as_deref(),
+        };
         let rows = match roll.filter(|_| walking) {
-            Some(r) => {
-                meta.list_walk(bucket_id, start, inclusive, upper.as_deref(), r, want)
-                    .await?
-            }
-            None => {
-                meta.list_page(bucket_id, start, inclusive, upper.as_deref(), want)
-                    .await?
-            }
+            Some(r) => meta.list_walk(range, r, want).await?,
+            None => meta.list_page(range, want).await?,
         };
         let (got, exhausted) = (rows.len(), rows.len() < want);
         match scan(q, rows, walking, &mut out, &mut cursor) {

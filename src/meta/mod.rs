@@ -208,6 +208,16 @@ pub fn prefix_successor(p: &str) -> Option<String> {
     None
 }
 
+/// The keys a listing statement reads: current versions of `bucket_id` from `start` (itself
+/// included or not) and below `before`, in key order.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRange<'a> {
+    pub bucket_id: &'a str,
+    pub start: &'a str,
+    pub start_inclusive: bool,
+    pub before: Option<&'a str>,
+}
+
 /// How a delimiter listing rolls keys up: everything after `prefix` up to and including the
 /// first `delimiter` (non-empty) is a common prefix.
 #[derive(Debug, Clone, Copy)]
@@ -500,27 +510,17 @@ pub trait MetaStore: Send + Sync + 'static {
         key: &str,
         tags: &BTreeMap<String, String>,
     ) -> MetaResult<bool>;
-    /// Current versions with `key > after` (or `>= from`), `key < before`, in key order.
-    async fn list_page(
-        &self,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
-        limit: usize,
-    ) -> MetaResult<Vec<ListEntry>>;
-    /// A delimiter listing's run of common prefixes, one index seek each: from `start` (as
-    /// `list_page`), the keys under each common prefix of `roll` come as one entry whose `key`
+    /// The first `limit` current versions in `range`.
+    async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>>;
+    /// A delimiter listing's run of common prefixes, one index seek each: from the start of
+    /// `range`, the keys under each common prefix of `roll` come as one entry whose `key`
     /// is that prefix (its other fields are those of the first such key), and the walk goes on
     /// past it, one index seek per prefix, until it reaches a key that rolls up into none
     /// (returned last) or `limit` entries. A delimiter ending in U+10FFFF (no successor for a
     /// prefix's last character) ends the walk at its first common prefix.
     async fn list_walk(
         &self,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
+        range: KeyRange<'_>,
         roll: Rollup<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>>;

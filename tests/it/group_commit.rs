@@ -606,8 +606,14 @@ async fn commits_aborted_by_a_deadlock_run_again() {
 async fn unstorable_text_is_the_clients_error() {
     let db = PgDb::create().await;
     let meta = just_storage::meta::open(&db.url()).await.expect("open");
+    let range = just_storage::meta::KeyRange {
+        bucket_id: "no-such-bucket",
+        start: "a\0b",
+        start_inclusive: true,
+        before: None,
+    };
     let e = meta
-        .list_page("no-such-bucket", "a\0b", true, None, 10)
+        .list_page(range, 10)
         .await
         .expect_err("a NUL in a text parameter");
     assert!(e.is_unstorable_text(), "{e:?}");

@@ -462,20 +462,13 @@ impl MetaStore for PgMeta {
         Ok(q.execute(&self.pool).await?.rows_affected() > 0)
     }
 
-    async fn list_page(
-        &self,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
-        limit: usize,
-    ) -> MetaResult<Vec<ListEntry>> {
-        let sql = page_sql(start_inclusive, before.is_some());
+    async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>> {
+        let sql = page_sql(range.start_inclusive, range.before.is_some());
         let mut q = sqlx::query(sql)
-            .bind(bucket_id)
-            .bind(start)
+            .bind(range.bucket_id)
+            .bind(range.start)
             .bind(to_i64(limit));
-        if let Some(b) = before {
+        if let Some(b) = range.before {
             q = q.bind(b);
         }
         self.page_rows(q).await
@@ -483,23 +476,20 @@ impl MetaStore for PgMeta {
 
     async fn list_walk(
         &self,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
+        range: KeyRange<'_>,
         roll: Rollup<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>> {
         let resume = roll.resume_char();
-        let q = sqlx::query(walk_sql(before.is_some()))
-            .bind(bucket_id)
-            .bind(start)
-            .bind(start_inclusive)
+        let q = sqlx::query(walk_sql(range.before.is_some()))
+            .bind(range.bucket_id)
+            .bind(range.start)
+            .bind(range.start_inclusive)
             .bind(roll.prefix)
             .bind(roll.delimiter)
             .bind(resume.as_deref())
             .bind(to_i64(limit));
-        let q = match before {
+        let q = match range.before {
             Some(b) => q.bind(b),
             None => q,
         };

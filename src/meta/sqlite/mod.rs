@@ -379,31 +379,17 @@ impl MetaStore for SqliteMeta {
         Ok(self.write_one(SET_TAGS, args).await? > 0)
     }
 
-    async fn list_page(
-        &self,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
-        limit: usize,
-    ) -> MetaResult<Vec<ListEntry>> {
-        (self.readers)
-            .list_page(bucket_id, start, start_inclusive, before, limit)
-            .await
+    async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>> {
+        self.readers.list_page(range, limit).await
     }
 
     async fn list_walk(
         &self,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
+        range: KeyRange<'_>,
         roll: Rollup<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>> {
-        (self.readers)
-            .list_walk(bucket_id, start, start_inclusive, before, roll, limit)
-            .await
+        self.readers.list_walk(range, roll, limit).await
     }
 
     async fn create_upload(&self, u: &UploadRow) -> MetaResult<()> {

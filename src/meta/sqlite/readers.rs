@@ -13,7 +13,7 @@
 use super::conn;
 use crate::meta::rows::{self, Found, Lookup};
 use crate::meta::statements::{OBJECT_COLS, SEGMENT_COLS, SEGMENT_JOIN, inline_data_col, page_sql};
-use crate::meta::{ListEntry, MetaError, MetaResult, Rollup};
+use crate::meta::{KeyRange, ListEntry, MetaError, MetaResult, Rollup};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -101,47 +101,28 @@ impl Readers {
     /// `MetaStore::list_page`, on the blocking pool.
     pub async fn list_page(
         self: &Arc<Self>,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
+        range: KeyRange<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>> {
-        let (bucket_id, start) = (bucket_id.to_owned(), start.to_owned());
-        let before = before.map(str::to_owned);
-        let limit = rows::to_i64(limit);
-        self.scan(move |c| {
-            let sql = page_sql(start_inclusive, before.is_some());
-            entries(c, sql, &[&bucket_id, &start, &limit, &before])
-        })
-        .await
+        let (range, limit) = (Range::of(range), rows::to_i64(limit));
+        self.scan(move |c| entries(c, &range, limit)).await
     }
 
     /// `MetaStore::list_walk`, on the blocking pool.
     pub async fn list_walk(
         self: &Arc<Self>,
-        bucket_id: &str,
-        start: &str,
-        start_inclusive: bool,
-        before: Option<&str>,
+        range: KeyRange<'_>,
         roll: Rollup<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ListEntry>> {
-        let owned = |s: &str| s.to_owned();
-        let (bucket_id, start, before) = (owned(bucket_id), owned(start), before.map(owned));
-        let (prefix, delimiter) = (owned(roll.prefix), owned(roll.delimiter));
+        let range = Range::of(range);
+        let (prefix, delimiter) = (roll.prefix.to_owned(), roll.delimiter.to_owned());
         self.scan(move |c| {
             let roll = Rollup {
                 prefix: &prefix,
                 delimiter: &delimiter,
             };
-            let from = Seek {
-                bucket_id: &bucket_id,
-                start,
-                inclusive: start_inclusive,
-                before: before.as_deref(),
-            };
-            walk(c, from, roll, limit)
+            walk(c, range, roll, limit)
         })
         .await
     }
@@ -195,12 +176,23 @@ pub(super) fn find_on(c: &Connection, l: &Lookup) -> MetaResult<Found> {
     rows::found_of(l, &mut rows::Named::bound(&mut stmt, &args)?)
 }
 
-/// Where a walk's next one-row seek starts.
-struct Seek<'a> {
-    bucket_id: &'a str,
+/// A `KeyRange` for a thread of the blocking pool; a walk moves its start.
+struct Range {
+    bucket_id: String,
     start: String,
     inclusive: bool,
-    before: Option<&'a str>,
+    before: Option<String>,
+}
+
+impl Range {
+    fn of(r: KeyRange<'_>) -> Range {
+        Range {
+            bucket_id: r.bucket_id.to_owned(),
+            start: r.start.to_owned(),
+            inclusive: r.start_inclusive,
+            before: r.before.map(str::to_owned),
+        }
+    }
 }
 
 /// `list_walk` as a loop of one-row seeks (`page_sql`, LIMIT 1), each from the previous
@@ -209,17 +201,14 @@ struct Seek<'a> {
 /// step in string functions and its work table. Bounded by `limit` seeks.
 fn walk(
     c: &Connection,
-    mut from: Seek<'_>,
+    mut from: Range,
     roll: Rollup<'_>,
     limit: usize,
 ) -> MetaResult<Vec<ListEntry>> {
     let resume = roll.resume_char();
-    let one = 1_i64;
     let mut out = Vec::new();
     while out.len() < limit {
-        let sql = page_sql(from.inclusive, from.before.is_some());
-        let args: [&dyn ToSql; 4] = [&from.bucket_id, &from.start, &one, &from.before];
-        let Some(mut e) = entries(c, sql, &args)?.pop() else {
+        let Some(mut e) = entries(c, &from, 1)?.pop() else {
             break;
         };
         let Some(cp) = roll.common_prefix(&e.key).map(str::to_owned) else {
@@ -248,9 +237,11 @@ fn walk(
     Ok(out)
 }
 
-/// A listing statement's rows (`rows::list_entry_of`'s columns), in key order.
-fn entries(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> MetaResult<Vec<ListEntry>> {
-    conn::rows(c, sql, args, |r| rows::list_entry_of(r))
+/// The first `limit` entries of `range` (`page_sql`), in key order.
+fn entries(c: &Connection, range: &Range, limit: i64) -> MetaResult<Vec<ListEntry>> {
+    let sql = page_sql(range.inclusive, range.before.is_some());
+    let args: [&dyn ToSql; 4] = [&range.bucket_id, &range.start, &limit, &range.before];
+    conn::rows(c, sql, &args, |r| rows::list_entry_of(r))
 }
 
 #[cfg(test)]
@@ -292,11 +283,11 @@ mod tests {
         }
         let walk = |start: &str, inclusive, before: Option<&str>, delimiter: &str, limit| {
             let c = meta.readers.scans.conns[0].lock().expect("connection");
-            let from = Seek {
-                bucket_id: &b.id,
+            let from = Range {
+                bucket_id: b.id.clone(),
                 start: start.to_owned(),
                 inclusive,
-                before,
+                before: before.map(str::to_owned),
             };
             let roll = Rollup {
                 prefix: "",
