@@ -1,7 +1,8 @@
-//! Command-line surface: `serve`, `admin`, `gc`. Parsing only; the work is in the library.
+//! Command-line surface: `serve`, `admin`, `gc`, `scrub`, `fsck`. Parsing only; the work is in
+//! the library.
 
 use crate::config::ServeArgs;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "just-storage", version, about = "S3-compatible object gateway")]
@@ -18,22 +19,52 @@ pub enum Command {
     Admin {
         #[command(flatten)]
         store: ServeArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         #[command(subcommand)]
         command: AdminCommand,
     },
     /// Run the orphan sweep and the collector once, then exit.
-    Gc(ServeArgs),
+    Gc {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Re-hash blobs once (at --scrub-mbps), marking mismatches corrupted; exit 1 if any.
-    Scrub(ServeArgs),
+    Scrub {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Check blob files, blob rows and reference counts against each other; exit 1 if unclean.
     Fsck {
         #[command(flatten)]
         store: ServeArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         /// Apply the safe repairs: counts set to the references that exist, rows of vanished
         /// unreferenced blobs dropped, referenced blobs without bytes marked corrupted.
         #[arg(long)]
         repair: bool,
     },
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines and tables for people.
+    Text,
+    /// One JSON document, for programs.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// `text` for people, `json` for programs (also after an `admin` subcommand).
+    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
+    pub output: Output,
 }
 
 #[derive(Debug, Subcommand)]

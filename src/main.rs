@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use just_storage::cli::{AdminCommand, Cli, Command, KeyCommand, TenantCommand};
+use just_storage::cli::{AdminCommand, Cli, Command, KeyCommand, Output, TenantCommand};
 use just_storage::config::{Config, ServeArgs};
 use just_storage::engine::{Engine, Limits};
 
@@ -24,47 +24,67 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Admin { store, command } => admin(store, command).await,
-        Command::Scrub(args) => {
-            let cfg = Config::from_args(args)?;
+        Command::Admin {
+            store,
+            out,
+            command,
+        } => admin(store, out.output, command).await,
+        Command::Scrub { store, out } => {
+            let cfg = Config::from_args(store)?;
             let engine = open_engine(&cfg).await?;
             let report =
                 just_storage::workers::scrub_once(&engine, cfg.scrub_mbps, usize::MAX).await?;
-            println!("{report:?}");
+            print(out.output, &report, &report)?;
             if report.corrupted > 0 {
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Fsck { store, repair } => {
+        Command::Fsck { store, out, repair } => {
             let cfg = Config::from_args(store)?;
             let engine = open_engine(&cfg).await?;
             let report = just_storage::workers::fsck(&engine, repair, cfg.gc.grace).await?;
-            println!("{report:#?}");
-            println!(
-                "{}",
-                if report.is_clean() {
-                    "fsck: clean"
-                } else {
-                    "fsck: PROBLEMS FOUND"
-                }
-            );
+            print(out.output, &report, &report)?;
             if !report.is_clean() && !repair {
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Gc(args) => {
-            let cfg = Config::from_args(args)?;
+        Command::Gc { store, out } => {
+            let cfg = Config::from_args(store)?;
             let engine = open_engine(&cfg).await?;
             let adopted =
                 just_storage::workers::adopt_orphan_files(&engine, cfg.gc.orphan_age).await?;
-            println!("orphan blob files adopted: {adopted}");
             let report = just_storage::workers::gc_once(&engine, &cfg.gc).await?;
-            println!("{report:?}");
-            Ok(())
+            let text = format!("gc: {adopted} orphan blob files adopted\n{report}");
+            let json = GcRun {
+                orphan_files_adopted: adopted,
+                run: report,
+            };
+            print(out.output, &json, &text)
         }
     }
+}
+
+/// `gc`'s JSON: the adoption before the run, and the run.
+#[derive(serde::Serialize)]
+struct GcRun {
+    orphan_files_adopted: u64,
+    #[serde(flatten)]
+    run: just_storage::workers::GcReport,
+}
+
+/// Prints a command's result: `text` for people, or `json` as one JSON document.
+fn print(
+    output: Output,
+    json: &impl serde::Serialize,
+    text: &impl std::fmt::Display,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Text => println!("{text}"),
+        Output::Json => println!("{}", serde_json::to_string_pretty(json)?),
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -119,7 +139,7 @@ async fn open_engine(cfg: &Config) -> anyhow::Result<Engine> {
     ))
 }
 
-async fn admin(store: ServeArgs, command: AdminCommand) -> anyhow::Result<()> {
+async fn admin(store: ServeArgs, output: Output, command: AdminCommand) -> anyhow::Result<()> {
     let cfg = Config::from_args(store)?;
     let engine = open_engine(&cfg).await?;
     match command {
@@ -127,26 +147,39 @@ async fn admin(store: ServeArgs, command: AdminCommand) -> anyhow::Result<()> {
             command: TenantCommand::Create { name },
         } => {
             engine.create_tenant(&name).await?;
-            println!("tenant {name} created");
+            let json = serde_json::json!({ "tenant": name });
+            print(output, &json, &format!("tenant {name} created"))
         }
         AdminCommand::Key {
             command: KeyCommand::Create { tenant, read_only },
         } => {
             let (id, secret) = engine.create_key(&tenant, read_only).await?;
-            println!("access key: {id}\nsecret key: {secret}");
+            let json = serde_json::json!({
+                "tenant": tenant,
+                "access_key_id": id,
+                "secret_key": secret,
+                "read_only": read_only,
+            });
+            print(
+                output,
+                &json,
+                &format!("access key: {id}\nsecret key: {secret}"),
+            )
         }
         AdminCommand::Usage => {
-            println!(
+            let rows = engine.meta().usage().await?;
+            let mut text = format!(
                 "{:<20} {:<40} {:>12} {:>16}",
                 "TENANT", "BUCKET", "OBJECTS", "BYTES"
             );
-            for u in engine.meta().usage().await? {
-                println!(
-                    "{:<20} {:<40} {:>12} {:>16}",
+            for u in &rows {
+                let line = format!(
+                    "\n{:<20} {:<40} {:>12} {:>16}",
                     u.tenant, u.bucket, u.objects, u.bytes
                 );
+                text.push_str(&line);
             }
+            print(output, &rows, &text)
         }
     }
-    Ok(())
 }

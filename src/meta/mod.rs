@@ -387,7 +387,7 @@ pub struct CompleteCommit<'a> {
 }
 
 /// A blob whose `ref_count` differs from the references that exist (fsck).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RefMismatch {
     pub tier: String,
     pub hash: String,
@@ -429,7 +429,7 @@ pub enum AclOf<'a> {
 }
 
 /// Usage figures for `admin usage`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct UsageRow {
     pub tenant: String,
     pub bucket: String,

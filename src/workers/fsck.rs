@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 /// Rows read per query while walking the blobs table.
 const PAGE: usize = 1000;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct FsckReport {
     pub blob_rows: u64,
     pub blob_files: u64,
@@ -27,6 +27,49 @@ impl FsckReport {
         self.rows_without_file.is_empty()
             && self.files_without_row.is_empty()
             && self.refcount_mismatches.is_empty()
+    }
+}
+
+impl std::fmt::Display for FsckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "blob rows: {}, blob files: {}",
+            self.blob_rows, self.blob_files
+        )?;
+        let lists = [
+            ("rows whose file is missing", &self.rows_without_file),
+            ("files no row knows", &self.files_without_row),
+        ];
+        for (what, list) in lists {
+            writeln!(f, "{what}: {}", list.len())?;
+            for blob in list {
+                writeln!(f, "  {blob}")?;
+            }
+        }
+        let n = self.refcount_mismatches.len();
+        writeln!(f, "reference counts that differ from the references: {n}")?;
+        for m in &self.refcount_mismatches {
+            match m.ref_count {
+                Some(c) => writeln!(
+                    f,
+                    "  {}/{}: recorded {c}, referenced {}",
+                    m.tier, m.hash, m.actual
+                )?,
+                None => writeln!(
+                    f,
+                    "  {}/{}: no row, referenced {}",
+                    m.tier, m.hash, m.actual
+                )?,
+            }
+        }
+        writeln!(f, "repaired: {}", self.repaired)?;
+        let verdict = if self.is_clean() {
+            "clean"
+        } else {
+            "PROBLEMS FOUND"
+        };
+        write!(f, "fsck: {verdict}")
     }
 }
 

@@ -20,12 +20,23 @@ const BATCH: usize = 256;
 const MAX_BATCHES: usize = 64;
 
 /// What one collector run did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GcReport {
     pub orphan_temp_files: u64,
     pub purged_rows: u64,
     pub blobs_removed: u64,
     pub uploads_aborted: u64,
+}
+
+impl std::fmt::Display for GcReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "gc: {} orphan temp files removed, {} deleted versions purged, {} blobs removed, \
+             {} stale uploads aborted",
+            self.orphan_temp_files, self.purged_rows, self.blobs_removed, self.uploads_aborted
+        )
+    }
 }
 
 fn micros_ago(d: Duration) -> i64 {

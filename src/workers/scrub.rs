@@ -4,11 +4,21 @@
 use crate::engine::{Engine, Error, Result};
 
 /// What one scrub pass did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ScrubReport {
     pub checked: u64,
     pub bytes: u64,
     pub corrupted: u64,
+}
+
+impl std::fmt::Display for ScrubReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "scrub: {} blobs checked ({} bytes), {} corrupted",
+            self.checked, self.bytes, self.corrupted
+        )
+    }
 }
 
 /// Verifies up to `max_blobs` blobs, least recently verified first, reading at most

@@ -73,29 +73,12 @@ impl Env {
         tokio::task::block_in_place(|| Proc::spawn(&data, url.as_deref(), &env))
     }
 
-    /// `just-storage gc --gc-grace-secs 0 --orphan-age-secs 0` once; returns its report line.
+    /// `just-storage gc --gc-grace-secs 0 --orphan-age-secs 0` once; returns its report.
     fn gc(&self) -> String {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_just-storage"));
-        cmd.arg("gc")
-            .arg("--data-dir")
-            .arg(self.data())
-            .args(["--gc-grace-secs", "0", "--orphan-age-secs", "0"])
-            .env("RUST_LOG", "warn")
-            .env_remove("JUST_STORAGE_FAULT")
-            .env_remove("JUST_STORAGE_DATABASE_URL")
-            .env_remove("JUST_STORAGE_CONFIG");
-        if let Some(url) = self.pg_url() {
-            cmd.arg("--database-url").arg(url);
-        }
-        let out = tokio::task::block_in_place(|| run_bounded(cmd, Duration::from_secs(60)));
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        assert!(
-            out.status.success(),
-            "just-storage gc failed ({}): {stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("{:?}: gc: {stdout}", self.db);
+        let args = ["gc", "--gc-grace-secs", "0", "--orphan-age-secs", "0"];
+        let (ok, stdout) = cli(&self.data(), self.pg_url().as_deref(), &args);
+        assert!(ok, "just-storage gc failed: {stdout}");
+        eprintln!("{:?}: {stdout}", self.db);
         stdout
     }
 
@@ -285,30 +268,6 @@ impl FromSqlite for (String, String) {
 impl FromSqlite for (String, String, Vec<u8>) {
     fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    }
-}
-
-/// Runs a command to completion, killing it (and failing) after `limit`.
-fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
-    use std::process::Stdio;
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn command");
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("command output"),
-        Err(_) => {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid])
-                .status();
-            panic!("command did not finish within {limit:?}: {cmd:?}");
-        }
     }
 }
 

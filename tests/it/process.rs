@@ -1,5 +1,5 @@
 //! The real binary: bounded memory on a 1 GiB round trip, credentials kept across restarts,
-//! graceful exit on SIGTERM.
+//! graceful exit on SIGTERM, the reports of `admin`, `gc`, `scrub` and `fsck` (text and JSON).
 
 use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
@@ -154,4 +154,99 @@ async fn restart_keeps_credentials_and_data_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_credentials_and_data_postgres() {
     restart_keeps_credentials_and_data(Db::Postgres).await;
+}
+
+/// `admin`, `gc`, `scrub` and `fsck` print a readable report by default and one JSON document
+/// with `--output json`, whose figures are what the store holds.
+async fn reports_for_people_and_programs(db: Db) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let pg = match db {
+        Db::Sqlite => None,
+        Db::Postgres => Some(PgDb::create().await),
+    };
+    let url = pg.as_ref().map(PgDb::url);
+    let url = url.as_deref();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let (ok, out) = cli(&data, url, &all);
+        assert!(ok, "{args:?}: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed {out:?}: {e}"))
+    };
+    assert_eq!(
+        json(&["admin", "tenant", "create", "acme"])["tenant"],
+        "acme"
+    );
+    let key = json(&["admin", "key", "create", "--tenant", "acme"]);
+    assert_eq!(key["read_only"], false);
+    let (id, secret) = (
+        key["access_key_id"].as_str().expect("key id"),
+        key["secret_key"].as_str().expect("secret"),
+    );
+
+    let server = Proc::spawn(&data, url, &[]);
+    let c = client(server.addr, id, secret);
+    c.create_bucket()
+        .bucket("reports")
+        .send()
+        .await
+        .expect("bucket");
+    let body = bytes(100_000, 7);
+    c.put_object()
+        .bucket("reports")
+        .key("k")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("put");
+    assert!(server.terminate().success());
+
+    let usage = json(&["admin", "usage"]);
+    let acme: Vec<&serde_json::Value> = (usage.as_array().expect("rows").iter())
+        .filter(|r| r["tenant"] == "acme")
+        .collect();
+    assert_eq!(acme.len(), 1, "{usage}");
+    assert_eq!(
+        (acme[0]["bucket"].as_str(), acme[0]["objects"].as_i64()),
+        (Some("reports"), Some(1))
+    );
+    assert_eq!(acme[0]["bytes"].as_u64(), Some(body.len() as u64));
+
+    let fsck = json(&["fsck"]);
+    assert_eq!(
+        (fsck["blob_rows"].as_u64(), fsck["blob_files"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        fsck["refcount_mismatches"].as_array().map(Vec::len),
+        Some(0)
+    );
+    let scrub = json(&["scrub"]);
+    assert_eq!(
+        (scrub["checked"].as_u64(), scrub["corrupted"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(scrub["bytes"].as_u64(), Some(body.len() as u64));
+    let gc = json(&["gc"]);
+    assert_eq!(gc["orphan_files_adopted"].as_u64(), Some(0), "{gc}");
+    assert_eq!(gc["blobs_removed"].as_u64(), Some(0), "{gc}");
+
+    let (ok, text) = cli(&data, url, &["fsck"]);
+    assert!(ok && text.trim_end().ends_with("fsck: clean"), "{text}");
+    assert!(text.contains("blob rows: 1, blob files: 1"), "{text}");
+    let (ok, text) = cli(&data, url, &["scrub"]);
+    assert!(ok && text.contains("1 blobs checked"), "{text}");
+    let (ok, text) = cli(&data, url, &["admin", "usage"]);
+    assert!(ok && text.lines().any(|l| l.starts_with("acme ")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_for_people_and_programs_sqlite() {
+    reports_for_people_and_programs(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_for_people_and_programs_postgres() {
+    reports_for_people_and_programs(Db::Postgres).await;
 }

@@ -609,3 +609,54 @@ pub async fn assert_refcounts(s: &TestServer) {
         .expect("refcount query");
     assert!(bad.is_empty(), "ref_count mismatches: {bad:?}");
 }
+
+/// Runs a command to completion, killing it (and failing) after `limit`.
+pub fn run_bounded(
+    mut cmd: std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn command");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("command output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status();
+            panic!("command did not finish within {limit:?}: {cmd:?}");
+        }
+    }
+}
+
+/// `just-storage <command> <store flags> <rest>` on the store in `data_dir` (and PostgreSQL at
+/// `database_url`), to completion within 60 s: its exit status and standard output.
+pub fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> (bool, String) {
+    let (command, rest) = args.split_first().expect("a command");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_just-storage"));
+    cmd.arg(command)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("JUST_STORAGE_FAULT")
+        .env_remove("JUST_STORAGE_DATABASE_URL")
+        .env_remove("JUST_STORAGE_CONFIG");
+    if let Some(url) = database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.args(rest);
+    let out = tokio::task::block_in_place(|| run_bounded(cmd, std::time::Duration::from_secs(60)));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        eprintln!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), stdout)
+}
