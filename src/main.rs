@@ -1,6 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
-use just_storage::cli::{AdminCommand, Cli, Command, KeyCommand, Output, TenantCommand};
+use just_storage::cli::{
+    AdminCommand, BucketCommand, Cli, Command, KeyCommand, Output, TenantCommand,
+};
 use just_storage::config::{Config, ServeArgs};
 use just_storage::engine::{Engine, Limits};
 
@@ -143,31 +145,28 @@ async fn admin(store: ServeArgs, output: Output, command: AdminCommand) -> anyho
     let cfg = Config::from_args(store)?;
     let engine = open_engine(&cfg).await?;
     match command {
-        AdminCommand::Tenant {
-            command: TenantCommand::Create { name },
+        AdminCommand::Tenant { command } => tenant(&engine, output, command).await,
+        AdminCommand::Key { command } => key(&engine, output, command).await,
+        AdminCommand::Bucket {
+            command: BucketCommand::List { tenant },
         } => {
-            engine.create_tenant(&name).await?;
-            let json = serde_json::json!({ "tenant": name });
-            print(output, &json, &format!("tenant {name} created"))
+            let rows = engine.all_buckets(tenant.as_deref()).await?;
+            let json: Vec<_> = rows
+                .iter()
+                .map(|(t, b)| serde_json::json!({ "tenant": t, "bucket": b.name, "created_at": b.created_at }))
+                .collect();
+            let mut text = format!("{:<20} {:<64} {}", "TENANT", "BUCKET", "CREATED");
+            for (t, b) in &rows {
+                text.push_str(&format!("\n{t:<20} {:<64} {}", b.name, when(b.created_at)));
+            }
+            print(output, &json, &text)
         }
-        AdminCommand::Key {
-            command: KeyCommand::Create { tenant, read_only },
-        } => {
-            let (id, secret) = engine.create_key(&tenant, read_only).await?;
-            let json = serde_json::json!({
-                "tenant": tenant,
-                "access_key_id": id,
-                "secret_key": secret,
-                "read_only": read_only,
-            });
-            print(
-                output,
-                &json,
-                &format!("access key: {id}\nsecret key: {secret}"),
-            )
-        }
-        AdminCommand::Usage => {
-            let rows = engine.meta().usage().await?;
+        AdminCommand::Usage { tenant, bucket } => {
+            let rows: Vec<_> = (engine.meta().usage().await?)
+                .into_iter()
+                .filter(|u| tenant.as_ref().is_none_or(|t| *t == u.tenant))
+                .filter(|u| bucket.as_ref().is_none_or(|b| *b == u.bucket))
+                .collect();
             let mut text = format!(
                 "{:<20} {:<40} {:>12} {:>16}",
                 "TENANT", "BUCKET", "OBJECTS", "BYTES"
@@ -182,4 +181,140 @@ async fn admin(store: ServeArgs, output: Output, command: AdminCommand) -> anyho
             print(output, &rows, &text)
         }
     }
+}
+
+async fn tenant(engine: &Engine, output: Output, command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create { name } => {
+            engine.create_tenant(&name).await?;
+            let json = serde_json::json!({ "tenant": name });
+            print(output, &json, &format!("tenant {name} created"))
+        }
+        TenantCommand::List => {
+            let rows = engine.tenants().await?;
+            let mut text = format!("{:<20} {:<36} {}", "TENANT", "ID", "CREATED");
+            for t in &rows {
+                text.push_str(&format!(
+                    "\n{:<20} {:<36} {}",
+                    t.name,
+                    t.id,
+                    when(t.created_at)
+                ));
+            }
+            print(output, &rows, &text)
+        }
+        TenantCommand::Show { name } => {
+            let t = engine.tenant(&name).await?;
+            let keys = engine.keys(Some(&name)).await?;
+            let buckets: Vec<String> = (engine.all_buckets(Some(&name)).await?)
+                .into_iter()
+                .map(|(_, b)| b.name)
+                .collect();
+            let json = serde_json::json!({ "tenant": t, "keys": keys, "buckets": buckets });
+            let mut text = format!(
+                "tenant {} ({}), created {}\nkeys: {}\nbuckets: {}",
+                t.name,
+                t.id,
+                when(t.created_at),
+                keys.len(),
+                buckets.len()
+            );
+            for k in &keys {
+                text.push_str(&format!("\n  key {} {}", k.access_key_id, key_state(k)));
+            }
+            for b in &buckets {
+                text.push_str(&format!("\n  bucket {b}"));
+            }
+            print(output, &json, &text)
+        }
+        TenantCommand::Delete { name, force } => {
+            let objects = engine.delete_tenant(&name, force).await?;
+            let json =
+                serde_json::json!({ "tenant": name, "deleted": true, "objects_deleted": objects });
+            let text = format!("tenant {name} deleted ({objects} objects deleted with it)");
+            print(output, &json, &text)
+        }
+    }
+}
+
+async fn key(engine: &Engine, output: Output, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Create {
+            tenant,
+            read_only,
+            expires,
+        } => {
+            let (id, secret) = engine.create_key(&tenant, read_only, expires).await?;
+            let json = serde_json::json!({
+                "tenant": tenant,
+                "access_key_id": id,
+                "secret_key": secret,
+                "read_only": read_only,
+                "expires_at": expires,
+            });
+            print(
+                output,
+                &json,
+                &format!("access key: {id}\nsecret key: {secret}"),
+            )
+        }
+        KeyCommand::List { tenant } => {
+            let rows = engine.keys(tenant.as_deref()).await?;
+            let mut text = format!("{:<20} {:<22} {}", "TENANT", "ACCESS KEY", "STATE");
+            for k in &rows {
+                let line = format!(
+                    "\n{:<20} {:<22} {}",
+                    k.tenant,
+                    k.access_key_id,
+                    key_state(k)
+                );
+                text.push_str(&line);
+            }
+            print(output, &rows, &text)
+        }
+        KeyCommand::Disable { id } => {
+            engine.set_key_enabled(&id, false).await?;
+            key_done(output, &id, "disabled")
+        }
+        KeyCommand::Enable { id } => {
+            engine.set_key_enabled(&id, true).await?;
+            key_done(output, &id, "enabled")
+        }
+        KeyCommand::Delete { id } => {
+            engine.delete_key(&id).await?;
+            key_done(output, &id, "deleted")
+        }
+    }
+}
+
+fn key_done(output: Output, id: &str, state: &str) -> anyhow::Result<()> {
+    let json = serde_json::json!({ "access_key_id": id, "state": state });
+    print(output, &json, &format!("access key {id} {state}"))
+}
+
+/// A key's state for people: read-only, disabled, expiry.
+fn key_state(k: &just_storage::meta::KeyRow) -> String {
+    let mut s = String::from(if k.read_only {
+        "read-only"
+    } else {
+        "read-write"
+    });
+    if let Some(at) = k.disabled_at {
+        s.push_str(&format!(", disabled since {}", when(at)));
+    }
+    if let Some(at) = k.expires_at {
+        s.push_str(&format!(", expires {}", when(at)));
+    }
+    s
+}
+
+/// A stored time (microseconds) as RFC 3339.
+fn when(micros: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000);
+    t.ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| micros.to_string())
 }

@@ -15,7 +15,9 @@ CREATE TABLE access_keys (
     tenant_id     TEXT NOT NULL REFERENCES tenants(id),
     read_only     BOOLEAN NOT NULL DEFAULT FALSE,
     created_at    BIGINT NOT NULL,
-    disabled_at   BIGINT
+    -- Set while the key is disabled; a key past `expires_at` is refused too.
+    disabled_at   BIGINT,
+    expires_at    BIGINT
 );
 
 CREATE TABLE buckets (

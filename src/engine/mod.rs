@@ -115,16 +115,18 @@ impl Engine {
         &self.blobs
     }
 
-    /// An enabled access key (cached for a couple of seconds; unknown keys are not cached).
+    /// An enabled access key that has not expired (cached for a couple of seconds; unknown
+    /// keys are not cached; expiry is checked on every use).
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        let now = crate::now_micros();
         if let Some(k) = self.keys.get(access_key_id) {
-            return Ok(Some(k));
+            return Ok((!k.expired(now)).then_some(k));
         }
         let found = self.meta.access_key(access_key_id).await?;
         if let Some(k) = &found {
             self.keys.put(k);
         }
-        Ok(found)
+        Ok(found.filter(|k| !k.expired(now)))
     }
 
     pub async fn caller(&self, access_key_id: &str) -> Result<Caller> {

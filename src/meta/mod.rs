@@ -43,6 +43,8 @@ pub enum MetaError {
     BucketExists,
     #[error("bucket not empty")]
     BucketNotEmpty,
+    #[error("tenant owns buckets")]
+    TenantNotEmpty,
     #[error("no such bucket")]
     NoSuchBucket,
     #[error("no such key")]
@@ -107,6 +109,35 @@ pub struct AccessKey {
     pub secret: String,
     pub tenant_id: String,
     pub read_only: bool,
+    /// Refused from this time on (microseconds).
+    pub expires_at: Option<i64>,
+}
+
+impl AccessKey {
+    /// Whether the key is past its expiry at `now` (microseconds).
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// A tenant, for the admin surface.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// An access key as the admin surface lists it: never its secret.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyRow {
+    pub access_key_id: String,
+    pub tenant_id: String,
+    pub tenant: String,
+    pub read_only: bool,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -451,9 +482,21 @@ pub trait MetaStore: Send + Sync + 'static {
         access_key_id: &str,
         secret: &str,
         read_only: bool,
+        expires_at: Option<i64>,
     ) -> MetaResult<()>;
+    /// An enabled key (it may have expired: `AccessKey::expired`).
     async fn access_key(&self, access_key_id: &str) -> MetaResult<Option<AccessKey>>;
     async fn tenant_has_keys(&self, tenant_id: &str) -> MetaResult<bool>;
+    async fn tenants(&self) -> MetaResult<Vec<TenantRow>>;
+    /// Deletes a tenant and its keys; `TenantNotEmpty` while it owns a bucket. Returns whether
+    /// it existed.
+    async fn delete_tenant(&self, tenant_id: &str) -> MetaResult<bool>;
+    /// Every access key, by tenant name.
+    async fn keys(&self) -> MetaResult<Vec<KeyRow>>;
+    /// Disables a key (at `at`) or, with `None`, enables it. Returns whether it exists.
+    async fn set_key_disabled(&self, access_key_id: &str, at: Option<i64>) -> MetaResult<bool>;
+    /// Returns whether it existed.
+    async fn delete_access_key(&self, access_key_id: &str) -> MetaResult<bool>;
 
     // --- buckets ---
     async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow>;

@@ -5,8 +5,9 @@
 
 use crate::blobs::{ChecksumAlgo, Tier};
 use crate::meta::{
-    AccessKey, BlobId, BlobRow, BucketRow, Checksum, ListEntry, MetaError, MetaResult,
-    ObjectHeaders, ObjectPart, ObjectRow, PartRow, RefMismatch, Segment, UploadRow, UsageRow,
+    AccessKey, BlobId, BlobRow, BucketRow, Checksum, KeyRow, ListEntry, MetaError, MetaResult,
+    ObjectHeaders, ObjectPart, ObjectRow, PartRow, RefMismatch, Segment, TenantRow, UploadRow,
+    UsageRow,
 };
 use std::collections::BTreeMap;
 
@@ -357,6 +358,29 @@ pub(in crate::meta) fn access_key_of<R: Cols>(r: &R) -> MetaResult<AccessKey> {
         secret: r.get("secret")?,
         tenant_id: r.get("tenant_id")?,
         read_only: r.get("read_only")?,
+        expires_at: r.get("expires_at")?,
+    })
+}
+
+/// A tenant row (`statements::TENANTS`).
+pub(in crate::meta) fn tenant_of<R: Cols>(r: &R) -> MetaResult<TenantRow> {
+    Ok(TenantRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+/// A key row (`statements::KEYS`).
+pub(in crate::meta) fn key_of<R: Cols>(r: &R) -> MetaResult<KeyRow> {
+    Ok(KeyRow {
+        access_key_id: r.get("access_key_id")?,
+        tenant_id: r.get("tenant_id")?,
+        tenant: r.get("tenant")?,
+        read_only: r.get("read_only")?,
+        created_at: r.get("created_at")?,
+        disabled_at: r.get("disabled_at")?,
+        expires_at: r.get("expires_at")?,
     })
 }
 

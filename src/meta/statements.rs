@@ -77,9 +77,23 @@ pub(super) const INSERT_TENANT: &str =
     "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
 pub(super) const TENANT_ID: &str = "SELECT id FROM tenants WHERE name = $1";
 pub(super) const INSERT_ACCESS_KEY: &str = "INSERT INTO access_keys (access_key_id, secret, \
-    tenant_id, read_only, created_at) VALUES ($1, $2, $3, $4, $5)";
-pub(super) const ACCESS_KEY: &str = "SELECT access_key_id, secret, tenant_id, read_only \
-    FROM access_keys WHERE access_key_id = $1 AND disabled_at IS NULL";
+    tenant_id, read_only, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// An enabled key (`expires_at` is checked by the caller, which may cache the key).
+pub(super) const ACCESS_KEY: &str = "SELECT access_key_id, secret, tenant_id, read_only, \
+    expires_at FROM access_keys WHERE access_key_id = $1 AND disabled_at IS NULL";
+pub(super) const TENANTS: &str = "SELECT id, name, created_at FROM tenants ORDER BY name";
+/// Every key (never its secret), with its tenant's name.
+pub(super) const KEYS: &str = "SELECT k.access_key_id, k.tenant_id, t.name AS tenant, \
+    k.read_only, k.created_at, k.disabled_at, k.expires_at FROM access_keys k \
+    JOIN tenants t ON t.id = k.tenant_id ORDER BY t.name, k.access_key_id";
+/// `$2`: when the key was disabled; NULL enables it.
+pub(super) const SET_KEY_DISABLED: &str =
+    "UPDATE access_keys SET disabled_at = $2 WHERE access_key_id = $1";
+pub(super) const DELETE_ACCESS_KEY: &str = "DELETE FROM access_keys WHERE access_key_id = $1";
+pub(super) const TENANT_HAS_BUCKETS: &str =
+    "SELECT CAST(1 AS BIGINT) FROM buckets WHERE tenant_id = $1 LIMIT 1";
+pub(super) const DELETE_TENANT_KEYS: &str = "DELETE FROM access_keys WHERE tenant_id = $1";
+pub(super) const DELETE_TENANT: &str = "DELETE FROM tenants WHERE id = $1";
 pub(super) const TENANT_HAS_KEYS: &str =
     "SELECT CAST(1 AS BIGINT) FROM access_keys WHERE tenant_id = $1 LIMIT 1";
 

@@ -250,3 +250,183 @@ async fn reports_for_people_and_programs_sqlite() {
 async fn reports_for_people_and_programs_postgres() {
     reports_for_people_and_programs(Db::Postgres).await;
 }
+
+/// What a key may do now: `Ok` if it may list the bucket, else the status and error code.
+async fn key_works(
+    addr: std::net::SocketAddr,
+    id: &str,
+    secret: &str,
+    bucket: &str,
+) -> Result<(), String> {
+    let c = client(addr, id, secret);
+    match c.list_objects_v2().bucket(bucket).max_keys(1).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{} {}", status(&e), code(&e))),
+    }
+}
+
+/// Polls `key_works` every 100 ms until it answers `want`, at most 3 s (the servers' key cache
+/// lives 2 s); panics otherwise.
+async fn key_turns(addr: std::net::SocketAddr, id: &str, secret: &str, bucket: &str, want: bool) {
+    for _ in 0..30 {
+        if key_works(addr, id, secret, bucket).await.is_ok() == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("key {id} did not turn {want} within 3 s");
+}
+
+/// The tenant and key lifecycle through the CLI while `serve` runs: keys listed without secrets,
+/// disabled and enabled, an expiring key refused from its expiry on, a tenant shown, its delete
+/// refused while it owns buckets and done by `--force` through the normal deletes (fsck clean
+/// after), and the root tenant kept.
+async fn tenants_and_keys_from_the_cli(db: Db) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let pg = match db {
+        Db::Sqlite => None,
+        Db::Postgres => Some(PgDb::create().await),
+    };
+    let url = pg.as_ref().map(PgDb::url);
+    let url = url.as_deref();
+    let run = |args: &[&str]| -> (bool, String) {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        cli(&data, url, &all)
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (ok, out) = run(args);
+        assert!(ok, "{args:?}: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed {out:?}: {e}"))
+    };
+    let server = Proc::spawn(&data, url, &[]);
+    json(&["admin", "tenant", "create", "acme"]);
+    let rw = json(&["admin", "key", "create", "--tenant", "acme"]);
+    let expiring = json(&[
+        "admin",
+        "key",
+        "create",
+        "--tenant",
+        "acme",
+        "--read-only",
+        "--expires",
+        "4s",
+    ]);
+    let id = |k: &serde_json::Value| k["access_key_id"].as_str().expect("id").to_owned();
+    let secret = |k: &serde_json::Value| k["secret_key"].as_str().expect("secret").to_owned();
+    let (rw_id, rw_secret) = (id(&rw), secret(&rw));
+    let (ro_id, ro_secret) = (id(&expiring), secret(&expiring));
+    let expires_at = expiring["expires_at"].as_i64().expect("expires_at");
+
+    let c = client(server.addr, &rw_id, &rw_secret);
+    c.create_bucket()
+        .bucket("acme-data")
+        .send()
+        .await
+        .expect("bucket");
+    for key in ["a", "b"] {
+        let body = ByteStream::from_static(b"tenant data");
+        c.put_object()
+            .bucket("acme-data")
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .expect("put");
+    }
+    assert_eq!(
+        key_works(server.addr, &ro_id, &ro_secret, "acme-data").await,
+        Ok(())
+    );
+
+    let (ok, listed) = run(&["admin", "key", "list", "--tenant", "acme"]);
+    assert!(
+        ok && !listed.contains(&rw_secret) && !listed.contains("secret"),
+        "{listed}"
+    );
+    let keys: Vec<serde_json::Value> = serde_json::from_str(&listed).expect("key list");
+    assert_eq!(keys.len(), 2, "{listed}");
+    let ro = keys
+        .iter()
+        .find(|k| k["access_key_id"] == ro_id.as_str())
+        .expect("ro key");
+    assert_eq!(
+        (ro["read_only"].as_bool(), ro["expires_at"].as_i64()),
+        (Some(true), Some(expires_at))
+    );
+
+    json(&["admin", "key", "disable", &rw_id]);
+    key_turns(server.addr, &rw_id, &rw_secret, "acme-data", false).await;
+    assert_eq!(
+        key_works(server.addr, &rw_id, &rw_secret, "acme-data").await,
+        Err("403 InvalidAccessKeyId".to_owned())
+    );
+    json(&["admin", "key", "enable", &rw_id]);
+    key_turns(server.addr, &rw_id, &rw_secret, "acme-data", true).await;
+
+    // Expiry is checked on every use: refused from the first request after it.
+    let wait = expires_at - just_storage::now_micros();
+    tokio::time::sleep(std::time::Duration::from_micros(
+        wait.max(0) as u64 + 50_000,
+    ))
+    .await;
+    assert_eq!(
+        key_works(server.addr, &ro_id, &ro_secret, "acme-data").await,
+        Err("403 InvalidAccessKeyId".to_owned())
+    );
+
+    let shown = json(&["admin", "tenant", "show", "acme"]);
+    assert_eq!(
+        shown["buckets"],
+        serde_json::json!(["acme-data"]),
+        "{shown}"
+    );
+    assert_eq!(shown["keys"].as_array().map(Vec::len), Some(2), "{shown}");
+    let buckets = json(&["admin", "bucket", "list", "--tenant", "acme"]);
+    assert_eq!(buckets.as_array().map(Vec::len), Some(1), "{buckets}");
+    let usage = json(&["admin", "usage", "--tenant", "acme"]);
+    assert_eq!(usage[0]["objects"].as_i64(), Some(2), "{usage}");
+
+    let (ok, refused) = run(&["admin", "tenant", "delete", "acme"]);
+    assert!(!ok, "a tenant with buckets is not deleted: {refused}");
+    assert_eq!(
+        key_works(server.addr, &rw_id, &rw_secret, "acme-data").await,
+        Ok(())
+    );
+    let gone = json(&["admin", "tenant", "delete", "acme", "--force"]);
+    assert_eq!(gone["objects_deleted"].as_u64(), Some(2), "{gone}");
+    let tenants = json(&["admin", "tenant", "list"]);
+    let names: Vec<&str> = tenants
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["root"], "{tenants}");
+    key_turns(server.addr, &rw_id, &rw_secret, "acme-data", false).await;
+    let (ok, root) = run(&["admin", "tenant", "delete", "root", "--force"]);
+    assert!(!ok, "the root tenant stays: {root}");
+    assert!(server.terminate().success());
+    let fsck = json(&["fsck"]);
+    assert_eq!(
+        fsck["refcount_mismatches"].as_array().map(Vec::len),
+        Some(0),
+        "{fsck}"
+    );
+    assert_eq!(
+        fsck["files_without_row"].as_array().map(Vec::len),
+        Some(0),
+        "{fsck}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_keys_from_the_cli_sqlite() {
+    tenants_and_keys_from_the_cli(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_keys_from_the_cli_postgres() {
+    tenants_and_keys_from_the_cli(Db::Postgres).await;
+}

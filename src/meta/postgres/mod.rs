@@ -230,6 +230,7 @@ impl MetaStore for PgMeta {
         access_key_id: &str,
         secret: &str,
         read_only: bool,
+        expires_at: Option<i64>,
     ) -> MetaResult<()> {
         sqlx::query(INSERT_ACCESS_KEY)
             .bind(access_key_id)
@@ -237,6 +238,7 @@ impl MetaStore for PgMeta {
             .bind(tenant_id)
             .bind(read_only)
             .bind(crate::now_micros())
+            .bind(expires_at)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -251,6 +253,44 @@ impl MetaStore for PgMeta {
     async fn tenant_has_keys(&self, tenant_id: &str) -> MetaResult<bool> {
         let q = sqlx::query_scalar::<_, i64>(TENANT_HAS_KEYS).bind(tenant_id);
         Ok(q.fetch_optional(&self.pool).await?.is_some())
+    }
+
+    async fn tenants(&self) -> MetaResult<Vec<TenantRow>> {
+        let rows = sqlx::query(TENANTS).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::tenant_of).collect()
+    }
+
+    async fn delete_tenant(&self, tenant_id: &str) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Blocks bucket creation for this tenant (the foreign key) until it is gone.
+        let q = sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant_id);
+        if q.fetch_optional(&mut *tx).await?.is_none() {
+            return Ok(false);
+        }
+        let owns = sqlx::query_scalar::<_, i64>(TENANT_HAS_BUCKETS).bind(tenant_id);
+        if owns.fetch_optional(&mut *tx).await?.is_some() {
+            return Err(MetaError::TenantNotEmpty);
+        }
+        for sql in [DELETE_TENANT_KEYS, DELETE_TENANT] {
+            sqlx::query(sql).bind(tenant_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn keys(&self) -> MetaResult<Vec<KeyRow>> {
+        let rows = sqlx::query(KEYS).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::key_of).collect()
+    }
+
+    async fn set_key_disabled(&self, access_key_id: &str, at: Option<i64>) -> MetaResult<bool> {
+        let q = sqlx::query(SET_KEY_DISABLED).bind(access_key_id).bind(at);
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> MetaResult<bool> {
+        let q = sqlx::query(DELETE_ACCESS_KEY).bind(access_key_id);
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
     }
 
     async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {

@@ -163,6 +163,7 @@ impl MetaStore for SqliteMeta {
         access_key_id: &str,
         secret: &str,
         read_only: bool,
+        expires_at: Option<i64>,
     ) -> MetaResult<()> {
         let args = args![
             access_key_id.to_owned(),
@@ -170,6 +171,7 @@ impl MetaStore for SqliteMeta {
             tenant_id.to_owned(),
             read_only,
             crate::now_micros(),
+            expires_at,
         ];
         self.write_one(INSERT_ACCESS_KEY, args).await?;
         Ok(())
@@ -183,6 +185,41 @@ impl MetaStore for SqliteMeta {
     async fn tenant_has_keys(&self, tenant_id: &str) -> MetaResult<bool> {
         let found = (self.readers).point(|c| scalar::<i64>(c, TENANT_HAS_KEYS, &[&tenant_id]))?;
         Ok(found.is_some())
+    }
+
+    async fn tenants(&self) -> MetaResult<Vec<TenantRow>> {
+        (self.readers)
+            .scan(|c| all_rows(c, TENANTS, &[], |r| rows::tenant_of(r)))
+            .await
+    }
+
+    async fn delete_tenant(&self, tenant_id: &str) -> MetaResult<bool> {
+        let tenant_id = tenant_id.to_owned();
+        self.write(move |c| {
+            let id: &dyn ToSql = &tenant_id;
+            if scalar::<i64>(c, TENANT_HAS_BUCKETS, &[id])?.is_some() {
+                return Err(MetaError::TenantNotEmpty);
+            }
+            execute(c, DELETE_TENANT_KEYS, &[id])?;
+            Ok(execute(c, DELETE_TENANT, &[id])? > 0)
+        })
+        .await
+    }
+
+    async fn keys(&self) -> MetaResult<Vec<KeyRow>> {
+        (self.readers)
+            .scan(|c| all_rows(c, KEYS, &[], |r| rows::key_of(r)))
+            .await
+    }
+
+    async fn set_key_disabled(&self, access_key_id: &str, at: Option<i64>) -> MetaResult<bool> {
+        let args = args![access_key_id.to_owned(), at];
+        Ok(self.write_one(SET_KEY_DISABLED, args).await? > 0)
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> MetaResult<bool> {
+        let args = args![access_key_id.to_owned()];
+        Ok(self.write_one(DELETE_ACCESS_KEY, args).await? > 0)
     }
 
     async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {

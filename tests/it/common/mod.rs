@@ -209,7 +209,10 @@ impl TestServer {
         {
             e.create_tenant(tenant).await.expect("create tenant");
         }
-        let (k, s) = e.create_key(tenant, read_only).await.expect("create key");
+        let (k, s) = e
+            .create_key(tenant, read_only, None)
+            .await
+            .expect("create key");
         self.client_for(&k, &s)
     }
 
