@@ -130,7 +130,7 @@ pub enum KeyCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Refuse a key until it is enabled again (servers notice within 2 s: they cache keys).
+    /// Refuse a key until it is enabled again (running servers notice within 0.1 s).
     Disable { id: String },
     /// Accept a disabled key again.
     Enable { id: String },

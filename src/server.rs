@@ -157,11 +157,14 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.scrub_mbps,
         stop_rx.clone(),
     ));
+    let (e, keys_stop) = (engine.clone(), stop_rx.clone());
+    let keys = tokio::spawn(async move { e.watch_keys(keys_stop).await });
     let timeouts = cfg.timeouts.clone();
     let task = tokio::spawn(async move {
         serve(listener, app, timeouts, stop_rx).await;
         let _ = gc.await;
         let _ = scrub.await;
+        let _ = keys.await;
     });
     tracing::info!(%addr, "listening");
     Ok(Running {

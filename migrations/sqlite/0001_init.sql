@@ -20,6 +20,14 @@ CREATE TABLE access_keys (
     expires_at    BIGINT
 );
 
+-- Bumped by every change that takes a key's rights away (disable, delete, a tenant's delete):
+-- servers poll it and drop their cached keys when it moves.
+CREATE TABLE key_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  BIGINT NOT NULL
+);
+INSERT INTO key_epoch (id, n) VALUES (1, 0);
+
 CREATE TABLE buckets (
     id          TEXT PRIMARY KEY,
     tenant_id   TEXT NOT NULL REFERENCES tenants(id),

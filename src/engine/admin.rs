@@ -115,8 +115,8 @@ impl Engine {
             .collect())
     }
 
-    /// Disables or enables a key. A server may go on accepting a disabled key for as long as it
-    /// caches keys (`keys::TTL`).
+    /// Disables or enables a key. Running servers drop their cached keys within
+    /// `keys::EPOCH_POLL` (the disable moves the key epoch).
     pub async fn set_key_enabled(&self, access_key_id: &str, enabled: bool) -> Result<()> {
         let at = (!enabled).then(crate::now_micros);
         match self.meta.set_key_disabled(access_key_id, at).await? {

@@ -111,6 +111,11 @@ impl Engine {
         &self.meta
     }
 
+    /// Drops cached keys when one loses its rights, until `stop` fires (run by `serve`).
+    pub async fn watch_keys(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        keys::watch(self.keys.clone(), self.meta.clone(), stop).await
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }

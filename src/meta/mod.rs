@@ -497,6 +497,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn set_key_disabled(&self, access_key_id: &str, at: Option<i64>) -> MetaResult<bool>;
     /// Returns whether it existed.
     async fn delete_access_key(&self, access_key_id: &str) -> MetaResult<bool>;
+    /// A number that moves whenever a key loses its rights (disabled, deleted, its tenant
+    /// deleted): a server that caches keys drops them when it changes.
+    async fn key_epoch(&self) -> MetaResult<i64>;
 
     // --- buckets ---
     async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow>;

@@ -94,6 +94,8 @@ pub(super) const TENANT_HAS_BUCKETS: &str =
     "SELECT CAST(1 AS BIGINT) FROM buckets WHERE tenant_id = $1 LIMIT 1";
 pub(super) const DELETE_TENANT_KEYS: &str = "DELETE FROM access_keys WHERE tenant_id = $1";
 pub(super) const DELETE_TENANT: &str = "DELETE FROM tenants WHERE id = $1";
+pub(super) const KEY_EPOCH: &str = "SELECT n FROM key_epoch WHERE id = 1";
+pub(super) const BUMP_KEY_EPOCH: &str = "UPDATE key_epoch SET n = n + 1 WHERE id = 1";
 pub(super) const TENANT_HAS_KEYS: &str =
     "SELECT CAST(1 AS BIGINT) FROM access_keys WHERE tenant_id = $1 LIMIT 1";
 

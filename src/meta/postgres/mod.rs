@@ -274,6 +274,7 @@ impl MetaStore for PgMeta {
         for sql in [DELETE_TENANT_KEYS, DELETE_TENANT] {
             sqlx::query(sql).bind(tenant_id).execute(&mut *tx).await?;
         }
+        sqlx::query(BUMP_KEY_EPOCH).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -284,13 +285,25 @@ impl MetaStore for PgMeta {
     }
 
     async fn set_key_disabled(&self, access_key_id: &str, at: Option<i64>) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(BUMP_KEY_EPOCH).execute(&mut *tx).await?;
         let q = sqlx::query(SET_KEY_DISABLED).bind(access_key_id).bind(at);
-        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+        let changed = q.execute(&mut *tx).await?.rows_affected() > 0;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     async fn delete_access_key(&self, access_key_id: &str) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(BUMP_KEY_EPOCH).execute(&mut *tx).await?;
         let q = sqlx::query(DELETE_ACCESS_KEY).bind(access_key_id);
-        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+        let changed = q.execute(&mut *tx).await?.rows_affected() > 0;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn key_epoch(&self) -> MetaResult<i64> {
+        Ok(sqlx::query_scalar(KEY_EPOCH).fetch_one(&self.pool).await?)
     }
 
     async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {

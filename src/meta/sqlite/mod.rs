@@ -201,6 +201,7 @@ impl MetaStore for SqliteMeta {
                 return Err(MetaError::TenantNotEmpty);
             }
             execute(c, DELETE_TENANT_KEYS, &[id])?;
+            execute(c, BUMP_KEY_EPOCH, &[])?;
             Ok(execute(c, DELETE_TENANT, &[id])? > 0)
         })
         .await
@@ -213,13 +214,26 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn set_key_disabled(&self, access_key_id: &str, at: Option<i64>) -> MetaResult<bool> {
-        let args = args![access_key_id.to_owned(), at];
-        Ok(self.write_one(SET_KEY_DISABLED, args).await? > 0)
+        let id = access_key_id.to_owned();
+        self.write(move |c| {
+            execute(c, BUMP_KEY_EPOCH, &[])?;
+            Ok(execute(c, SET_KEY_DISABLED, &[&id, &at])? > 0)
+        })
+        .await
     }
 
     async fn delete_access_key(&self, access_key_id: &str) -> MetaResult<bool> {
-        let args = args![access_key_id.to_owned()];
-        Ok(self.write_one(DELETE_ACCESS_KEY, args).await? > 0)
+        let id = access_key_id.to_owned();
+        self.write(move |c| {
+            execute(c, BUMP_KEY_EPOCH, &[])?;
+            Ok(execute(c, DELETE_ACCESS_KEY, &[&id])? > 0)
+        })
+        .await
+    }
+
+    async fn key_epoch(&self) -> MetaResult<i64> {
+        let n = self.readers.point(|c| scalar(c, KEY_EPOCH, &[]))?;
+        n.ok_or_else(|| MetaError::Corrupt("key_epoch has no row".into()))
     }
 
     async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {
