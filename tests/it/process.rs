@@ -156,24 +156,54 @@ async fn restart_keeps_credentials_and_data_postgres() {
     restart_keeps_credentials_and_data(Db::Postgres).await;
 }
 
+/// A data directory (and, for PostgreSQL, a scratch database) for the CLI tests.
+struct Store {
+    dir: tempfile::TempDir,
+    pg: Option<PgDb>,
+}
+
+impl Store {
+    async fn new(db: Db) -> Store {
+        let pg = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(PgDb::create().await),
+        };
+        Store {
+            dir: tempfile::tempdir().expect("tempdir"),
+            pg,
+        }
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn url(&self) -> Option<String> {
+        self.pg.as_ref().map(PgDb::url)
+    }
+
+    /// `just-storage <args> --output json`: its exit status and output.
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        cli(&self.data(), self.url().as_deref(), &all)
+    }
+
+    /// `run`, which must succeed, its output parsed.
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let (ok, out) = self.run(args);
+        assert!(ok, "{args:?}: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed {out:?}: {e}"))
+    }
+}
+
 /// `admin`, `gc`, `scrub` and `fsck` print a readable report by default and one JSON document
 /// with `--output json`, whose figures are what the store holds.
 async fn reports_for_people_and_programs(db: Db) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let pg = match db {
-        Db::Sqlite => None,
-        Db::Postgres => Some(PgDb::create().await),
-    };
-    let url = pg.as_ref().map(PgDb::url);
+    let store = Store::new(db).await;
+    let (data, url) = (store.data(), store.url());
     let url = url.as_deref();
-    let json = |args: &[&str]| -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        let (ok, out) = cli(&data, url, &all);
-        assert!(ok, "{args:?}: {out}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed {out:?}: {e}"))
-    };
+    let json = |args: &[&str]| store.json(args);
     assert_eq!(
         json(&["admin", "tenant", "create", "acme"])["tenant"],
         "acme"
@@ -282,24 +312,11 @@ async fn key_turns(addr: std::net::SocketAddr, id: &str, secret: &str, bucket: &
 /// refused while it owns buckets and done by `--force` through the normal deletes (fsck clean
 /// after), and the root tenant kept.
 async fn tenants_and_keys_from_the_cli(db: Db) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let pg = match db {
-        Db::Sqlite => None,
-        Db::Postgres => Some(PgDb::create().await),
-    };
-    let url = pg.as_ref().map(PgDb::url);
+    let store = Store::new(db).await;
+    let (data, url) = (store.data(), store.url());
     let url = url.as_deref();
-    let run = |args: &[&str]| -> (bool, String) {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        cli(&data, url, &all)
-    };
-    let json = |args: &[&str]| -> serde_json::Value {
-        let (ok, out) = run(args);
-        assert!(ok, "{args:?}: {out}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed {out:?}: {e}"))
-    };
+    let run = |args: &[&str]| store.run(args);
+    let json = |args: &[&str]| store.json(args);
     let server = Proc::spawn(&data, url, &[]);
     json(&["admin", "tenant", "create", "acme"]);
     let rw = json(&["admin", "key", "create", "--tenant", "acme"]);
@@ -407,6 +424,41 @@ async fn tenants_and_keys_from_the_cli(db: Db) {
     key_turns(server.addr, &rw_id, &rw_secret, "acme-data", false).await;
     let (ok, root) = run(&["admin", "tenant", "delete", "root", "--force"]);
     assert!(!ok, "the root tenant stays: {root}");
+    // Names that match nothing, and an expiry already past, are refused, and change nothing.
+    for bad in [
+        &["admin", "key", "disable", "JSNOSUCHKEY0000000000"][..],
+        &["admin", "key", "delete", "JSNOSUCHKEY0000000000"],
+        &["admin", "tenant", "show", "acme"],
+        &["admin", "tenant", "delete", "acme"],
+        &["admin", "key", "create", "--tenant", "acme"],
+        &[
+            "admin",
+            "key",
+            "create",
+            "--tenant",
+            "root",
+            "--expires",
+            "2020-01-01T00:00:00Z",
+        ],
+        &[
+            "admin",
+            "key",
+            "create",
+            "--tenant",
+            "root",
+            "--expires",
+            "-5m",
+        ],
+    ] {
+        let (ok, out) = run(bad);
+        assert!(!ok, "{bad:?} succeeded: {out}");
+    }
+    assert_eq!(
+        json(&["admin", "key", "list", "--tenant", "root"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     assert!(server.terminate().success());
     let fsck = json(&["fsck"]);
     assert_eq!(
