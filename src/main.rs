@@ -168,13 +168,19 @@ async fn admin(store: ServeArgs, output: Output, command: AdminCommand) -> anyho
                 .filter(|u| bucket.as_ref().is_none_or(|b| *b == u.bucket))
                 .collect();
             let mut text = format!(
-                "{:<20} {:<40} {:>12} {:>16}",
-                "TENANT", "BUCKET", "OBJECTS", "BYTES"
+                "{:<20} {:<40} {:>12} {:>16} {:>12} {:>16} {:>12}",
+                "TENANT", "BUCKET", "OBJECTS", "BYTES", "NONCURRENT", "NONCURRENT_BYTES", "MARKERS"
             );
             for u in &rows {
                 let line = format!(
-                    "\n{:<20} {:<40} {:>12} {:>16}",
-                    u.tenant, u.bucket, u.objects, u.bytes
+                    "\n{:<20} {:<40} {:>12} {:>16} {:>12} {:>16} {:>12}",
+                    u.tenant,
+                    u.bucket,
+                    u.objects,
+                    u.bytes,
+                    u.noncurrent_versions,
+                    u.noncurrent_bytes,
+                    u.delete_markers
                 );
                 text.push_str(&line);
             }

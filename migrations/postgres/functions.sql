@@ -1,6 +1,7 @@
 -- JustStorage's PostgreSQL functions: the version and reference rule, written once for this
--- database. Applied at every start with CREATE OR REPLACE, after the migrations, so this file
--- is always the functions' one definition (a change here needs no migration).
+-- database. Applied at every start after the migrations (every `js_` function dropped and
+-- created again), so this file is always the functions' one definition (a change here needs
+-- no migration).
 --
 -- Lock order: the per-key advisory locks first (in hash order), then blob rows in
 -- (tier <> 'hot', hash) order. A deadlock can still happen (rows locked by foreign-key checks);
@@ -9,12 +10,30 @@
 -- A broken invariant raises SQLSTATE JS001 (a referenced blob without its row); keys repeated
 -- within one call raise JS002 (the caller then commits the items one at a time).
 
+-- Every function is dropped first, so that a changed signature leaves no stale overload.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+            WHERE p.proname LIKE 'js\_%' AND p.pronamespace = current_schema()::regnamespace LOOP
+        EXECUTE 'DROP FUNCTION ' || f;
+    END LOOP;
+END
+$$;
+
 -- Commits versions and blob references: every PUT, copy and CompleteMultipartUpload (a new
--- current version of its key, `p_*`, one element per item), every DELETE (`d_*`: the key's
--- current version goes, its bucket found by tenant and name), and the references of upload
--- parts. Per item, under its key's lock: its condition is checked against the current version;
--- if it holds, that version is demoted (DELETING, its references released), and a new version
--- is inserted with its segments and their references.
+-- current version of its key, `p_*`, one element per item), every DELETE without a version
+-- id (`d_*`: its bucket found by tenant and name), every permanent delete of one version
+-- (`x_*`), and the references of upload parts. Per item, under its key's lock, by its bucket's
+-- versioning (as `plan::replaced` in Rust):
+-- - a new version (`p_*`, or a DELETE's delete marker `d_id` in a versioned or suspended
+--   bucket): unversioned, the current version goes; Enabled, it stays, no longer current;
+--   Suspended, the key's null version goes and the current one, if another, stays. The new
+--   version is current, numbered after the current one (`version_seq`), with the version id
+--   `null` unless versioning is Enabled. An unversioned DELETE inserts nothing.
+-- - a permanent delete: the version goes, unless Object Lock holds it (`x_bypass` lifts
+--   GOVERNANCE retention); if it was current, the newest remaining version becomes current.
+-- A version that goes is DELETING, its references released; a locked one never goes.
 --
 -- `s_*`: references added, one per segment: `s_item` is the item's position in `p_id` (its
 -- segment number `s_seq`), or 0 for a reference of no version (an upload part's). A blob
@@ -22,22 +41,30 @@
 -- `s_data`); every other referenced blob must have its row (else JS001). `r_*`: references
 -- released, with the item that writes (a completed upload's parts) or, item 0, regardless.
 --
--- Returns one outcome per item, the PUTs' first: 'ok', 'precondition_failed' or 'no_such_key'
--- for a new version; 'deleted', 'absent' or 'no_such_bucket' for a DELETE.
+-- Returns one outcome per item, the PUTs' first, then the DELETEs', then the permanent
+-- deletes': for a new version 'ok:N' (its version id is its row id) or 'null:N' (its version
+-- id is null), N its `version_seq`, or 'precondition_failed', 'no_such_key', 'locked',
+-- 'no_such_bucket'; for a DELETE 'deleted', 'absent', 'marker' (version id `d_id`),
+-- 'null_marker', 'locked' or 'no_such_bucket'; for a permanent delete 'removed',
+-- 'removed_marker' (a delete marker went), 'absent' or 'locked'.
 --
--- Conditions (`p_cond`): 0 none; 1 If-None-Match `*` (no current version); 2 If-Match
--- (`p_cond_etag`, or any version when NULL); 3 If-None-Match with an ETag.
-CREATE OR REPLACE FUNCTION js_commit(
+-- Conditions (`p_cond`, against the current version unless it is a delete marker): 0 none;
+-- 1 If-None-Match `*` (no current version); 2 If-Match (`p_cond_etag`, or any version when
+-- NULL); 3 If-None-Match with an ETag.
+CREATE FUNCTION js_commit(
     p_id TEXT[], p_bucket_id TEXT[], p_key TEXT[], p_size BIGINT[], p_etag TEXT[],
     p_content_type TEXT[], p_content_encoding TEXT[], p_content_disposition TEXT[],
     p_content_language TEXT[], p_cache_control TEXT[], p_expires TEXT[], p_user_meta TEXT[],
     p_storage_class TEXT[], p_tier TEXT[], p_created_at BIGINT[], p_parts_count INTEGER[],
     p_checksum_algo TEXT[], p_checksum_value TEXT[], p_checksum_type TEXT[], p_tags TEXT[],
     p_cond INTEGER[], p_cond_etag TEXT[],
+    p_lock_mode TEXT[], p_lock_until BIGINT[], p_legal_hold BOOLEAN[],
     s_item INTEGER[], s_seq INTEGER[], s_tier TEXT[], s_hash TEXT[], s_size BIGINT[],
     s_new BOOLEAN[], s_data BYTEA[],
     r_item INTEGER[], r_tier TEXT[], r_hash TEXT[],
-    d_tenant_id TEXT[], d_bucket TEXT[], d_key TEXT[], p_now BIGINT)
+    d_tenant_id TEXT[], d_bucket TEXT[], d_key TEXT[], d_id TEXT[],
+    x_bucket_id TEXT[], x_key TEXT[], x_version TEXT[], x_bypass BOOLEAN[],
+    p_now BIGINT)
 RETURNS TEXT[] LANGUAGE plpgsql
 -- Planned once per connection (a custom plan per call was the planner's work on every commit),
 -- and every statement has an index to probe: from a young table's statistics a generic plan
@@ -48,25 +75,58 @@ AS $$
 DECLARE
     n_put INTEGER := COALESCE(array_length(p_id, 1), 0);
     n_del INTEGER := COALESCE(array_length(d_key, 1), 0);
-    -- Per item, the PUTs' then the DELETEs': its bucket id (NULL: a DELETE's bucket does not
-    -- exist), its key, its current version's id and ETag, whether it writes, and its outcome.
+    n_rm INTEGER := COALESCE(array_length(x_key, 1), 0);
+    -- Per item, the PUTs' then the DELETEs' then the permanent deletes': its bucket id (NULL:
+    -- no such bucket) and versioning, its key, the version id it names (permanent deletes).
     v_bucket TEXT[];
+    v_ver TEXT[];
     v_key TEXT[];
-    v_old_id TEXT[];
-    v_old_etag TEXT[];
+    v_vid TEXT[];
+    -- The current version (for a permanent delete: the version named), and the null version
+    -- where the item's rule needs it.
+    c_id TEXT[];
+    c_etag TEXT[];
+    c_seq BIGINT[];
+    c_vid TEXT[];
+    c_marker BOOLEAN[];
+    c_latest BOOLEAN[];
+    c_locked BOOLEAN[];
+    n_id TEXT[];
+    n_locked BOOLEAN[];
+    -- Per item: whether it writes, its outcome, the version that goes and the one that is
+    -- no longer current.
     v_act BOOLEAN[] := '{}';
     v_out TEXT[] := '{}';
-    -- The current versions the call replaces or deletes.
     v_gone TEXT[] := '{}';
+    v_kept TEXT[] := '{}';
+    -- Permanent deletes of a current version: the keys whose newest version becomes current.
+    v_promote INTEGER[] := '{}';
     v_locks BIGINT[];
     v_lost BIGINT;
+    j INTEGER;
+    gone_id TEXT;
+    kept_id TEXT;
     o TEXT;
 BEGIN
-    SELECT COALESCE(array_agg(b.id ORDER BY u.ord), '{}') INTO v_bucket
-        FROM unnest(d_tenant_id, d_bucket) WITH ORDINALITY AS u(tenant_id, name, ord)
-        LEFT JOIN buckets b ON b.tenant_id = u.tenant_id AND b.name = u.name;
-    v_bucket := COALESCE(p_bucket_id, '{}') || v_bucket;
-    v_key := COALESCE(p_key, '{}') || COALESCE(d_key, '{}');
+    SELECT COALESCE(array_agg(b.id ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(b.versioning ORDER BY u.ord), '{}')
+        INTO v_bucket, v_ver
+        FROM (SELECT p.id AS bucket_id, NULL::TEXT AS tenant_id, NULL::TEXT AS name, p.ord
+                FROM unnest(p_bucket_id) WITH ORDINALITY AS p(id, ord)
+            UNION ALL
+            SELECT NULL, d.tenant_id, d.name, n_put + d.ord
+                FROM unnest(d_tenant_id, d_bucket) WITH ORDINALITY AS d(tenant_id, name, ord)
+            UNION ALL
+            SELECT x.id, NULL, NULL, n_put + n_del + x.ord
+                FROM unnest(x_bucket_id) WITH ORDINALITY AS x(id, ord)) u
+        LEFT JOIN LATERAL (
+            SELECT id, versioning FROM buckets WHERE u.bucket_id IS NOT NULL AND id = u.bucket_id
+            UNION ALL
+            SELECT id, versioning FROM buckets
+                WHERE u.bucket_id IS NULL AND tenant_id = u.tenant_id AND name = u.name
+            OFFSET 0) b ON TRUE;
+    v_key := COALESCE(p_key, '{}') || COALESCE(d_key, '{}') || COALESCE(x_key, '{}');
+    v_vid := array_fill(NULL::TEXT, ARRAY[n_put + n_del]) || COALESCE(x_version, '{}');
 
     IF (SELECT count(*) <> count(DISTINCT (b, k))
             FROM unnest(v_bucket, v_key) AS u(b, k) WHERE b IS NOT NULL) THEN
@@ -82,72 +142,156 @@ BEGIN
         PERFORM pg_advisory_xact_lock(v_locks[i]);
     END LOOP;
 
-    -- Current versions. OFFSET 0 keeps each lookup an index probe whatever the statistics say.
-    SELECT array_agg(c.id ORDER BY u.ord), array_agg(c.etag ORDER BY u.ord)
-        INTO v_old_id, v_old_etag
-        FROM unnest(v_bucket, v_key) WITH ORDINALITY AS u(b, k, ord)
+    -- The versions each item's rule reads. OFFSET 0 keeps each lookup an index probe whatever
+    -- the statistics say; a condition on the item alone gates a lookup it does not need.
+    SELECT array_agg(c.id ORDER BY u.ord), array_agg(c.etag ORDER BY u.ord),
+            array_agg(c.version_seq ORDER BY u.ord), array_agg(c.version_id ORDER BY u.ord),
+            array_agg(c.delete_marker ORDER BY u.ord), array_agg(c.is_latest ORDER BY u.ord),
+            array_agg(c.locked ORDER BY u.ord),
+            array_agg(n.id ORDER BY u.ord), array_agg(n.locked ORDER BY u.ord)
+        INTO c_id, c_etag, c_seq, c_vid, c_marker, c_latest, c_locked, n_id, n_locked
+        FROM unnest(v_bucket, v_key, v_vid, v_ver,
+                array_fill(FALSE, ARRAY[n_put + n_del]) || COALESCE(x_bypass, '{}'))
+            WITH ORDINALITY AS u(b, k, vid, ver, bypass, ord)
         LEFT JOIN LATERAL (
-            SELECT id, etag FROM objects WHERE bucket_id = u.b AND key = u.k AND is_latest
-            OFFSET 0) c ON TRUE;
+            SELECT id, etag, version_seq, version_id, delete_marker, is_latest,
+                    legal_hold OR (lock_until > p_now
+                        AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                FROM objects
+                WHERE u.vid IS NULL AND bucket_id = u.b AND key = u.k AND is_latest
+            UNION ALL
+            SELECT id, etag, version_seq, version_id, delete_marker, is_latest,
+                    legal_hold OR (lock_until > p_now
+                        AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass))
+                FROM objects
+                WHERE u.vid <> 'null' AND id = u.vid AND bucket_id = u.b AND key = u.k
+                    AND version_id = u.vid AND status = 'COMMITTED'
+            OFFSET 0) c ON TRUE
+        LEFT JOIN LATERAL (
+            SELECT id, legal_hold OR (lock_until > p_now
+                        AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                FROM objects
+                WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
+                    AND bucket_id = u.b AND key = u.k AND version_id = 'null'
+                    AND status = 'COMMITTED'
+            OFFSET 0) n ON TRUE;
 
-    FOR i IN 1 .. n_put LOOP
-        IF p_cond[i] = 1 AND v_old_id[i] IS NOT NULL THEN
-            o := 'precondition_failed';
-        ELSIF p_cond[i] = 2 AND v_old_id[i] IS NULL THEN
-            o := 'no_such_key';
-        ELSIF p_cond[i] = 2 AND p_cond_etag[i] IS NOT NULL
-                AND p_cond_etag[i] <> COALESCE(v_old_etag[i], '') THEN
-            o := 'precondition_failed';
-        ELSIF p_cond[i] = 3 AND v_old_id[i] IS NOT NULL AND p_cond_etag[i] = v_old_etag[i] THEN
-            o := 'precondition_failed';
-        ELSE
-            o := 'ok';
-        END IF;
-        v_out := v_out || o;
-        v_act := v_act || (o = 'ok');
-    END LOOP;
-    FOR i IN n_put + 1 .. n_put + n_del LOOP
+    FOR i IN 1 .. n_put + n_del + n_rm LOOP
+        gone_id := NULL;
+        kept_id := NULL;
         IF v_bucket[i] IS NULL THEN
-            o := 'no_such_bucket';
-        ELSIF v_old_id[i] IS NULL THEN
-            o := 'absent';
+            o := CASE WHEN i > n_put + n_del THEN 'absent' ELSE 'no_such_bucket' END;
+        ELSIF i > n_put + n_del THEN
+            -- A permanent delete: the version named (by id, or the null version).
+            gone_id := COALESCE(c_id[i], n_id[i]);
+            IF gone_id IS NULL THEN
+                o := 'absent';
+            ELSIF COALESCE(c_locked[i], n_locked[i]) THEN
+                o := 'locked';
+            ELSE
+                o := CASE WHEN (SELECT delete_marker FROM objects WHERE id = gone_id)
+                    THEN 'removed_marker' ELSE 'removed' END;
+                IF (SELECT is_latest FROM objects WHERE id = gone_id) THEN
+                    v_promote := v_promote || i;
+                END IF;
+            END IF;
         ELSE
-            o := 'deleted';
+            IF i <= n_put THEN
+                IF p_cond[i] = 1 AND c_id[i] IS NOT NULL AND NOT c_marker[i] THEN
+                    o := 'precondition_failed';
+                ELSIF p_cond[i] = 2 AND (c_id[i] IS NULL OR c_marker[i]) THEN
+                    o := 'no_such_key';
+                ELSIF p_cond[i] = 2 AND p_cond_etag[i] IS NOT NULL
+                        AND p_cond_etag[i] <> COALESCE(c_etag[i], '') THEN
+                    o := 'precondition_failed';
+                ELSIF p_cond[i] = 3 AND c_id[i] IS NOT NULL AND NOT c_marker[i]
+                        AND p_cond_etag[i] = c_etag[i] THEN
+                    o := 'precondition_failed';
+                ELSE
+                    o := CASE WHEN v_ver[i] = 'Enabled' THEN 'ok' ELSE 'null' END
+                        || ':' || (COALESCE(c_seq[i], 0) + 1);
+                END IF;
+            ELSIF v_ver[i] IS NULL THEN
+                o := CASE WHEN c_id[i] IS NULL THEN 'absent' ELSE 'deleted' END;
+            ELSE
+                o := CASE WHEN v_ver[i] = 'Enabled' THEN 'marker' ELSE 'null_marker' END;
+            END IF;
+            -- What the write replaces (plan::replaced).
+            IF v_ver[i] IS NULL THEN
+                gone_id := c_id[i];
+            ELSIF v_ver[i] = 'Enabled' THEN
+                kept_id := c_id[i];
+            ELSE
+                gone_id := n_id[i];
+                kept_id := CASE WHEN c_id[i] IS DISTINCT FROM n_id[i] THEN c_id[i] END;
+            END IF;
+            IF o NOT IN ('precondition_failed', 'no_such_key') AND gone_id IS NOT NULL
+                    AND COALESCE(CASE WHEN gone_id = c_id[i] THEN c_locked[i] END, n_locked[i],
+                        FALSE) THEN
+                o := 'locked';
+            END IF;
         END IF;
         v_out := v_out || o;
-        v_act := v_act || (o = 'deleted');
-    END LOOP;
-    FOR i IN 1 .. n_put + n_del LOOP
-        IF v_act[i] AND v_old_id[i] IS NOT NULL THEN
-            v_gone := v_gone || v_old_id[i];
+        v_act := v_act || (o LIKE 'ok:%' OR o LIKE 'null:%' OR o IN ('deleted', 'marker',
+            'null_marker', 'removed', 'removed_marker'));
+        IF v_act[i] AND gone_id IS NOT NULL THEN
+            v_gone := v_gone || gone_id;
+        END IF;
+        IF v_act[i] AND kept_id IS NOT NULL THEN
+            v_kept := v_kept || kept_id;
         END IF;
     END LOOP;
 
-    -- Demoted before the new versions go in: one current version per key (objects_latest).
+    -- No longer current before the new versions go in: one current version per key
+    -- (objects_latest).
     IF cardinality(v_gone) > 0 THEN
         UPDATE objects SET is_latest = FALSE, status = 'DELETING', deleted_at = p_now
             WHERE id = ANY (v_gone);
+    END IF;
+    IF cardinality(v_kept) > 0 THEN
+        UPDATE objects SET is_latest = FALSE WHERE id = ANY (v_kept);
     END IF;
 
     IF n_put > 0 THEN
         INSERT INTO objects (id, bucket_id, key, status, is_latest, size, etag, content_type,
             content_encoding, content_disposition, content_language, cache_control, expires,
             user_meta, storage_class, tier, created_at, parts_count, checksum_algo,
-            checksum_value, checksum_type, tags)
+            checksum_value, checksum_type, tags, version_id, version_seq, lock_mode,
+            lock_until, legal_hold)
         SELECT u.id, u.bucket_id, u.key, 'COMMITTED', TRUE, u.size, u.etag, u.content_type,
             u.content_encoding, u.content_disposition, u.content_language, u.cache_control,
             u.expires, u.user_meta, u.storage_class, u.tier, u.created_at, u.parts_count,
-            u.checksum_algo, u.checksum_value, u.checksum_type, u.tags
+            u.checksum_algo, u.checksum_value, u.checksum_type, u.tags,
+            CASE WHEN u.ver = 'Enabled' THEN u.id ELSE 'null' END, COALESCE(u.seq, 0) + 1,
+            u.lock_mode, u.lock_until, u.legal_hold
         FROM unnest(p_id, p_bucket_id, p_key, p_size, p_etag, p_content_type,
             p_content_encoding, p_content_disposition, p_content_language, p_cache_control,
             p_expires, p_user_meta, p_storage_class, p_tier, p_created_at, p_parts_count,
-            p_checksum_algo, p_checksum_value, p_checksum_type, p_tags, v_act[1:n_put])
+            p_checksum_algo, p_checksum_value, p_checksum_type, p_tags, p_lock_mode,
+            p_lock_until, p_legal_hold, v_act[1:n_put], v_ver[1:n_put], c_seq[1:n_put])
             AS u(id, bucket_id, key, size, etag, content_type, content_encoding,
                 content_disposition, content_language, cache_control, expires, user_meta,
                 storage_class, tier, created_at, parts_count, checksum_algo, checksum_value,
-                checksum_type, tags, act)
+                checksum_type, tags, lock_mode, lock_until, legal_hold, act, ver, seq)
         WHERE u.act;
     END IF;
+    IF n_del > 0 THEN
+        INSERT INTO objects (id, bucket_id, key, status, is_latest, size, storage_class, tier,
+            created_at, version_id, version_seq, delete_marker)
+        SELECT u.id, u.b, u.key, 'COMMITTED', TRUE, 0, 'STANDARD', 'hot', p_now,
+            CASE WHEN u.ver = 'Enabled' THEN u.id ELSE 'null' END, COALESCE(u.seq, 0) + 1, TRUE
+        FROM unnest(d_id, d_key, v_bucket[n_put + 1:n_put + n_del],
+                v_ver[n_put + 1:n_put + n_del], c_seq[n_put + 1:n_put + n_del],
+                v_act[n_put + 1:n_put + n_del])
+            AS u(id, key, b, ver, seq, act)
+        WHERE u.act AND u.ver IS NOT NULL;
+    END IF;
+    -- After a permanent delete of the current version, the newest remaining one is current.
+    FOREACH j IN ARRAY v_promote LOOP
+        UPDATE objects SET is_latest = TRUE WHERE id = (SELECT id FROM objects
+            WHERE bucket_id = v_bucket[j] AND key = v_key[j] AND status = 'COMMITTED'
+            ORDER BY version_seq DESC LIMIT 1);
+    END LOOP;
 
     -- Each blob's net change: +1 per reference added, -1 per segment of a version gone and per
     -- release. A blob that gains (net >= 0) is upserted, in lock order; one that only loses is

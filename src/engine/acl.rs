@@ -274,6 +274,8 @@ pub enum BucketConfig {
     Location,
     PublicAccessBlock,
     Tagging,
+    /// The Object Lock default retention (`engine::versions::DefaultRetention`).
+    ObjectLock,
 }
 
 impl BucketConfig {
@@ -283,6 +285,7 @@ impl BucketConfig {
             BucketConfig::Location => "location",
             BucketConfig::PublicAccessBlock => "public-access-block",
             BucketConfig::Tagging => "tagging",
+            BucketConfig::ObjectLock => "object-lock",
         }
     }
 }

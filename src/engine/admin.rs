@@ -1,6 +1,6 @@
 //! Tenants and access keys (the `admin` CLI and first-start bootstrap).
 
-use super::{Caller, Engine, Error, ListItem, ListQuery, Result};
+use super::{Caller, Engine, Error, Result};
 use crate::meta::{BucketRow, KeyRow, MetaError, TenantRow};
 use rand::Rng;
 
@@ -177,23 +177,24 @@ impl Engine {
         }
     }
 
-    /// Deletes every current object of a bucket, a listing page at a time. Returns how many.
+    /// Deletes every version (and delete marker) of a bucket for good, a listing page at a
+    /// time, without bypassing Object Lock (a locked version fails the delete). Returns how many
+    /// versions went.
     async fn empty_bucket(&self, owner: &Caller, bucket: &str) -> Result<u64> {
         let mut deleted = 0;
         loop {
-            let q = ListQuery {
-                prefix: String::new(),
-                delimiter: None,
-                after: None,
+            let q = super::VersionQuery {
                 max_keys: 1000,
+                ..Default::default()
             };
-            let page = self.list_objects(owner, bucket, &q).await?;
+            let page = self.list_versions(owner, bucket, &q).await?;
             if page.items.is_empty() {
                 return Ok(deleted);
             }
             for item in page.items {
-                if let ListItem::Object(o) = item {
-                    self.delete_object(owner, bucket, &o.key).await?;
+                if let super::VersionItem::Version(v) = item {
+                    let id = Some(v.version_id.as_str());
+                    self.delete(owner, bucket, &v.key, id, false).await?;
                     deleted += 1;
                 }
             }

@@ -9,6 +9,23 @@ pub enum Error {
     NoSuchBucket,
     #[error("The specified key does not exist.")]
     NoSuchKey,
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
+    /// The version asked for is a delete marker: the current one (404 NoSuchKey) or one named
+    /// by its id (405 MethodNotAllowed).
+    #[error("{}", if *.by_version { "The specified method is not allowed against this resource." } else { "The specified key does not exist." })]
+    DeleteMarker {
+        version_id: String,
+        by_version: bool,
+    },
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Object Lock configuration does not exist for this bucket")]
+    ObjectLockConfigurationNotFound,
+    #[error("The retention period must be a positive integer")]
+    InvalidRetentionPeriod,
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou,
     #[error("The bucket you tried to delete is not empty")]
@@ -90,6 +107,12 @@ impl From<MetaError> for Error {
             MetaError::PreconditionFailed => Error::PreconditionFailed,
             MetaError::Place(io) | MetaError::Sync(io) => Error::Storage(io),
             MetaError::NoSuchUpload => Error::NoSuchUpload,
+            MetaError::Locked => Error::AccessDenied,
+            MetaError::DeleteMarker => Error::InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete marker by \
+                 version id."
+                    .into(),
+            ),
             MetaError::Rejected(e) => match e.downcast::<Error>() {
                 Ok(e) => *e,
                 Err(e) => Error::Meta(MetaError::Rejected(e)),

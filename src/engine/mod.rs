@@ -11,6 +11,7 @@ mod keys;
 mod list;
 mod multipart;
 mod read;
+mod versions;
 
 pub use admin::{ROOT_TENANT, generate_key};
 pub use checksum::{ChecksumSpec, TrailerValue};
@@ -21,11 +22,15 @@ pub use multipart::{
     UploadItem, UploadList, UploadQuery,
 };
 pub use read::{BodyStream, ByteRange};
+pub use versions::{
+    DefaultRetention, DeleteOutcome, LockRequest, RetentionPeriod, VersionItem, VersionPage,
+    VersionQuery, check_version_id,
+};
 
 use crate::blobs::{BlobStore, BodyError, Tier};
 use crate::meta::{
-    AccessKey, BucketRow, CopyCommit, MetaStore, ObjectHeaders, ObjectRow, PutCommit, Segment,
-    SourceCondition, WriteCondition,
+    AccessKey, BucketRow, CopyCommit, Lock, MetaStore, ObjectHeaders, ObjectRow, PutCommit,
+    Segment, SourceCondition, WriteCondition,
 };
 use bytes::Bytes;
 use futures::{FutureExt, Stream};
@@ -74,6 +79,7 @@ pub struct PutRequest {
     pub checksum: ChecksumSpec,
     /// The signed `x-amz-decoded-content-length` of an aws-chunked body: the bytes must match.
     pub expected_size: Option<u64>,
+    pub lock: LockRequest,
 }
 
 /// A CopyObject request (metadata-only: the new version shares the source's blobs).
@@ -81,12 +87,15 @@ pub struct PutRequest {
 pub struct CopyRequest {
     pub src_bucket: String,
     pub src_key: String,
+    /// The source version (`None`: the current one).
+    pub src_version: Option<String>,
     /// `None`: COPY the source's headers; `Some`: REPLACE them.
     pub headers: Option<ObjectHeaders>,
     /// `None`: COPY the source's tags; `Some`: REPLACE them.
     pub tags: Option<BTreeMap<String, String>>,
     pub storage_class: Option<String>,
     pub source_condition: SourceCondition,
+    pub lock: LockRequest,
 }
 
 #[derive(Clone)]
@@ -154,9 +163,19 @@ impl Engine {
 
     // ---------------------------------------------------------------- buckets
 
-    pub async fn create_bucket(&self, caller: &Caller, name: &str) -> Result<BucketRow> {
+    /// `object_lock`: with Object Lock (and so versioning Enabled for good).
+    pub async fn create_bucket(
+        &self,
+        caller: &Caller,
+        name: &str,
+        object_lock: bool,
+    ) -> Result<BucketRow> {
         Self::writable(caller)?;
-        match self.meta.create_bucket(&caller.tenant_id, name).await {
+        match self
+            .meta
+            .create_bucket(&caller.tenant_id, name, object_lock)
+            .await
+        {
             Err(crate::meta::MetaError::BucketExists) => Err(Error::BucketAlreadyOwnedByYou),
             r => Ok(r?),
         }
@@ -216,29 +235,40 @@ impl Engine {
         check_tags(&h.tags)
     }
 
-    /// The current version's tags.
+    /// A version's tags (`version` `None`: the current one's).
     pub async fn get_tags(
         &self,
         caller: &Caller,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
     ) -> Result<BTreeMap<String, String>> {
-        Ok(self.head_object(caller, bucket, key).await?.headers.tags)
+        let row = self
+            .object_version(caller, bucket, key, version, false)
+            .await?;
+        Ok(row.headers.tags)
     }
 
-    /// Replaces the current version's tags (empty: removes them).
+    /// Replaces a version's tags (empty: removes them).
     pub async fn set_tags(
         &self,
         caller: &Caller,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> Result<()> {
         Self::writable(caller)?;
         check_tags(tags)?;
+        if let Some(v) = version {
+            check_version_id(v)?;
+        }
         let b = self.bucket(caller, bucket).await?;
-        if !self.meta.set_tags(&b.id, key, tags).await? {
-            return Err(Error::NoSuchKey);
+        if !self.meta.set_tags(&b.id, key, version, tags).await? {
+            return Err(match version {
+                Some(_) => Error::NoSuchVersion,
+                None => Error::NoSuchKey,
+            });
         }
         Ok(())
     }
@@ -262,9 +292,10 @@ impl Engine {
         self.check_headers(&req.headers)?;
         let (storage_class, tier) = storage_tier(req.storage_class.as_deref())?;
         let b = self.bucket(caller, bucket).await?;
+        let lock = self.lock_for_write(&b, req.lock).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let result = self
-            .write_and_commit(&id, &b, key, tier, storage_class, req, body)
+            .write_and_commit(&id, &b, key, (tier, storage_class, lock), req, body)
             .await;
         if result.is_err() {
             // Nothing became visible; leave no temp file behind (the sweep takes what a crash
@@ -274,14 +305,12 @@ impl Engine {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn write_and_commit<S>(
         &self,
         id: &str,
         b: &BucketRow,
         key: &str,
-        tier: Tier,
-        storage_class: String,
+        (tier, storage_class, lock): (Tier, String, Lock),
         req: PutRequest,
         body: S,
     ) -> Result<ObjectRow>
@@ -337,6 +366,7 @@ impl Engine {
             blob,
             condition: req.condition,
             checksum: Some(checksum),
+            lock,
         };
         if commit.blob.is_none() || inline {
             // No file to place: the bytes (if any) go into the database with the blob's row.
@@ -395,25 +425,12 @@ impl Engine {
 
     /// The current version of a key, without the bytes of inline blobs (HEAD, attributes).
     pub async fn head_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {
-        self.latest(caller, bucket, key, false).await
+        self.object_version(caller, bucket, key, None, false).await
     }
 
     /// The current version of a key, ready for `open_body` (inline blobs carry their bytes).
     pub async fn get_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<ObjectRow> {
-        self.latest(caller, bucket, key, true).await
-    }
-
-    async fn latest(
-        &self,
-        caller: &Caller,
-        bucket: &str,
-        key: &str,
-        with_inline: bool,
-    ) -> Result<ObjectRow> {
-        self.meta
-            .latest(&caller.tenant_id, bucket, key, with_inline)
-            .await?
-            .ok_or(Error::NoSuchKey)
+        self.object_version(caller, bucket, key, None, true).await
     }
 
     /// A body stream of `range` of `row` (whole object when `None`). The first blob is opened
@@ -430,14 +447,6 @@ impl Engine {
             end: row.size,
         });
         read::open(&self.blobs, &row.segments, range).await
-    }
-
-    pub async fn delete_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<()> {
-        Self::writable(caller)?;
-        match self.meta.delete_key(&caller.tenant_id, bucket, key).await? {
-            None => Err(Error::NoSuchBucket),
-            Some(_existed) => Ok(()),
-        }
     }
 
     pub async fn copy_object(
@@ -460,12 +469,18 @@ impl Engine {
             Some(sc) => Some(storage_tier(Some(sc))?.0),
             None => None,
         };
+        if let Some(v) = &req.src_version {
+            check_version_id(v)?;
+        }
         let src = self.bucket(caller, &req.src_bucket).await?;
         let dst = self.bucket(caller, bucket).await?;
+        let lock = self.lock_for_write(&dst, req.lock).await?;
         let commit = CopyCommit {
             new_id: uuid::Uuid::now_v7().to_string(),
             src_bucket_id: src.id,
             src_key: req.src_key,
+            src_version: req.src_version,
+            lock,
             dst_bucket_id: dst.id,
             dst_key: key.to_owned(),
             headers: req.headers,

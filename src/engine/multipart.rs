@@ -208,6 +208,7 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_upload(
         &self,
         caller: &Caller,
@@ -216,6 +217,7 @@ impl Engine {
         headers: ObjectHeaders,
         storage_class: Option<&str>,
         checksum: &UploadChecksum,
+        lock: super::LockRequest,
     ) -> Result<UploadRow> {
         Self::writable(caller)?;
         self.check_key(key)?;
@@ -223,6 +225,7 @@ impl Engine {
         let (storage_class, tier) = storage_tier(storage_class)?;
         let (checksum_algo, full_object) = checksum.resolve()?;
         let b = self.bucket(caller, bucket).await?;
+        let lock = self.lock_for_write(&b, lock).await?;
         let up = UploadRow {
             upload_id: uuid::Uuid::now_v7().simple().to_string(),
             bucket_id: b.id,
@@ -233,6 +236,7 @@ impl Engine {
             headers,
             checksum_algo,
             full_object,
+            lock,
         };
         self.meta.create_upload(&up).await?;
         Ok(up)
@@ -355,13 +359,19 @@ impl Engine {
         key: &str,
         upload_id: &str,
         part_number: i32,
-        src_bucket: &str,
-        src_key: &str,
+        (src_bucket, src_key, src_version): (&str, &str, Option<&str>),
         range: Option<ByteRange>,
         cond: &SourceCondition,
     ) -> Result<(PartRow, Checksum)> {
         super::refuse_nul([src_key])?;
-        let src = self.get_object(caller, src_bucket, src_key).await?;
+        let src = (self.object_version(caller, src_bucket, src_key, src_version, true))
+            .await
+            .map_err(|e| match e {
+                Error::DeleteMarker {
+                    by_version: true, ..
+                } => Error::from(crate::meta::MetaError::DeleteMarker),
+                e => e,
+            })?;
         if !cond.holds(&src) {
             return Err(Error::PreconditionFailed);
         }
@@ -620,6 +630,7 @@ mod tests {
             headers: ObjectHeaders::default(),
             checksum_algo: None,
             full_object: true,
+            lock: Default::default(),
         }
     }
 

@@ -23,8 +23,8 @@ macro_rules! embed {
     };
 }
 
-const SQLITE: Files = embed!("sqlite": 1 "0001_init.sql");
-const POSTGRES: Files = embed!("postgres": 1 "0001_init.sql");
+const SQLITE: Files = embed!("sqlite": 1 "0001_init.sql", 2 "0002_versioning.sql");
+const POSTGRES: Files = embed!("postgres": 1 "0001_init.sql", 2 "0002_versioning.sql");
 
 /// Every PostgreSQL function, `CREATE OR REPLACE`d.
 const POSTGRES_FUNCTIONS: &str = include_str!(concat!(

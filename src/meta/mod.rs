@@ -53,6 +53,12 @@ pub enum MetaError {
     PreconditionFailed,
     #[error("no such upload")]
     NoSuchUpload,
+    /// The version named is a delete marker, which has no body.
+    #[error("the version is a delete marker")]
+    DeleteMarker,
+    /// The version is under Object Lock (retention or legal hold).
+    #[error("the object version is locked")]
+    Locked,
     /// CompleteMultipartUpload's part list was rejected by the engine's `assemble` (the error
     /// is the engine's own, passed through).
     #[error("{0}")]
@@ -146,6 +152,103 @@ pub struct BucketRow {
     pub tenant_id: String,
     pub name: String,
     pub created_at: i64,
+    pub versioning: Versioning,
+    /// Created with Object Lock (its versioning is Enabled for good).
+    pub object_lock: bool,
+}
+
+/// A bucket's versioning state. Once enabled it can be suspended, never turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Versioning {
+    /// Never enabled: a write replaces the key's only version.
+    #[default]
+    Unversioned,
+    /// Every write adds a version; a DELETE adds a delete marker.
+    Enabled,
+    /// Writes (and DELETE's markers) replace the key's `null` version; other versions stay.
+    Suspended,
+}
+
+impl Versioning {
+    /// As stored (`buckets.versioning`).
+    pub fn as_db(self) -> Option<&'static str> {
+        match self {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some("Enabled"),
+            Versioning::Suspended => Some("Suspended"),
+        }
+    }
+
+    pub fn from_db(v: Option<&str>) -> MetaResult<Versioning> {
+        match v {
+            None => Ok(Versioning::Unversioned),
+            Some("Enabled") => Ok(Versioning::Enabled),
+            Some("Suspended") => Ok(Versioning::Suspended),
+            Some(other) => Err(MetaError::Corrupt(format!("versioning {other:?}"))),
+        }
+    }
+
+    /// The version id a write in this state gives its version (`id`: the row's).
+    pub fn version_id(self, id: &str) -> String {
+        match self {
+            Versioning::Enabled => id.to_owned(),
+            _ => NULL_VERSION.to_owned(),
+        }
+    }
+}
+
+/// The version id of a version written while versioning was not enabled.
+pub const NULL_VERSION: &str = "null";
+
+/// Object Lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockMode {
+    /// Users with `x-amz-bypass-governance-retention` may shorten it or delete the version.
+    Governance,
+    /// No one can shorten it or delete the version before its date.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A version's Object Lock state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lock {
+    /// Retention: mode and the time (microseconds) until which it holds.
+    pub retention: Option<(LockMode, i64)>,
+    pub legal_hold: bool,
+}
+
+impl Lock {
+    /// Whether the version may be deleted at `now` (`bypass`: the caller sent
+    /// `x-amz-bypass-governance-retention: true`).
+    pub fn allows_delete(&self, now: i64, bypass: bool) -> bool {
+        if self.legal_hold {
+            return false;
+        }
+        match self.retention {
+            Some((_, until)) if until <= now => true,
+            Some((LockMode::Governance, _)) => bypass,
+            Some((LockMode::Compliance, _)) => false,
+            None => true,
+        }
+    }
 }
 
 /// The HTTP representation headers and user metadata stored with an object.
@@ -210,6 +313,45 @@ pub struct ObjectRow {
     pub checksum: Option<Checksum>,
     /// A blob of this object failed the scrubber's check: its bytes must not be served.
     pub corrupted: bool,
+    /// `NULL_VERSION` or the row's id.
+    pub version_id: String,
+    /// Position among the key's versions (the current one has the highest).
+    pub version_seq: i64,
+    pub is_latest: bool,
+    /// A delete marker: no body, no headers.
+    pub delete_marker: bool,
+    pub lock: Lock,
+}
+
+/// What a DELETE without a version id did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// Unversioned bucket: the key had no version.
+    Absent,
+    /// Unversioned bucket: the key's version went.
+    Removed,
+    /// Versioned or suspended bucket: a delete marker with this version id is now current.
+    Marker(String),
+}
+
+/// A version a permanent delete removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedVersion {
+    pub delete_marker: bool,
+}
+
+/// One version of a ListObjectVersions page.
+#[derive(Debug, Clone)]
+pub struct VersionEntry {
+    pub key: String,
+    pub version_id: String,
+    pub version_seq: i64,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub size: u64,
+    pub etag: String,
+    pub storage_class: String,
+    pub created_at: i64,
 }
 
 /// One entry of a key-ordered listing page.
@@ -306,6 +448,7 @@ pub struct PutCommit {
     pub blob: Option<Segment>,
     pub condition: WriteCondition,
     pub checksum: Option<Checksum>,
+    pub lock: Lock,
 }
 
 /// A metadata-only copy: the new version points at the source's blobs.
@@ -314,6 +457,8 @@ pub struct CopyCommit {
     pub new_id: String,
     pub src_bucket_id: String,
     pub src_key: String,
+    /// The source version (`None`: the current one).
+    pub src_version: Option<String>,
     pub dst_bucket_id: String,
     pub dst_key: String,
     /// `None`: COPY the source's headers; `Some`: REPLACE them.
@@ -323,6 +468,7 @@ pub struct CopyCommit {
     pub storage_class: Option<String>,
     /// Checked against the source inside the transaction.
     pub source_condition: SourceCondition,
+    pub lock: Lock,
 }
 
 /// `x-amz-copy-source-if-*`, evaluated against the source version under the commit's locks.
@@ -332,6 +478,17 @@ pub struct SourceCondition {
     pub if_none_match: Option<String>,
     pub if_modified_since: Option<i64>,
     pub if_unmodified_since: Option<i64>,
+}
+
+/// A change of a version's Object Lock state (PutObjectRetention, PutObjectLegalHold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockChange {
+    /// New retention (`None`: removed); `bypass`: `x-amz-bypass-governance-retention`.
+    Retention {
+        retention: Option<(LockMode, i64)>,
+        bypass: bool,
+    },
+    LegalHold(bool),
 }
 
 /// A blob the collector may remove (ref_count 0 for longer than the grace period).
@@ -359,6 +516,8 @@ pub struct UploadRow {
     /// full-object, and parts may carry any checksum), and whether the object's is FULL_OBJECT.
     pub checksum_algo: Option<ChecksumAlgo>,
     pub full_object: bool,
+    /// The Object Lock state the object gets.
+    pub lock: Lock,
 }
 
 impl UploadRow {
@@ -464,8 +623,13 @@ pub enum AclOf<'a> {
 pub struct UsageRow {
     pub tenant: String,
     pub bucket: String,
+    /// Current versions that are not delete markers, and their bytes.
     pub objects: i64,
     pub bytes: i64,
+    /// Versions kept besides the current ones (versioning), and their bytes.
+    pub noncurrent_versions: i64,
+    pub noncurrent_bytes: i64,
+    pub delete_markers: i64,
 }
 
 #[async_trait::async_trait]
@@ -502,10 +666,24 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn key_epoch(&self) -> MetaResult<i64>;
 
     // --- buckets ---
-    async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow>;
+    /// `object_lock`: created with Object Lock (and so with versioning Enabled).
+    async fn create_bucket(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        object_lock: bool,
+    ) -> MetaResult<BucketRow>;
+    /// Sets a bucket's versioning state and whether it has Object Lock. Returns whether the
+    /// bucket exists.
+    async fn set_versioning(
+        &self,
+        bucket_id: &str,
+        v: Versioning,
+        object_lock: bool,
+    ) -> MetaResult<bool>;
     async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>>;
     async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>>;
-    /// Fails with `BucketNotEmpty` while any current version exists.
+    /// Fails with `BucketNotEmpty` while any version (a delete marker too) exists.
     async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()>;
 
     /// A bucket's stored sub-resource of `kind` (the engine names the kinds and owns the
@@ -540,22 +718,61 @@ pub trait MetaStore: Send + Sync + 'static {
         key: &str,
         with_inline: bool,
     ) -> MetaResult<Option<ObjectRow>>;
-    /// Marks the current version of `key` in the tenant's bucket `bucket` DELETING and releases
-    /// its blob references: `None` if there is no such bucket, else whether there was a current
-    /// version. The bucket is resolved by the same call (one round trip on PostgreSQL).
+    /// A version of `key` by its version id (`NULL_VERSION` too), a delete marker included.
+    async fn version(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: &str,
+        with_inline: bool,
+    ) -> MetaResult<Option<ObjectRow>>;
+    /// DELETE without a version id in the tenant's bucket `bucket`, by the bucket's versioning
+    /// (`plan::replaced`): unversioned, the key's version goes (DELETING, its blob references
+    /// released); else a delete marker becomes current. `None` if there is no such bucket.
+    /// The bucket is resolved by the same call (one round trip on PostgreSQL).
     async fn delete_key(
         &self,
         tenant_id: &str,
         bucket: &str,
         key: &str,
-    ) -> MetaResult<Option<bool>>;
-    /// Replaces the current version's tags. Returns whether there is a current version.
+    ) -> MetaResult<Option<Deleted>>;
+    /// Removes one version for good (DELETING, its references released); if it was current,
+    /// the newest remaining version becomes current. `Locked` under Object Lock (`bypass`
+    /// lifts GOVERNANCE retention). `None`: no such version.
+    async fn delete_version(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: &str,
+        bypass: bool,
+    ) -> MetaResult<Option<RemovedVersion>>;
+    /// Replaces a version's tags (`version_id` `None`: the current one). Returns whether that
+    /// version exists and is not a delete marker.
     async fn set_tags(
         &self,
         bucket_id: &str,
         key: &str,
+        version_id: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> MetaResult<bool>;
+    /// Changes a version's Object Lock state, checked against the stored one in the same
+    /// transaction (`plan::check_lock_change`). Returns the new state (`None`: no such
+    /// version).
+    async fn set_lock(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: LockChange,
+    ) -> MetaResult<Option<Lock>>;
+    /// Versions of the keys in `range`, in key order and newest first; with `after_seq`, the
+    /// range's start key contributes only its versions older than that (`version_seq` below).
+    async fn list_versions(
+        &self,
+        range: KeyRange<'_>,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> MetaResult<Vec<VersionEntry>>;
     /// The first `limit` current versions in `range`.
     async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>>;
     /// A delimiter listing's run of common prefixes, one index seek each: from the start of

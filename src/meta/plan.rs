@@ -8,6 +8,8 @@ use crate::blobs::Tier;
 
 /// Conditional writes, checked against the current version inside the commit transaction.
 pub(super) fn check_condition(c: &WriteCondition, current: Option<&ObjectRow>) -> MetaResult<()> {
+    // A delete marker is no object.
+    let current = current.filter(|o| !o.delete_marker);
     match (c, current) {
         (WriteCondition::IfNoneMatchAny, Some(_)) => Err(MetaError::PreconditionFailed),
         (WriteCondition::IfNoneMatch(etag), Some(o)) if *etag == o.etag => {
@@ -18,6 +20,99 @@ pub(super) fn check_condition(c: &WriteCondition, current: Option<&ObjectRow>) -
             Err(MetaError::PreconditionFailed)
         }
         _ => Ok(()),
+    }
+}
+
+/// What a write (or a DELETE's marker) does to a key's versions, by the bucket's versioning:
+/// the version that goes (DELETING, its references released) and the one that stays but is
+/// no longer current. Unversioned: the current version goes. Enabled: it stays. Suspended: the
+/// `null` version goes (current or not: `null` is the key's null version when it is not the
+/// current one), and the current one stays if it is another.
+pub(super) fn replaced<'a>(
+    v: Versioning,
+    current: Option<&'a ObjectRow>,
+    null: Option<&'a ObjectRow>,
+) -> (Option<&'a ObjectRow>, Option<&'a ObjectRow>) {
+    match v {
+        Versioning::Unversioned => {
+            debug_assert!(
+                current.is_none_or(|c| c.version_id == NULL_VERSION),
+                "an unversioned bucket holds null versions only"
+            );
+            (current, None)
+        }
+        Versioning::Enabled => (None, current),
+        Versioning::Suspended => {
+            let is_null = |c: &&ObjectRow| c.version_id == NULL_VERSION;
+            (
+                null.or(current.filter(is_null)),
+                current.filter(|c| !is_null(c)),
+            )
+        }
+    }
+}
+
+/// Refuses to remove a locked version (a legal hold, or retention not past `now`; `bypass`
+/// lifts GOVERNANCE retention).
+pub(super) fn check_removable(gone: Option<&ObjectRow>, now: i64, bypass: bool) -> MetaResult<()> {
+    match gone {
+        Some(g) if !g.lock.allows_delete(now, bypass) => Err(MetaError::Locked),
+        _ => Ok(()),
+    }
+}
+
+/// Gives a new version its id and place among the key's versions: after the current one.
+pub(super) fn number_version(row: &mut ObjectRow, v: Versioning, current: Option<&ObjectRow>) {
+    row.version_id = v.version_id(&row.id);
+    row.version_seq = current.map_or(1, |c| c.version_seq + 1);
+    row.is_latest = true;
+}
+
+/// The delete marker a DELETE adds in a versioned (or suspended) bucket.
+pub(super) fn delete_marker(id: &str, key: &str, now: i64) -> ObjectRow {
+    ObjectRow {
+        id: id.to_owned(),
+        key: key.to_owned(),
+        size: 0,
+        etag: String::new(),
+        headers: ObjectHeaders::default(),
+        storage_class: "STANDARD".to_owned(),
+        created_at: now,
+        segments: Vec::new(),
+        parts_count: None,
+        checksum: None,
+        corrupted: false,
+        version_id: NULL_VERSION.to_owned(),
+        version_seq: 0,
+        is_latest: true,
+        delete_marker: true,
+        lock: Lock::default(),
+    }
+}
+
+/// A new bucket's row: created with Object Lock, its versioning is Enabled from the start.
+pub(super) fn new_bucket(tenant_id: &str, name: &str, object_lock: bool) -> BucketRow {
+    BucketRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.to_owned(),
+        name: name.to_owned(),
+        created_at: crate::now_micros(),
+        versioning: match object_lock {
+            true => Versioning::Enabled,
+            false => Versioning::Unversioned,
+        },
+        object_lock,
+    }
+}
+
+/// A copy's source version: a delete marker cannot be copied (by version id S3 answers
+/// InvalidRequest, as the current version NoSuchKey).
+pub(super) fn copy_source(src: Option<ObjectRow>, by_version: bool) -> MetaResult<ObjectRow> {
+    match src {
+        None => Err(MetaError::NoSuchKey),
+        Some(s) if s.delete_marker && by_version => Err(MetaError::DeleteMarker),
+        Some(s) if s.delete_marker => Err(MetaError::NoSuchKey),
+        Some(s) => Ok(s),
     }
 }
 
@@ -35,6 +130,11 @@ pub(super) fn put_version(c: &PutCommit) -> ObjectRow {
         parts_count: None,
         checksum: c.checksum.clone(),
         corrupted: false,
+        version_id: NULL_VERSION.to_owned(),
+        version_seq: 0,
+        is_latest: true,
+        delete_marker: false,
+        lock: c.lock,
     }
 }
 
@@ -55,6 +155,11 @@ pub(super) fn copy_version(c: &CopyCommit, src: ObjectRow) -> ObjectRow {
         parts_count: src.parts_count,
         checksum: src.checksum,
         corrupted: src.corrupted,
+        version_id: NULL_VERSION.to_owned(),
+        version_seq: 0,
+        is_latest: true,
+        delete_marker: false,
+        lock: c.lock,
     }
 }
 
@@ -76,6 +181,11 @@ pub(super) fn completed_version(
         parts_count: Some(a.parts_count),
         checksum: a.checksum.clone(),
         corrupted: false,
+        version_id: NULL_VERSION.to_owned(),
+        version_seq: 0,
+        is_latest: true,
+        delete_marker: false,
+        lock: up.lock,
     }
 }
 
@@ -184,4 +294,37 @@ pub(super) fn collectable(
         )));
     }
     Ok(refs == 0 && zero_since.is_some_and(|z| z < cutoff))
+}
+
+/// A version's lock state after `change`, or `Locked` when the change would shorten, remove
+/// or change the mode of retention still in force: never under COMPLIANCE; under GOVERNANCE
+/// only with `bypass`.
+pub(super) fn lock_after(current: Lock, change: LockChange, now: i64) -> MetaResult<Lock> {
+    let (retention, bypass) = match change {
+        LockChange::LegalHold(on) => {
+            return Ok(Lock {
+                legal_hold: on,
+                ..current
+            });
+        }
+        LockChange::Retention { retention, bypass } => (retention, bypass),
+    };
+    if let Some((mode, until)) = current.retention.filter(|&(_, until)| until > now) {
+        let weaker = match retention {
+            None => true,
+            // Any change of mode needs the right to weaken: GOVERNANCE to COMPLIANCE too.
+            Some((new_mode, new_until)) => new_until < until || new_mode != mode,
+        };
+        let allowed = match mode {
+            LockMode::Compliance => false,
+            LockMode::Governance => bypass,
+        };
+        if weaker && !allowed {
+            return Err(MetaError::Locked);
+        }
+    }
+    Ok(Lock {
+        retention,
+        ..current
+    })
 }

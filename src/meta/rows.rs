@@ -5,9 +5,9 @@
 
 use crate::blobs::{ChecksumAlgo, Tier};
 use crate::meta::{
-    AccessKey, BlobId, BlobRow, BucketRow, Checksum, KeyRow, ListEntry, MetaError, MetaResult,
-    ObjectHeaders, ObjectPart, ObjectRow, PartRow, RefMismatch, Segment, TenantRow, UploadRow,
-    UsageRow,
+    AccessKey, BlobId, BlobRow, BucketRow, Checksum, KeyRow, ListEntry, Lock, LockMode, MetaError,
+    MetaResult, ObjectHeaders, ObjectPart, ObjectRow, PartRow, RefMismatch, Segment, TenantRow,
+    UploadRow, UsageRow, VersionEntry, Versioning,
 };
 use std::collections::BTreeMap;
 
@@ -181,6 +181,8 @@ pub(in crate::meta) fn found_of<S: RowSource>(l: &Lookup, rows: &mut S) -> MetaR
         tenant_id: l.tenant.clone(),
         name: l.bucket.clone(),
         created_at: first.get("k_created_at")?,
+        versioning: Versioning::from_db(first.get::<Option<String>>("k_versioning")?.as_deref())?,
+        object_lock: first.get("k_object_lock")?,
     };
     let object = match first.get::<Option<String>>("id")? {
         Some(_) => Some(object_of(&first, l.inline)?),
@@ -230,6 +232,11 @@ fn object_of<R: Cols>(r: &R, inline: bool) -> MetaResult<ObjectRow> {
             r.get("checksum_type")?,
         )?,
         corrupted: false,
+        version_id: r.get("version_id")?,
+        version_seq: r.get("version_seq")?,
+        is_latest: r.get("is_latest")?,
+        delete_marker: r.get("delete_marker")?,
+        lock: lock_of(r)?,
     };
     add_segment(&mut object, r, inline)?;
     Ok(object)
@@ -261,6 +268,48 @@ fn add_segment<R: Cols>(object: &mut ObjectRow, r: &R, inline: bool) -> MetaResu
         inline: data.map(bytes::Bytes::from),
     });
     Ok(())
+}
+
+/// The Object Lock columns (`lock_mode`, `lock_until`, `legal_hold`) of an object or upload.
+pub(in crate::meta) fn lock_of<R: Cols>(r: &R) -> MetaResult<Lock> {
+    let mode: Option<String> = r.get("lock_mode")?;
+    let until: Option<i64> = r.get("lock_until")?;
+    let retention = match (mode, until) {
+        (Some(m), Some(u)) => {
+            let mode = LockMode::parse(&m)
+                .ok_or_else(|| MetaError::Corrupt(format!("lock mode {m:?}")))?;
+            Some((mode, u))
+        }
+        _ => None,
+    };
+    Ok(Lock {
+        retention,
+        legal_hold: r.get("legal_hold")?,
+    })
+}
+
+/// The Object Lock columns' values: mode, date, legal hold.
+pub(in crate::meta) fn lock_cols(l: &Lock) -> (Option<&'static str>, Option<i64>, bool) {
+    (
+        l.retention.map(|(m, _)| m.as_str()),
+        l.retention.map(|(_, u)| u),
+        l.legal_hold,
+    )
+}
+
+/// A row of a version listing (`statements::VERSION_COLS`).
+pub(in crate::meta) fn version_entry_of<R: Cols>(r: &R) -> MetaResult<VersionEntry> {
+    Ok(VersionEntry {
+        key: r.get("key")?,
+        version_id: r.get("version_id")?,
+        version_seq: r.get("version_seq")?,
+        is_latest: r.get("is_latest")?,
+        delete_marker: r.get("delete_marker")?,
+        size: to_u64(r.get("size")?, "size")?,
+        etag: r.get::<Option<String>>("etag")?.unwrap_or_default(),
+        storage_class: r.get("storage_class")?,
+        created_at: r.get("created_at")?,
+    })
 }
 
 /// A listing row (`key`, `size`, `etag`, `storage_class`, `created_at`).
@@ -304,6 +353,7 @@ pub(in crate::meta) fn upload_of<R: Cols>(r: &R) -> MetaResult<UploadRow> {
             .map(algo_of)
             .transpose()?,
         full_object: r.get::<Option<String>>("checksum_type")?.as_deref() != Some("COMPOSITE"),
+        lock: lock_of(r)?,
     })
 }
 
@@ -341,13 +391,15 @@ pub(in crate::meta) fn blob_row_of<R: Cols>(r: &R) -> MetaResult<BlobRow> {
     })
 }
 
-/// A bucket row (`id, tenant_id, name, created_at`).
+/// A bucket row (`statements::BUCKET_COLS`).
 pub(in crate::meta) fn bucket_of<R: Cols>(r: &R) -> MetaResult<BucketRow> {
     Ok(BucketRow {
         id: r.get("id")?,
         tenant_id: r.get("tenant_id")?,
         name: r.get("name")?,
         created_at: r.get("created_at")?,
+        versioning: Versioning::from_db(r.get::<Option<String>>("versioning")?.as_deref())?,
+        object_lock: r.get("object_lock")?,
     })
 }
 
@@ -419,6 +471,9 @@ pub(in crate::meta) fn usage_of<R: Cols>(r: &R) -> MetaResult<UsageRow> {
         bucket: r.get("bucket")?,
         objects: r.get("objects")?,
         bytes: r.get("bytes")?,
+        noncurrent_versions: r.get("noncurrent_versions")?,
+        noncurrent_bytes: r.get("noncurrent_bytes")?,
+        delete_markers: r.get("delete_markers")?,
     })
 }
 

@@ -10,7 +10,8 @@
 pub(super) const OBJECT_COLS: &str = "o.id, o.key, o.size, o.etag, o.content_type, \
     o.content_encoding, o.content_disposition, o.content_language, o.cache_control, o.expires, \
     o.user_meta, o.tags, o.storage_class, o.created_at, o.parts_count, o.checksum_algo, \
-    o.checksum_value, o.checksum_type";
+    o.checksum_value, o.checksum_type, o.version_id, o.version_seq, o.is_latest, \
+    o.delete_marker, o.lock_mode, o.lock_until, o.legal_hold";
 
 /// An object's segments (`s`) and whether their blobs (`b`) are marked corrupted.
 pub(super) const SEGMENT_COLS: &str = "s.tier AS seg_tier, s.blob_hash, s.size AS seg_size, \
@@ -42,13 +43,87 @@ pub(super) const LATEST_IN_SQL: &str = const_format::concatcp!(
     " WHERE o.bucket_id = $1 AND o.key = $2 AND o.is_latest ORDER BY s.seq"
 );
 
+/// Version `$3` of key `$2` in bucket `$1` (not the null version: its id is the row's).
+pub(super) const VERSION_BY_ID_SQL: &str = const_format::concatcp!(
+    "SELECT ",
+    OBJECT_COLS,
+    ", ",
+    SEGMENT_COLS,
+    ", ",
+    inline_data_col!("$4"),
+    " FROM objects o ",
+    SEGMENT_JOIN,
+    " WHERE o.id = $3 AND o.bucket_id = $1 AND o.key = $2 AND o.version_id = $3 \
+     AND o.status = 'COMMITTED' ORDER BY s.seq"
+);
+
+/// The null version of key `$2` in bucket `$1` (`$3` unused, for the same arguments).
+pub(super) const NULL_VERSION_SQL: &str = const_format::concatcp!(
+    "SELECT ",
+    OBJECT_COLS,
+    ", ",
+    SEGMENT_COLS,
+    ", ",
+    inline_data_col!("$4"),
+    " FROM objects o ",
+    SEGMENT_JOIN,
+    " WHERE o.bucket_id = $1 AND o.key = $2 AND o.status = 'COMMITTED' \
+     AND o.version_id = 'null' AND $3 = 'null' ORDER BY s.seq"
+);
+
+/// The statement that finds version `version_id` of a key (`$1` bucket, `$2` key, `$3` the
+/// version id, `$4` whether inline bytes are read).
+pub(super) fn version_sql(version_id: &str) -> &'static str {
+    if version_id == crate::meta::NULL_VERSION {
+        NULL_VERSION_SQL
+    } else {
+        VERSION_BY_ID_SQL
+    }
+}
+
+/// A version listing row's columns.
+const VERSION_COLS: &str =
+    "key, version_id, version_seq, is_latest, delete_marker, size, etag, storage_class, created_at";
+
+/// A version listing page: versions of bucket `$1` with keys from `$2` (inclusive or not),
+/// below `$4` when `bounded`, newest first, at most `$3`.
+pub(super) fn versions_sql(start_inclusive: bool, bounded: bool) -> &'static str {
+    macro_rules! versions_sql {
+        ($cond:literal) => {
+            concat!(
+                "SELECT key, version_id, version_seq, is_latest, delete_marker, size, etag, \
+                 storage_class, created_at FROM objects \
+                 WHERE bucket_id = $1 AND status = 'COMMITTED' AND ",
+                $cond,
+                " ORDER BY key, version_seq DESC LIMIT +$3"
+            )
+        };
+    }
+    match (start_inclusive, bounded) {
+        (false, false) => versions_sql!("key > $2"),
+        (true, false) => versions_sql!("key >= $2"),
+        (false, true) => versions_sql!("key > $2 AND key < $4"),
+        (true, true) => versions_sql!("key >= $2 AND key < $4"),
+    }
+}
+
+/// The versions of key `$2` in bucket `$1` older than `$4` (`version_seq`), newest first, at
+/// most `$3`.
+pub(super) const KEY_VERSIONS_BEFORE: &str = const_format::concatcp!(
+    "SELECT ",
+    VERSION_COLS,
+    " FROM objects WHERE bucket_id = $1 AND key = $2 AND status = 'COMMITTED' \
+     AND version_seq < $4 ORDER BY version_seq DESC LIMIT +$3"
+);
+
 /// A `BlobRow`'s columns, selected `FROM blobs` (unaliased).
 const BLOB_ROW_COLS: &str = "tier, hash, size, ref_count, corrupted, EXISTS (SELECT 1 FROM \
     blob_data d WHERE d.tier = blobs.tier AND d.hash = blobs.hash) AS inline";
 
 pub(super) const UPLOAD_COLS: &str = "upload_id, bucket_id, key, initiated, tier, \
     storage_class, content_type, content_encoding, content_disposition, content_language, \
-    cache_control, expires, user_meta, tags, checksum_algo, checksum_type";
+    cache_control, expires, user_meta, tags, checksum_algo, checksum_type, lock_mode, \
+    lock_until, legal_hold";
 
 const PART_COLS: &str = "part_number, tier, blob_hash, size, etag, created_at, checksum_value";
 
@@ -59,7 +134,7 @@ pub(super) fn page_sql(start_inclusive: bool, bounded: bool) -> &'static str {
         ($cond:literal) => {
             concat!(
                 "SELECT key, size, etag, storage_class, created_at FROM objects \
-                 WHERE bucket_id = $1 AND is_latest AND ",
+                 WHERE bucket_id = $1 AND is_latest AND NOT delete_marker AND ",
                 $cond,
                 " ORDER BY key LIMIT +$3"
             )
@@ -99,13 +174,22 @@ pub(super) const BUMP_KEY_EPOCH: &str = "UPDATE key_epoch SET n = n + 1 WHERE id
 pub(super) const TENANT_HAS_KEYS: &str =
     "SELECT CAST(1 AS BIGINT) FROM access_keys WHERE tenant_id = $1 LIMIT 1";
 
-pub(super) const INSERT_BUCKET: &str = "INSERT INTO buckets (id, tenant_id, name, created_at) \
-    VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO NOTHING";
-pub(super) const LIST_BUCKETS: &str =
-    "SELECT id, tenant_id, name, created_at FROM buckets WHERE tenant_id = $1 ORDER BY name";
+/// A bucket's columns (`rows::bucket_of`).
+pub(super) const BUCKET_COLS: &str = "id, tenant_id, name, created_at, versioning, object_lock";
+pub(super) const INSERT_BUCKET: &str = "INSERT INTO buckets (id, tenant_id, name, created_at, \
+    versioning, object_lock) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (tenant_id, name) DO NOTHING";
+pub(super) const BUCKET_VERSIONING: &str = "SELECT versioning FROM buckets WHERE id = $1";
+pub(super) const SET_VERSIONING: &str =
+    "UPDATE buckets SET versioning = $2, object_lock = $3 WHERE id = $1";
+pub(super) const LIST_BUCKETS: &str = const_format::concatcp!(
+    "SELECT ",
+    BUCKET_COLS,
+    " FROM buckets WHERE tenant_id = $1 ORDER BY name"
+);
 pub(super) const BUCKET_EXISTS: &str = "SELECT CAST(1 AS BIGINT) FROM buckets WHERE id = $1";
-pub(super) const BUCKET_HAS_CURRENT: &str =
-    "SELECT CAST(1 AS BIGINT) FROM objects WHERE bucket_id = $1 AND is_latest LIMIT 1";
+pub(super) const BUCKET_HAS_VERSIONS: &str = "SELECT CAST(1 AS BIGINT) FROM objects \
+    WHERE bucket_id = $1 AND status = 'COMMITTED' LIMIT 1";
 /// A bucket's remaining rows are DELETING versions, which released their blobs when they were
 /// demoted; `status <> 'COMMITTED'` lets the partial index `objects_by_status` find them. A row
 /// of any other kind fails the bucket's foreign key instead of being lost.
@@ -125,13 +209,24 @@ pub(super) const UPLOAD_ACL: &str = "SELECT acl FROM multipart_uploads WHERE upl
 pub(super) const SET_OBJECT_ACL: &str = "UPDATE objects SET acl = $2 WHERE id = $1";
 pub(super) const SET_UPLOAD_ACL: &str =
     "UPDATE multipart_uploads SET acl = $2 WHERE upload_id = $1";
-pub(super) const SET_TAGS: &str =
-    "UPDATE objects SET tags = $3 WHERE bucket_id = $1 AND key = $2 AND is_latest";
+pub(super) const SET_TAGS: &str = "UPDATE objects SET tags = $3 \
+    WHERE bucket_id = $1 AND key = $2 AND is_latest AND NOT delete_marker";
+/// Tags of version `$4` (not the null version: its id is the row's).
+pub(super) const SET_VERSION_TAGS: &str = "UPDATE objects SET tags = $3 WHERE id = $4 \
+    AND bucket_id = $1 AND key = $2 AND version_id = $4 AND status = 'COMMITTED' \
+    AND NOT delete_marker";
+pub(super) const SET_NULL_VERSION_TAGS: &str = "UPDATE objects SET tags = $3 \
+    WHERE bucket_id = $1 AND key = $2 AND version_id = 'null' AND $4 = 'null' \
+    AND status = 'COMMITTED' AND NOT delete_marker";
+/// A version's Object Lock state, by row id.
+pub(super) const SET_LOCK: &str =
+    "UPDATE objects SET lock_mode = $2, lock_until = $3, legal_hold = $4 WHERE id = $1";
 
 pub(super) const INSERT_UPLOAD: &str = "INSERT INTO multipart_uploads (upload_id, bucket_id, \
     key, initiated, tier, storage_class, content_type, content_encoding, content_disposition, \
-    content_language, cache_control, expires, user_meta, checksum_algo, checksum_type, tags) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+    content_language, cache_control, expires, user_meta, checksum_algo, checksum_type, tags, \
+    lock_mode, lock_until, legal_hold) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 pub(super) const UPLOAD: &str = const_format::concatcp!(
     "SELECT ",
     UPLOAD_COLS,
@@ -212,8 +307,15 @@ pub(super) const DELETE_UNREFERENCED_BLOB: &str =
     "DELETE FROM blobs WHERE tier = $1 AND hash = $2 AND ref_count = 0";
 pub(super) const MARK_CORRUPTED: &str =
     "UPDATE blobs SET corrupted = TRUE WHERE tier = $1 AND hash = $2";
+/// Per bucket: current objects, noncurrent versions and delete markers.
 pub(super) const USAGE: &str = "SELECT t.name AS tenant, b.name AS bucket, \
-    CAST(COUNT(o.id) AS BIGINT) AS objects, CAST(COALESCE(SUM(o.size), 0) AS BIGINT) AS bytes \
+    CAST(COUNT(CASE WHEN o.is_latest AND NOT o.delete_marker THEN 1 END) AS BIGINT) AS objects, \
+    CAST(COALESCE(SUM(CASE WHEN o.is_latest THEN o.size END), 0) AS BIGINT) AS bytes, \
+    CAST(COUNT(CASE WHEN NOT o.is_latest AND NOT o.delete_marker THEN 1 END) AS BIGINT) \
+        AS noncurrent_versions, \
+    CAST(COALESCE(SUM(CASE WHEN NOT o.is_latest THEN o.size END), 0) AS BIGINT) \
+        AS noncurrent_bytes, \
+    CAST(COUNT(CASE WHEN o.delete_marker THEN 1 END) AS BIGINT) AS delete_markers \
     FROM buckets b JOIN tenants t ON t.id = b.tenant_id \
-    LEFT JOIN objects o ON o.bucket_id = b.id AND o.is_latest \
+    LEFT JOIN objects o ON o.bucket_id = b.id AND o.status = 'COMMITTED' \
     GROUP BY t.name, b.name ORDER BY t.name, b.name";

@@ -100,15 +100,17 @@ impl Access {
     async fn object<T>(
         &self,
         req: &mut S3Request<T>,
-        bucket: &str,
-        key: &str,
+        (bucket, key, version): (&str, &str, Option<&str>),
         want: Perm,
     ) -> S3Result<()> {
         if req.credentials.is_some() {
             return Ok(());
         }
         let (owner, bucket_id) = self.owner_of(bucket, want).await?;
-        let row = match self.engine.head_object(&owner, bucket, key).await {
+        let found = (self.engine)
+            .object_version(&owner, bucket, key, version, false)
+            .await;
+        let row = match found {
             Ok(row) => row,
             Err(Error::NoSuchKey)
                 if !self.bucket_allows(&bucket_id, &owner, Perm::Read).await? =>
@@ -156,32 +158,38 @@ impl S3Access for Access {
         if req.credentials.is_some() {
             return Ok(());
         }
-        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
-        self.object(req, &b, &k, Perm::Read).await
+        let i = &req.input;
+        let (b, k, v) = (i.bucket.clone(), i.key.clone(), i.version_id.clone());
+        self.object(req, (&b, &k, v.as_deref()), Perm::Read).await
     }
 
     async fn head_object(&self, req: &mut S3Request<HeadObjectInput>) -> S3Result<()> {
         if req.credentials.is_some() {
             return Ok(());
         }
-        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
-        self.object(req, &b, &k, Perm::Read).await
+        let i = &req.input;
+        let (b, k, v) = (i.bucket.clone(), i.key.clone(), i.version_id.clone());
+        self.object(req, (&b, &k, v.as_deref()), Perm::Read).await
     }
 
     async fn get_object_acl(&self, req: &mut S3Request<GetObjectAclInput>) -> S3Result<()> {
         if req.credentials.is_some() {
             return Ok(());
         }
-        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
-        self.object(req, &b, &k, Perm::ReadAcp).await
+        let i = &req.input;
+        let (b, k, v) = (i.bucket.clone(), i.key.clone(), i.version_id.clone());
+        self.object(req, (&b, &k, v.as_deref()), Perm::ReadAcp)
+            .await
     }
 
     async fn put_object_acl(&self, req: &mut S3Request<PutObjectAclInput>) -> S3Result<()> {
         if req.credentials.is_some() {
             return Ok(());
         }
-        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
-        self.object(req, &b, &k, Perm::WriteAcp).await
+        let i = &req.input;
+        let (b, k, v) = (i.bucket.clone(), i.key.clone(), i.version_id.clone());
+        self.object(req, (&b, &k, v.as_deref()), Perm::WriteAcp)
+            .await
     }
 
     async fn head_bucket(&self, req: &mut S3Request<HeadBucketInput>) -> S3Result<()> {

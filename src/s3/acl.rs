@@ -236,8 +236,7 @@ fn requested(
     }
 }
 
-/// The version an object ACL call is about: the current one (`versionId` other than `null`
-/// names a version this store does not keep).
+/// The version an object ACL call is about: the one named, else the current one.
 async fn version(
     g: &Gateway,
     caller: &Caller,
@@ -247,13 +246,10 @@ async fn version(
 ) -> S3Result<String> {
     let row = g
         .engine
-        .head_object(caller, bucket, key)
+        .object_version(caller, bucket, key, v, false)
         .await
         .map_err(to_s3_error)?;
-    match v {
-        Some(v) if v != "null" && v != row.id => Err(s3_error!(NoSuchVersion)),
-        _ => Ok(row.id),
-    }
+    Ok(row.id)
 }
 
 pub async fn get_bucket(

@@ -31,7 +31,8 @@ pub async fn create(
         ));
     }
     let name = i.bucket;
-    match g.engine.create_bucket(&caller, &name).await {
+    let lock = i.object_lock_enabled_for_bucket.unwrap_or(false);
+    match g.engine.create_bucket(&caller, &name, lock).await {
         Ok(b) => {
             acl::apply(g, &caller, Target::Bucket(&b.id), acl).await?;
             if let Some(c) = &constraint {
@@ -161,17 +162,4 @@ pub async fn location(
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint,
     }))
-}
-
-/// Versioning has never been enabled on any bucket: S3 answers an empty configuration.
-pub async fn versioning(
-    g: &Gateway,
-    req: S3Request<GetBucketVersioningInput>,
-) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let caller = g.caller(&req).await?;
-    g.engine
-        .bucket(&caller, &req.input.bucket)
-        .await
-        .map_err(to_s3_error)?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }

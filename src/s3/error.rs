@@ -8,11 +8,57 @@ const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Maps each engine error to exactly one S3 error. Internal failures are logged here with
 /// their cause and answered with a generic message (no internals leak to clients).
+/// `x-amz-delete-marker` (and the marker's `x-amz-version-id`) of an error about a key.
+fn delete_marker_headers(marker: bool, version_id: Option<&str>) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    let flag = if marker { "true" } else { "false" };
+    h.insert("x-amz-delete-marker", http::HeaderValue::from_static(flag));
+    if let Some(v) = version_id.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+        h.insert("x-amz-version-id", v);
+    }
+    h
+}
+
 pub fn to_s3_error(e: Error) -> S3Error {
     use S3ErrorCode as C;
     let code = match &e {
         Error::NoSuchBucket => C::NoSuchBucket,
-        Error::NoSuchKey => C::NoSuchKey,
+        Error::NoSuchKey => {
+            // s3-tests (and SDKs that read it) expect the header on every missing key.
+            let mut err = S3Error::with_message(C::NoSuchKey, e.to_string());
+            err.set_headers(delete_marker_headers(false, None));
+            return err;
+        }
+        Error::NoSuchVersion => C::NoSuchVersion,
+        Error::DeleteMarker {
+            version_id,
+            by_version,
+        } => {
+            let (code, status) = match by_version {
+                true => (C::MethodNotAllowed, http::StatusCode::METHOD_NOT_ALLOWED),
+                false => (C::NoSuchKey, http::StatusCode::NOT_FOUND),
+            };
+            let mut err = S3Error::with_message(code, e.to_string());
+            err.set_status_code(status);
+            err.set_headers(delete_marker_headers(true, Some(version_id)));
+            return err;
+        }
+        Error::InvalidBucketState(_) => C::InvalidBucketState,
+        Error::InvalidRequest(_) => C::InvalidRequest,
+        Error::ObjectLockConfigurationNotFound => {
+            let mut err = S3Error::with_message(
+                C::Custom("ObjectLockConfigurationNotFoundError".into()),
+                e.to_string(),
+            );
+            err.set_status_code(http::StatusCode::NOT_FOUND);
+            return err;
+        }
+        Error::InvalidRetentionPeriod => {
+            let mut err =
+                S3Error::with_message(C::Custom("InvalidRetentionPeriod".into()), e.to_string());
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            return err;
+        }
         Error::BucketAlreadyOwnedByYou => C::BucketAlreadyOwnedByYou,
         Error::BucketNotEmpty => C::BucketNotEmpty,
         Error::KeyTooLong => C::KeyTooLongError,

@@ -3,7 +3,7 @@
 use super::acl::owner;
 use super::convert::{timestamp, url_encode};
 use super::{Gateway, to_s3_error};
-use crate::engine::{ListItem, ListQuery, ListResult};
+use crate::engine::{ListItem, ListQuery, ListResult, VersionItem, VersionQuery};
 use base64::Engine as _;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -173,7 +173,7 @@ pub async fn v2(
     }))
 }
 
-/// ListObjectVersions on an unversioned bucket: each current object is its only version, "null".
+/// ListObjectVersions: versions and delete markers in key order, newest first.
 pub async fn versions(
     g: &Gateway,
     req: S3Request<ListObjectVersionsInput>,
@@ -181,38 +181,48 @@ pub async fn versions(
     let caller = g.caller(&req).await?;
     let input = req.input;
     let url = wants_url(&input.encoding_type)?;
-    if input
-        .version_id_marker
-        .as_deref()
-        .is_some_and(|v| !v.is_empty() && v != "null")
-    {
-        return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    let version_marker = input.version_id_marker.clone().filter(|v| !v.is_empty());
+    if version_marker.is_some() && key_marker.is_none() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "A version-id marker cannot be specified without a key marker."
+        ));
     }
-    let q = ListQuery {
+    let q = VersionQuery {
         prefix: input.prefix.clone().unwrap_or_default(),
         delimiter: input.delimiter.clone(),
-        after: input.key_marker.clone().filter(|m| !m.is_empty()),
+        key_marker,
+        version_marker,
         max_keys: max_keys(input.max_keys)?,
     };
-    let r = g
+    let page = g
         .engine
-        .list_objects(&caller, &input.bucket, &q)
+        .list_versions(&caller, &input.bucket, &q)
         .await
         .map_err(to_s3_error)?;
-    let next = r
-        .truncated
-        .then(|| r.items.last().map(|i| enc(url, i.resume_key().to_owned())))
-        .flatten();
-    let truncated = r.truncated;
+    let next = match page.items.last().filter(|_| page.truncated) {
+        Some(VersionItem::Version(v)) => Some((v.key.clone(), Some(v.version_id.clone()))),
+        Some(VersionItem::Prefix(p)) => Some((p.clone(), None)),
+        None => None,
+    };
     let owner = owner(&caller.tenant_id);
     let mut versions = Vec::new();
+    let mut markers = Vec::new();
     let mut prefixes = Vec::new();
-    for item in r.items {
+    for item in page.items {
         match item {
-            ListItem::Object(e) => versions.push(ObjectVersion {
+            VersionItem::Version(e) if e.delete_marker => markers.push(DeleteMarkerEntry {
                 key: Some(enc(url, e.key)),
-                version_id: Some("null".to_owned()),
-                is_latest: Some(true),
+                version_id: Some(e.version_id),
+                is_latest: Some(e.is_latest),
+                last_modified: Some(timestamp(e.created_at)),
+                owner: Some(owner.clone()),
+            }),
+            VersionItem::Version(e) => versions.push(ObjectVersion {
+                key: Some(enc(url, e.key)),
+                version_id: Some(e.version_id),
+                is_latest: Some(e.is_latest),
                 size: i64::try_from(e.size).ok(),
                 e_tag: Some(ETag::Strong(e.etag)),
                 last_modified: Some(timestamp(e.created_at)),
@@ -220,7 +230,7 @@ pub async fn versions(
                 owner: Some(owner.clone()),
                 ..Default::default()
             }),
-            ListItem::Prefix(p) => prefixes.push(CommonPrefix {
+            VersionItem::Prefix(p) => prefixes.push(CommonPrefix {
                 prefix: Some(enc(url, p)),
             }),
         }
@@ -232,11 +242,12 @@ pub async fn versions(
         key_marker: Some(enc(url, input.key_marker.unwrap_or_default())),
         version_id_marker: input.version_id_marker,
         max_keys: Some(q.max_keys as i32),
-        is_truncated: Some(truncated),
-        next_key_marker: next.clone(),
-        next_version_id_marker: next.map(|_| "null".to_owned()),
-        versions: Some(versions),
-        common_prefixes: Some(prefixes),
+        is_truncated: Some(page.truncated),
+        next_key_marker: next.as_ref().map(|(k, _)| enc(url, k.clone())),
+        next_version_id_marker: next.and_then(|(_, v)| v),
+        versions: (!versions.is_empty()).then_some(versions),
+        delete_markers: (!markers.is_empty()).then_some(markers),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
         encoding_type: input.encoding_type,
         ..Default::default()
     }))

@@ -54,6 +54,11 @@ pub async fn create(
                     }
                 },
             },
+            super::versioning::lock_request(
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )?,
         )
         .await
         .map_err(to_s3_error)?;
@@ -157,7 +162,7 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let (src_bucket, src_key) = super::object::copy_source(&input.copy_source)?;
+    let src = super::object::copy_source(&input.copy_source)?;
     let range = copy_range(input.copy_source_range.as_deref())?;
     let cond = SourceCondition {
         if_match: input
@@ -185,8 +190,7 @@ pub async fn upload_part_copy(
             &input.key,
             &input.upload_id,
             input.part_number,
-            src_bucket,
-            src_key,
+            src,
             range,
             &cond,
         )
@@ -270,6 +274,7 @@ pub async fn complete(
         .map_err(to_s3_error)?;
     let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id: super::versioning::shown_version(&row, None),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),

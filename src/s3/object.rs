@@ -1,5 +1,6 @@
 use super::acl::{self, acl_headers};
 use super::convert::{self, HeaderFields, Sums, timestamp};
+use super::versioning::{lock_output, lock_request, shown_version};
 use super::{Gateway, to_s3_error};
 use crate::engine::acl::Target;
 use crate::engine::{ByteRange, CopyRequest, PutRequest};
@@ -56,6 +57,11 @@ pub async fn put(
             .get("x-amz-decoded-content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok()),
+        lock: lock_request(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?,
     };
     let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
     acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
@@ -68,6 +74,7 @@ pub async fn put(
     acl::apply(g, &caller, Target::Object(&row.id), acl).await?;
     let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
+        version_id: shown_version(&row, None),
         e_tag: Some(ETag::Strong(row.etag)),
         size: i64::try_from(row.size).ok(),
         checksum_crc32: sums.crc32,
@@ -175,9 +182,10 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
+    let version = input.version_id.as_deref();
     let row = g
         .engine
-        .get_object(&caller, &input.bucket, &input.key)
+        .object_version(&caller, &input.bucket, &input.key, version, true)
         .await
         .map_err(to_s3_error)?;
     super::access::same_version(&req.extensions, &row)?;
@@ -203,7 +211,12 @@ pub async fn get(
     let sum = sum.as_ref();
     let sums = Sums::of(sum);
     let h = &row.headers;
+    let lock = lock_output(&row);
     Ok(S3Response::new(GetObjectOutput {
+        version_id: shown_version(&row, version),
+        object_lock_mode: lock.0,
+        object_lock_retain_until_date: lock.1,
+        object_lock_legal_hold_status: lock.2,
         body: Some(StreamingBlob::wrap(body)),
         content_length: i64::try_from(len).ok(),
         content_range,
@@ -247,13 +260,14 @@ pub async fn head(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let caller = g.caller(&req).await?;
+    let i = &req.input;
+    let version = i.version_id.as_deref();
     let row = g
         .engine
-        .head_object(&caller, &req.input.bucket, &req.input.key)
+        .object_version(&caller, &i.bucket, &i.key, version, false)
         .await
         .map_err(to_s3_error)?;
     super::access::same_version(&req.extensions, &row)?;
-    let i = &req.input;
     check_read_conditions(
         &row,
         i.if_match.as_ref(),
@@ -274,7 +288,12 @@ pub async fn head(
     let sum = sum.as_ref();
     let sums = Sums::of(sum);
     let h = &row.headers;
+    let lock = lock_output(&row);
     let mut resp = S3Response::new(HeadObjectOutput {
+        version_id: shown_version(&row, version),
+        object_lock_mode: lock.0,
+        object_lock_retain_until_date: lock.1,
+        object_lock_legal_hold_status: lock.2,
         content_length: i64::try_from(len).ok(),
         content_range: range.map(|r| content_range(r, row.size)),
         parts_count: row.parts_count.filter(|_| req.input.part_number.is_some()),
@@ -332,11 +351,18 @@ pub async fn delete(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let caller = g.caller(&req).await?;
-    g.engine
-        .delete_object(&caller, &req.input.bucket, &req.input.key)
+    let i = &req.input;
+    let bypass = i.bypass_governance_retention.unwrap_or(false);
+    let done = g
+        .engine
+        .delete(&caller, &i.bucket, &i.key, i.version_id.as_deref(), bypass)
         .await
         .map_err(to_s3_error)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: done.delete_marker.then_some(true),
+        version_id: done.version_id,
+        ..Default::default()
+    }))
 }
 
 pub async fn delete_many(
@@ -357,19 +383,32 @@ pub async fn delete_many(
         .await
         .map_err(to_s3_error)?;
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
+        let version = obj.version_id.as_deref();
         match g
             .engine
-            .delete_object(&caller, &input.bucket, &obj.key)
+            .delete(&caller, &input.bucket, &obj.key, version, bypass)
             .await
         {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject {
-                key: Some(obj.key),
-                version_id: obj.version_id,
-                ..Default::default()
+            Ok(_) if quiet => {}
+            Ok(done) => deleted.push(match obj.version_id {
+                // A version removed by its id (perhaps a delete marker).
+                Some(v) => DeletedObject {
+                    key: Some(obj.key),
+                    version_id: Some(v),
+                    delete_marker: done.delete_marker.then_some(true),
+                    delete_marker_version_id: None,
+                },
+                // A marker added (versioned bucket), or the key's only version gone.
+                None => DeletedObject {
+                    key: Some(obj.key),
+                    version_id: None,
+                    delete_marker: done.delete_marker.then_some(true),
+                    delete_marker_version_id: done.version_id,
+                },
             }),
             Err(e) => {
                 let e = to_s3_error(e);
@@ -395,14 +434,14 @@ pub async fn copy(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let (bucket, key) = copy_source(&input.copy_source)?;
+    let (bucket, key, src_version) = copy_source(&input.copy_source)?;
     let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
     acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let same = bucket == input.bucket && key == input.key;
+    let same = bucket == input.bucket && key == input.key && src_version.is_none();
     if same && !replace && input.storage_class.is_none() {
         return Err(s3_error!(
             InvalidRequest,
@@ -431,9 +470,16 @@ pub async fn copy(
             tags: Default::default(),
         })
     });
+    let lock = lock_request(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let copy = CopyRequest {
         src_bucket: bucket.to_owned(),
         src_key: key.to_owned(),
+        src_version: src_version.map(str::to_owned),
+        lock,
         headers,
         tags,
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()),
@@ -457,6 +503,8 @@ pub async fn copy(
         .map_err(to_s3_error)?;
     acl::apply(g, &caller, Target::Object(&row.id), acl).await?;
     Ok(S3Response::new(CopyObjectOutput {
+        version_id: shown_version(&row, None),
+        copy_source_version_id: src_version.map(str::to_owned),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(row.etag)),
             last_modified: Some(timestamp(row.created_at)),
@@ -466,8 +514,8 @@ pub async fn copy(
     }))
 }
 
-/// The (bucket, key) of `x-amz-copy-source`; only the current ("null") version exists.
-pub(super) fn copy_source(src: &CopySource) -> S3Result<(&str, &str)> {
+/// The bucket, key and version (`None`: the current one) of `x-amz-copy-source`.
+pub(super) fn copy_source(src: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
     let CopySource::Bucket {
         bucket,
         key,
@@ -479,13 +527,7 @@ pub(super) fn copy_source(src: &CopySource) -> S3Result<(&str, &str)> {
             "Only bucket copy sources are supported"
         ));
     };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(
-            NoSuchVersion,
-            "The specified version does not exist."
-        ));
-    }
-    Ok((bucket, key))
+    Ok((bucket, key, version_id.as_deref()))
 }
 
 /// An `x-amz-copy-source-if-(none-)match` value as text (`*` for any).
@@ -532,14 +574,16 @@ pub async fn get_tagging(
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let caller = g.caller(&req).await?;
+    let i = &req.input;
+    let version = i.version_id.as_deref();
     let tags = g
         .engine
-        .get_tags(&caller, &req.input.bucket, &req.input.key)
+        .get_tags(&caller, &i.bucket, &i.key, version)
         .await
         .map_err(to_s3_error)?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: super::convert::tag_list(tags),
-        version_id: None,
+        version_id: i.version_id.clone(),
     }))
 }
 
@@ -550,11 +594,14 @@ pub async fn put_tagging(
     let caller = g.caller(&req).await?;
     let input = req.input;
     let tags = convert::tag_set(input.tagging.tag_set)?;
+    let version = input.version_id.as_deref();
     g.engine
-        .set_tags(&caller, &input.bucket, &input.key, &tags)
+        .set_tags(&caller, &input.bucket, &input.key, version, &tags)
         .await
         .map_err(to_s3_error)?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    Ok(S3Response::new(PutObjectTaggingOutput {
+        version_id: input.version_id,
+    }))
 }
 
 pub async fn delete_tagging(
@@ -563,11 +610,14 @@ pub async fn delete_tagging(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let caller = g.caller(&req).await?;
     let i = &req.input;
+    let version = i.version_id.as_deref();
     g.engine
-        .set_tags(&caller, &i.bucket, &i.key, &Default::default())
+        .set_tags(&caller, &i.bucket, &i.key, version, &Default::default())
         .await
         .map_err(to_s3_error)?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    Ok(S3Response::new(DeleteObjectTaggingOutput {
+        version_id: i.version_id.clone(),
+    }))
 }
 
 pub async fn attributes(
@@ -576,9 +626,10 @@ pub async fn attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
+    let version = input.version_id.as_deref();
     let row = g
         .engine
-        .head_object(&caller, &input.bucket, &input.key)
+        .object_version(&caller, &input.bucket, &input.key, version, false)
         .await
         .map_err(to_s3_error)?;
     // One header per attribute (the Rust SDK) or one comma-separated header (botocore, the CLI);
@@ -605,6 +656,7 @@ pub async fn attributes(
         _ => None,
     };
     let mut resp = S3Response::new(GetObjectAttributesOutput {
+        version_id: shown_version(&row, version),
         e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(row.etag.clone())),
         object_size: wants(ObjectAttributes::OBJECT_SIZE)
             .then(|| i64::try_from(row.size).ok())

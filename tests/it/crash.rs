@@ -683,6 +683,160 @@ async fn kill_during_large_put_postgres() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. SIGKILL while clients write and delete versions in a versioned bucket.
+// ---------------------------------------------------------------------------------------------
+
+/// A versioned bucket's acknowledged versions, delete markers and permanent deletes survive a
+/// kill -9 in the middle of them: every acknowledged version reads back by id, every
+/// acknowledged permanent delete stays gone, and gc leaves exact counts.
+async fn kill_during_versioned_writes(db: Db) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let env = Env::new(db).await;
+    let p = env.spawn(None, &[]);
+    let c = strict_client(p.addr);
+    create_bucket(&c).await;
+    let enabled = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .build();
+    let v = c
+        .put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(enabled);
+    v.send().await.expect("enable versioning");
+    // (key, version id) → body (`None`: a delete marker); and what was removed for good.
+    type Acked = (
+        BTreeMap<(String, String), Option<Vec<u8>>>,
+        Vec<(String, String)>,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (c, stop) = (c.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut kept, mut removed): Acked = Default::default();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 10_000 {
+                i += 1;
+                let key = format!("k{}", i % 3);
+                // Inline bodies and file bodies, some shared between versions.
+                let body = bytes(if i.is_multiple_of(2) { 1000 } else { 40_000 }, i % 5);
+                let r = match i % 7 {
+                    3 => match c.delete_object().bucket(BUCKET).key(&key).send().await {
+                        Ok(d) => Some((d.version_id().map(str::to_owned), None)),
+                        Err(e) if is_transport(&e) => break,
+                        Err(e) => panic!("DELETE: {}", describe(&e)),
+                    },
+                    5 => {
+                        let mine = kept.keys().rev().find(|(k, _)| *k == key).cloned();
+                        let Some((k, id)) = mine else { continue };
+                        let d = c.delete_object().bucket(BUCKET).key(&k).version_id(&id);
+                        match d.send().await {
+                            Ok(_) => {
+                                kept.remove(&(k.clone(), id.clone()));
+                                removed.push((k, id));
+                                None
+                            }
+                            // Unanswered: it may have gone or not.
+                            Err(e) if is_transport(&e) => {
+                                kept.remove(&(k, id));
+                                break;
+                            }
+                            Err(e) => panic!("DELETE version: {}", describe(&e)),
+                        }
+                    }
+                    _ => {
+                        let put = c.put_object().bucket(BUCKET).key(&key);
+                        match put.body(ByteStream::from(body.clone())).send().await {
+                            Ok(o) => Some((o.version_id().map(str::to_owned), Some(body))),
+                            Err(e) if is_transport(&e) => break,
+                            Err(e) => panic!("PUT: {}", describe(&e)),
+                        }
+                    }
+                };
+                if let Some((id, body)) = r {
+                    kept.insert((key, id.expect("a version id")), body);
+                }
+            }
+            (kept, removed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut p = p;
+    p.child.kill().expect("kill -9");
+    p.child.wait().expect("wait");
+    stop.store(true, Ordering::Relaxed);
+    let (mut kept, mut removed): Acked = Default::default();
+    for w in workers {
+        let (k, r) = tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .expect("the workers stop after the kill")
+            .expect("join");
+        kept.extend(k);
+        removed.extend(r);
+    }
+    drop(p);
+    assert!(
+        kept.len() > 20,
+        "{db:?}: too few acknowledged versions: {}",
+        kept.len()
+    );
+    eprintln!(
+        "{db:?}: {} versions kept, {} removed before the kill",
+        kept.len(),
+        removed.len()
+    );
+
+    let p = env.spawn(None, &[]);
+    let c = strict_client(p.addr);
+    let check = |c: Client, kept: BTreeMap<(String, String), Option<Vec<u8>>>| async move {
+        for ((key, id), body) in &kept {
+            let got = c
+                .get_object()
+                .bucket(BUCKET)
+                .key(key)
+                .version_id(id)
+                .send()
+                .await;
+            match (body, got) {
+                (Some(want), Ok(o)) => {
+                    let b = o.body.collect().await.expect("body").into_bytes();
+                    assert!(b.as_ref() == want.as_slice(), "{key} {id}: different bytes");
+                }
+                (None, Err(e)) => assert_eq!(status(&e), 405, "{key} {id}: a delete marker"),
+                (Some(_), Err(e)) => panic!("acknowledged version {key} {id} lost: {}", code(&e)),
+                (None, Ok(_)) => panic!("delete marker {key} {id} answers a body"),
+            }
+        }
+    };
+    check(c.clone(), kept.clone()).await;
+    for (key, id) in &removed {
+        let got = c
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .version_id(id)
+            .send()
+            .await;
+        let e = got.expect_err("a permanent delete stays");
+        assert_eq!(code(&e), "NoSuchVersion", "{key} {id}");
+    }
+    env.gc();
+    check(c, kept).await;
+    assert!(p.terminate().success(), "clean exit on SIGTERM");
+    env.check_store().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_versioned_writes_sqlite() {
+    kill_during_versioned_writes(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_versioned_writes_postgres() {
+    kill_during_versioned_writes(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Crash inside CompleteMultipartUpload.
 // ---------------------------------------------------------------------------------------------
 

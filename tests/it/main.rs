@@ -27,3 +27,4 @@ mod sigv4_forms;
 mod storage;
 mod tagging_versions;
 mod timeouts;
+mod versioning;

@@ -163,7 +163,10 @@ async fn commit_into_a_deleted_bucket(s: &TestServer) {
     use just_storage::meta::{MetaError, ObjectHeaders, PutCommit, Segment, WriteCondition};
     let meta = s.engine().meta();
     let tenant = meta.tenant_id("root").await.expect("q").expect("root");
-    let bucket = meta.create_bucket(&tenant, "gone").await.expect("bucket");
+    let bucket = meta
+        .create_bucket(&tenant, "gone", false)
+        .await
+        .expect("bucket");
     meta.delete_bucket(&bucket.id).await.expect("delete bucket");
     let body = b"late body";
     let commit = PutCommit {
@@ -182,6 +185,7 @@ async fn commit_into_a_deleted_bucket(s: &TestServer) {
         }),
         condition: WriteCondition::None,
         checksum: None,
+        lock: Default::default(),
     };
     let e = meta.commit_put(&commit, None).await.expect_err("no bucket");
     assert!(matches!(e, MetaError::NoSuchBucket), "{e:?}");
@@ -218,6 +222,7 @@ fn inline_commit(bucket_id: &str, key: &str, body: &[u8]) -> just_storage::meta:
         }),
         condition: just_storage::meta::WriteCondition::None,
         checksum: None,
+        lock: Default::default(),
     }
 }
 
@@ -227,13 +232,22 @@ async fn concurrent_commits_keep_their_own_outcomes(s: &TestServer) {
     use just_storage::meta::{MetaError, WriteCondition};
     let meta = s.engine().meta();
     let tenant = meta.tenant_id("root").await.expect("q").expect("root");
-    let live = meta.create_bucket(&tenant, "live").await.expect("bucket");
-    let gone = meta.create_bucket(&tenant, "gone").await.expect("bucket");
+    let live = meta
+        .create_bucket(&tenant, "live", false)
+        .await
+        .expect("bucket");
+    let gone = meta
+        .create_bucket(&tenant, "gone", false)
+        .await
+        .expect("bucket");
     meta.delete_bucket(&gone.id).await.expect("delete bucket");
     // Another tenant's bucket of the same name, with the same keys: DELETEs name their bucket
     // (SQLite resolves it inside the group commit), and must stay in their tenant.
     let other = meta.create_tenant("other").await.expect("tenant");
-    let theirs = meta.create_bucket(&other, "live").await.expect("bucket");
+    let theirs = meta
+        .create_bucket(&other, "live", false)
+        .await
+        .expect("bucket");
     for i in 30..40 {
         meta.commit_put(
             &inline_commit(&theirs.id, &format!("k{i}"), &bytes(70, i)),

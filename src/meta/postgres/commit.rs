@@ -1,6 +1,7 @@
 //! Every change of a key's current version or of a blob's references on PostgreSQL is one call
 //! of `js_commit` (migrations/postgres/functions.sql), which holds the version and reference
-//! rule: PUTs, DELETEs, copies, completions, and upload parts' references. This module turns
+//! rule: PUTs, DELETEs, copies, completions, permanent deletes of versions, and upload parts'
+//! references. This module turns
 //! them into the call's arrays.
 //!
 //! Group commit: PUTs without a file to place (inline and empty bodies) and DELETEs that queue
@@ -13,8 +14,11 @@
 use super::batcher::Batcher;
 use super::unpooled::Unpooled;
 use crate::meta::plan::tier_of_segments;
-use crate::meta::rows::{tags_json, to_i64, user_meta_json};
-use crate::meta::{Checksum, MetaError, MetaResult, ObjectRow, Segment, WriteCondition};
+use crate::meta::rows::{lock_cols, tags_json, to_i64, user_meta_json};
+use crate::meta::{
+    Checksum, Deleted, MetaError, MetaResult, NULL_VERSION, ObjectRow, RemovedVersion, Segment,
+    WriteCondition,
+};
 use std::sync::Arc;
 
 /// Items per group, at most (a PUT's inline body is at most 16 KiB).
@@ -24,7 +28,7 @@ const GROUPS_IN_FLIGHT: usize = 1;
 
 const COMMIT_SQL: &str = "SELECT js_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-    $32, $33, $34, $35, $36)";
+    $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44)";
 
 /// A new current version of a key.
 pub(super) struct Version {
@@ -46,20 +50,32 @@ pub(super) enum Item {
         new_blob: Option<Segment>,
         release: Vec<Segment>,
     },
-    /// The current version of a key goes; its bucket is found by tenant and name in the call.
+    /// A DELETE without a version id; its bucket is found by tenant and name in the call.
+    /// `marker_id`: the id of the delete marker it adds in a versioned bucket.
     Delete {
         tenant_id: String,
         bucket: String,
         key: String,
+        marker_id: String,
+    },
+    /// One version removed for good.
+    RemoveVersion {
+        bucket_id: String,
+        key: String,
+        version_id: String,
+        bypass: bool,
     },
 }
 
 /// What `js_commit` answered for an item.
 pub(super) enum Outcome {
-    /// A version was written.
-    Written,
-    /// A DELETE: whether there was a current version (`None`: no such bucket).
-    Deleted(Option<bool>),
+    /// A version was written: whether its version id is its row id (else null), and its
+    /// `version_seq`.
+    Written { versioned: bool, seq: i64 },
+    /// A DELETE (`None`: no such bucket).
+    Deleted(Option<Deleted>),
+    /// A permanent delete (`None`: no such version).
+    Removed(Option<RemovedVersion>),
     /// References changed.
     Counted,
 }
@@ -74,13 +90,32 @@ impl Outcome {
                 )),
             };
         };
+        let written = |versioned: bool, seq: &str| match seq.parse() {
+            Ok(seq) => Ok(Outcome::Written { versioned, seq }),
+            Err(_) => Err(MetaError::Invariant(format!(
+                "js_commit answered {answer:?}"
+            ))),
+        };
+        let removed = |delete_marker| Ok(Outcome::Removed(Some(RemovedVersion { delete_marker })));
         match (item, answer) {
-            (Item::Version(_), "ok") => Ok(Outcome::Written),
+            (_, "locked") => Err(MetaError::Locked),
+            (Item::Version(_), a) if a.starts_with("ok:") => written(true, &a[3..]),
+            (Item::Version(_), a) if a.starts_with("null:") => written(false, &a[5..]),
             (Item::Version(_), "precondition_failed") => Err(MetaError::PreconditionFailed),
             (Item::Version(_), "no_such_key") => Err(MetaError::NoSuchKey),
-            (Item::Delete { .. }, "deleted") => Ok(Outcome::Deleted(Some(true))),
-            (Item::Delete { .. }, "absent") => Ok(Outcome::Deleted(Some(false))),
+            (Item::Version(_), "no_such_bucket") => Err(MetaError::NoSuchBucket),
+            (Item::Delete { .. }, "deleted") => Ok(Outcome::Deleted(Some(Deleted::Removed))),
+            (Item::Delete { .. }, "absent") => Ok(Outcome::Deleted(Some(Deleted::Absent))),
+            (Item::Delete { marker_id, .. }, "marker") => {
+                Ok(Outcome::Deleted(Some(Deleted::Marker(marker_id.clone()))))
+            }
+            (Item::Delete { .. }, "null_marker") => Ok(Outcome::Deleted(Some(Deleted::Marker(
+                NULL_VERSION.to_owned(),
+            )))),
             (Item::Delete { .. }, "no_such_bucket") => Ok(Outcome::Deleted(None)),
+            (Item::RemoveVersion { .. }, "removed") => removed(false),
+            (Item::RemoveVersion { .. }, "removed_marker") => removed(true),
+            (Item::RemoveVersion { .. }, "absent") => Ok(Outcome::Removed(None)),
             (_, other) => Err(MetaError::Invariant(format!(
                 "js_commit answered {other:?}"
             ))),
@@ -99,6 +134,7 @@ pub(super) async fn call(
         args.push(item);
     }
     let n_versions = args.id.len();
+    let n_deletes = args.d_key.len();
     let n_answered = items
         .iter()
         .filter(|i| !matches!(i, Item::Refs { .. }))
@@ -114,15 +150,19 @@ pub(super) async fn call(
             answers.len(),
         )));
     }
-    // The function answers the versions first, then the DELETEs: back into the items' order.
-    let (versions, deletes) = answers.split_at(n_versions);
+    // The function answers the versions first, then the DELETEs, then the permanent deletes:
+    // back into the items' order.
+    let (versions, rest) = answers.split_at(n_versions);
+    let (deletes, removals) = rest.split_at(n_deletes.min(rest.len()));
     let (mut versions, mut deletes) = (versions.iter(), deletes.iter());
+    let mut removals = removals.iter();
     Ok(items
         .iter()
         .map(|item| {
             let answer = match item {
                 Item::Version(_) => versions.next(),
                 Item::Delete { .. } => deletes.next(),
+                Item::RemoveVersion { .. } => removals.next(),
                 Item::Refs { .. } => None,
             };
             Outcome::of(item, answer.map(String::as_str))
@@ -160,8 +200,9 @@ impl Group {
     }
 }
 
-/// `js_commit`'s arguments: per version (`$1`-`$22`), per reference added (`$23`-`$29`), per
-/// release (`$30`-`$32`), per DELETE (`$33`-`$35`), and the time.
+/// `js_commit`'s arguments: per version (`$1`-`$25`), per reference added (`$26`-`$32`), per
+/// release (`$33`-`$35`), per DELETE (`$36`-`$39`), per permanent delete (`$40`-`$43`), and the
+/// time.
 #[derive(Default)]
 struct Call {
     id: Vec<String>,
@@ -186,6 +227,9 @@ struct Call {
     tags: Vec<Option<String>>,
     cond: Vec<i32>,
     cond_etag: Vec<Option<String>>,
+    lock_mode: Vec<Option<&'static str>>,
+    lock_until: Vec<Option<i64>>,
+    legal_hold: Vec<bool>,
     s_item: Vec<i32>,
     s_seq: Vec<i32>,
     s_tier: Vec<&'static str>,
@@ -199,6 +243,11 @@ struct Call {
     d_tenant_id: Vec<String>,
     d_bucket: Vec<String>,
     d_key: Vec<String>,
+    d_id: Vec<String>,
+    x_bucket_id: Vec<String>,
+    x_key: Vec<String>,
+    x_version: Vec<String>,
+    x_bypass: Vec<bool>,
 }
 
 impl Call {
@@ -217,10 +266,23 @@ impl Call {
                 tenant_id,
                 bucket,
                 key,
+                marker_id,
             } => {
                 self.d_tenant_id.push(tenant_id.clone());
                 self.d_bucket.push(bucket.clone());
                 self.d_key.push(key.clone());
+                self.d_id.push(marker_id.clone());
+            }
+            Item::RemoveVersion {
+                bucket_id,
+                key,
+                version_id,
+                bypass,
+            } => {
+                self.x_bucket_id.push(bucket_id.clone());
+                self.x_key.push(key.clone());
+                self.x_version.push(version_id.clone());
+                self.x_bypass.push(*bypass);
             }
         }
     }
@@ -257,6 +319,10 @@ impl Call {
         };
         self.cond.push(cond);
         self.cond_etag.push(etag);
+        let (mode, until, hold) = lock_cols(&r.lock);
+        self.lock_mode.push(mode);
+        self.lock_until.push(until);
+        self.legal_hold.push(hold);
         let item = i32::try_from(self.id.len()).unwrap_or(i32::MAX);
         self.push_refs(item, &r.segments, v.new_blob.as_ref());
         self.push_releases(item, &v.release);
@@ -313,6 +379,9 @@ impl Call {
             .bind(self.tags)
             .bind(self.cond)
             .bind(self.cond_etag)
+            .bind(self.lock_mode)
+            .bind(self.lock_until)
+            .bind(self.legal_hold)
             .bind(self.s_item)
             .bind(self.s_seq)
             .bind(self.s_tier)
@@ -326,6 +395,11 @@ impl Call {
             .bind(self.d_tenant_id)
             .bind(self.d_bucket)
             .bind(self.d_key)
+            .bind(self.d_id)
+            .bind(self.x_bucket_id)
+            .bind(self.x_key)
+            .bind(self.x_version)
+            .bind(self.x_bypass)
             .bind(crate::now_micros())
     }
 }

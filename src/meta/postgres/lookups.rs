@@ -33,10 +33,11 @@ const LOOKUPS_IN_FLIGHT: usize = 1;
 /// plainly, a table never analyzed (autovacuum off, or a young deployment) had the planner
 /// scan a whole bucket per lookup and filter the key (88 ms for 16 lookups of 10,000 keys).
 const BATCH_SQL: &str = const_format::concatcp!(
-    "SELECT q.i, k.id AS k_id, k.created_at AS k_created_at, x.* \
+    "SELECT q.i, k.id AS k_id, k.created_at AS k_created_at, k.versioning AS k_versioning, \
+        k.object_lock AS k_object_lock, x.* \
      FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) \
         WITH ORDINALITY AS q(tenant, bucket, key, inline, i) \
-     LEFT JOIN LATERAL (SELECT k.id, k.created_at FROM buckets k \
+     LEFT JOIN LATERAL (SELECT k.id, k.created_at, k.versioning, k.object_lock FROM buckets k \
         WHERE k.tenant_id = q.tenant AND k.name = q.bucket OFFSET 0) k ON TRUE \
      LEFT JOIN LATERAL (SELECT ",
     OBJECT_COLS,

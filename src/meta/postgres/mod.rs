@@ -70,17 +70,17 @@ impl PgMeta {
     async fn commit_version(&self, v: Version, place: PlaceFn<'_>) -> MetaResult<ObjectRow> {
         let row = v.row.clone();
         let items = [Item::Version(Box::new(v))];
-        retry_deadlocks(|| async {
+        let outcome = retry_deadlocks(|| async {
             let mut tx = self.pool.begin().await?;
-            one(commit::call(&mut tx, &items).await?)?;
+            let outcome = one(commit::call(&mut tx, &items).await?)?;
             // The blob's row is locked until the commit: the collector cannot unlink the file
             // now, and one it unlinked earlier is put back.
             place().await.map_err(MetaError::Place)?;
             tx.commit().await?;
-            Ok(())
+            Ok(outcome)
         })
         .await?;
-        Ok(row)
+        numbered(row, outcome)
     }
 
     /// A listing statement's rows, on an unpooled connection (through the pool each page
@@ -94,6 +94,53 @@ impl PgMeta {
         conn.done(&rows);
         rows?.iter().map(rows::list_entry_of).collect()
     }
+}
+
+/// `list_versions`'s rows: the rest of the start key's versions after `after_seq` (if given),
+/// then the keys after it.
+async fn version_rows(
+    c: &mut sqlx::PgConnection,
+    range: KeyRange<'_>,
+    after_seq: Option<i64>,
+    limit: usize,
+) -> MetaResult<Vec<sqlx::postgres::PgRow>> {
+    let mut out = Vec::new();
+    let mut inclusive = range.start_inclusive;
+    if let Some(seq) = after_seq {
+        let q = sqlx::query(KEY_VERSIONS_BEFORE)
+            .bind(range.bucket_id)
+            .bind(range.start)
+            .bind(to_i64(limit))
+            .bind(seq);
+        out = q.fetch_all(&mut *c).await?;
+        inclusive = false;
+    }
+    let left = limit.saturating_sub(out.len());
+    if left > 0 {
+        let q = sqlx::query(versions_sql(inclusive, range.before.is_some()))
+            .bind(range.bucket_id)
+            .bind(range.start)
+            .bind(to_i64(left));
+        let q = match range.before {
+            Some(b) => q.bind(b),
+            None => q,
+        };
+        out.extend(q.fetch_all(&mut *c).await?);
+    }
+    Ok(out)
+}
+
+/// A version `js_commit` wrote, with the id and number it gave it.
+fn numbered(mut row: ObjectRow, outcome: Outcome) -> MetaResult<ObjectRow> {
+    let Outcome::Written { versioned, seq } = outcome else {
+        return Err(MetaError::Invariant("a write answered as a DELETE".into()));
+    };
+    row.version_id = match versioned {
+        true => row.id.clone(),
+        false => NULL_VERSION.to_owned(),
+    };
+    row.version_seq = seq;
+    Ok(row)
 }
 
 /// The single outcome of a one-item call.
@@ -306,24 +353,39 @@ impl MetaStore for PgMeta {
         Ok(sqlx::query_scalar(KEY_EPOCH).fetch_one(&self.pool).await?)
     }
 
-    async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {
-        let row = BucketRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            tenant_id: tenant_id.to_owned(),
-            name: name.to_owned(),
-            created_at: crate::now_micros(),
-        };
+    async fn create_bucket(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        object_lock: bool,
+    ) -> MetaResult<BucketRow> {
+        let row = plan::new_bucket(tenant_id, name, object_lock);
         let done = sqlx::query(INSERT_BUCKET)
             .bind(&row.id)
             .bind(&row.tenant_id)
             .bind(&row.name)
             .bind(row.created_at)
+            .bind(row.versioning.as_db())
+            .bind(row.object_lock)
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
             return Err(MetaError::BucketExists);
         }
         Ok(row)
+    }
+
+    async fn set_versioning(
+        &self,
+        bucket_id: &str,
+        v: Versioning,
+        object_lock: bool,
+    ) -> MetaResult<bool> {
+        let q = sqlx::query(SET_VERSIONING)
+            .bind(bucket_id)
+            .bind(v.as_db())
+            .bind(object_lock);
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
     }
 
     async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
@@ -349,7 +411,7 @@ impl MetaStore for PgMeta {
                 .bind(bucket_id)
                 .execute(&mut *tx)
                 .await?;
-            let live = sqlx::query_scalar::<_, i64>(BUCKET_HAS_CURRENT).bind(bucket_id);
+            let live = sqlx::query_scalar::<_, i64>(BUCKET_HAS_VERSIONS).bind(bucket_id);
             if live.fetch_optional(&mut *tx).await?.is_some() {
                 return Err(MetaError::BucketNotEmpty);
             }
@@ -438,19 +500,25 @@ impl MetaStore for PgMeta {
             return self.commit_version(v, place).await;
         }
         let row = v.row.clone();
-        self.group.commit(Item::Version(Box::new(v))).await?;
-        Ok(row)
+        numbered(row, self.group.commit(Item::Version(Box::new(v))).await?)
     }
 
     async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
         retry_deadlocks(|| async move {
             let mut tx = self.pool.begin().await?;
-            let q = sqlx::query(LATEST_IN_SQL)
-                .bind(&c.src_bucket_id)
-                .bind(&c.src_key);
+            let q = match &c.src_version {
+                Some(v) => sqlx::query(version_sql(v))
+                    .bind(&c.src_bucket_id)
+                    .bind(&c.src_key)
+                    .bind(v)
+                    .bind(false),
+                None => sqlx::query(LATEST_IN_SQL)
+                    .bind(&c.src_bucket_id)
+                    .bind(&c.src_key),
+            };
             let rows = q.fetch_all(&mut *tx).await?;
-            let src =
-                rows::object_from_rows(&mut rows.iter(), false)?.ok_or(MetaError::NoSuchKey)?;
+            let src = rows::object_from_rows(&mut rows.iter(), false)?;
+            let src = plan::copy_source(src, c.src_version.is_some())?;
             if !c.source_condition.holds(&src) {
                 return Err(MetaError::PreconditionFailed);
             }
@@ -462,9 +530,9 @@ impl MetaStore for PgMeta {
                 release: Vec::new(),
             };
             let row = v.row.clone();
-            one(commit::call(&mut tx, &[Item::Version(Box::new(v))]).await?)?;
+            let outcome = one(commit::call(&mut tx, &[Item::Version(Box::new(v))]).await?)?;
             tx.commit().await?;
-            Ok(row)
+            numbered(row, outcome)
         })
         .await
     }
@@ -490,11 +558,12 @@ impl MetaStore for PgMeta {
         tenant_id: &str,
         bucket: &str,
         key: &str,
-    ) -> MetaResult<Option<bool>> {
+    ) -> MetaResult<Option<Deleted>> {
         let item = Item::Delete {
             tenant_id: tenant_id.to_owned(),
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            marker_id: uuid::Uuid::now_v7().to_string(),
         };
         match self.group.commit(item).await? {
             Outcome::Deleted(d) => Ok(d),
@@ -502,17 +571,128 @@ impl MetaStore for PgMeta {
         }
     }
 
+    async fn version(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: &str,
+        with_inline: bool,
+    ) -> MetaResult<Option<ObjectRow>> {
+        let q = sqlx::query(version_sql(version_id))
+            .bind(bucket_id)
+            .bind(key)
+            .bind(version_id)
+            .bind(with_inline);
+        let rows = q.fetch_all(&self.pool).await?;
+        rows::object_from_rows(&mut rows.iter(), with_inline)
+    }
+
+    async fn delete_version(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: &str,
+        bypass: bool,
+    ) -> MetaResult<Option<RemovedVersion>> {
+        let item = Item::RemoveVersion {
+            bucket_id: bucket_id.to_owned(),
+            key: key.to_owned(),
+            version_id: version_id.to_owned(),
+            bypass,
+        };
+        match self.group.commit(item).await? {
+            Outcome::Removed(r) => Ok(r),
+            _ => Err(MetaError::Invariant(
+                "version DELETE answered as a write".into(),
+            )),
+        }
+    }
+
     async fn set_tags(
         &self,
         bucket_id: &str,
         key: &str,
+        version_id: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> MetaResult<bool> {
-        let q = sqlx::query(SET_TAGS)
+        let sql = match version_id {
+            None => SET_TAGS,
+            Some(NULL_VERSION) => SET_NULL_VERSION_TAGS,
+            Some(_) => SET_VERSION_TAGS,
+        };
+        let q = sqlx::query(sql)
             .bind(bucket_id)
             .bind(key)
             .bind(rows::tags_json(tags));
+        let q = match version_id {
+            Some(v) => q.bind(v),
+            None => q,
+        };
         Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    async fn set_lock(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: LockChange,
+    ) -> MetaResult<Option<Lock>> {
+        let mut tx = self.pool.begin().await?;
+        let q = match version_id {
+            Some(v) => sqlx::query(version_sql(v))
+                .bind(bucket_id)
+                .bind(key)
+                .bind(v)
+                .bind(false),
+            None => sqlx::query(LATEST_IN_SQL).bind(bucket_id).bind(key),
+        };
+        let rows = q.fetch_all(&mut *tx).await?;
+        let Some(row) =
+            rows::object_from_rows(&mut rows.iter(), false)?.filter(|r| !r.delete_marker)
+        else {
+            return Ok(None);
+        };
+        // Under the row's lock: a concurrent change is checked against this one's result.
+        sqlx::query("SELECT id FROM objects WHERE id = $1 FOR UPDATE")
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+        let current: (Option<String>, Option<i64>, bool) =
+            sqlx::query_as("SELECT lock_mode, lock_until, legal_hold FROM objects WHERE id = $1")
+                .bind(&row.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let current = Lock {
+            retention: match current {
+                (Some(m), Some(u), _) => LockMode::parse(&m).map(|m| (m, u)),
+                _ => None,
+            },
+            legal_hold: current.2,
+        };
+        let lock = plan::lock_after(current, change, crate::now_micros())?;
+        let (mode, until, hold) = rows::lock_cols(&lock);
+        sqlx::query(SET_LOCK)
+            .bind(&row.id)
+            .bind(mode)
+            .bind(until)
+            .bind(hold)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(lock))
+    }
+
+    async fn list_versions(
+        &self,
+        range: KeyRange<'_>,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> MetaResult<Vec<VersionEntry>> {
+        let mut conn = self.unpooled.get().await?;
+        let rows = version_rows(conn.conn(), range, after_seq, limit).await;
+        conn.done(&rows);
+        rows?.iter().map(rows::version_entry_of).collect()
     }
 
     async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>> {
@@ -572,6 +752,9 @@ impl MetaStore for PgMeta {
                 "COMPOSITE"
             })
             .bind(rows::tags_json(&h.tags))
+            .bind(u.lock.retention.map(|(m, _)| m.as_str()))
+            .bind(u.lock.retention.map(|(_, t)| t))
+            .bind(u.lock.legal_hold)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -651,7 +834,8 @@ impl MetaStore for PgMeta {
                 release: parts.into_iter().filter_map(|p| p.blob).collect(),
             };
             let row = v.row.clone();
-            one(commit::call(&mut tx, &[Item::Version(Box::new(v))]).await?)?;
+            let outcome = one(commit::call(&mut tx, &[Item::Version(Box::new(v))]).await?)?;
+            let row = numbered(row, outcome)?;
             for p in &a.parts {
                 sqlx::query(INSERT_OBJECT_PART)
                     .bind(&row.id)
@@ -873,7 +1057,8 @@ fn walk_sql(bounded: bool) -> &'static str {
     SQL[usize::from(bounded)].get_or_init(|| {
         let upper = if bounded { " AND o.key < $8" } else { "" };
         let first = format!(
-            "o.bucket_id = $1 AND o.is_latest AND o.key >= $2 AND ($3 OR o.key <> $2){upper}"
+            "o.bucket_id = $1 AND o.is_latest AND NOT o.delete_marker AND o.key >= $2 \
+             AND ($3 OR o.key <> $2){upper}"
         );
         let cp = |k: &str| {
             format!(
@@ -889,7 +1074,7 @@ fn walk_sql(bounded: bool) -> &'static str {
                SELECT w.n + 1, x.key, x.size, x.etag, x.storage_class, x.created_at, {cp_x} \
                FROM walk w CROSS JOIN LATERAL ( \
                  SELECT o.key, o.size, o.etag, o.storage_class, o.created_at FROM objects o \
-                 WHERE o.bucket_id = $1 AND o.is_latest \
+                 WHERE o.bucket_id = $1 AND o.is_latest AND NOT o.delete_marker \
                    AND o.key >= left(w.cp, -1) || $6{upper} \
                  ORDER BY o.key LIMIT 1) x \
                WHERE w.n < $7 AND w.cp IS NOT NULL AND $6 IS NOT NULL) \

@@ -29,11 +29,16 @@
 
 use super::conn::{Tx, Writer};
 use super::readers;
-use super::rule::{self, Script};
+use super::rule::{self, Change, Script};
 use super::wal::WalSync;
-use crate::meta::plan::{check_condition, put_version};
+use crate::meta::plan::{
+    check_condition, check_removable, delete_marker, number_version, put_version, replaced,
+};
 use crate::meta::rows::Lookup;
-use crate::meta::{MetaError, MetaResult, ObjectRow, PutCommit};
+use crate::meta::{
+    Deleted, MetaError, MetaResult, NULL_VERSION, ObjectRow, PutCommit, RemovedVersion, Segment,
+    Versioning,
+};
 use futures::future::BoxFuture;
 use rusqlite::Connection;
 use std::collections::{HashSet, VecDeque};
@@ -61,11 +66,20 @@ pub(super) enum Op {
         bucket: String,
         key: String,
     },
+    /// One version removed for good.
+    DeleteVersion {
+        bucket_id: String,
+        key: String,
+        version_id: String,
+        bypass: bool,
+    },
 }
 
 pub(super) enum Done {
     Put(Box<ObjectRow>),
-    Delete(bool),
+    Delete(Deleted),
+    /// The version removed (`None`: there was no such version).
+    Version(Option<RemovedVersion>),
 }
 
 struct Job {
@@ -78,7 +92,7 @@ impl Job {
     fn key(&self) -> &str {
         match &self.op {
             Op::Put { commit, .. } => &commit.key,
-            Op::Delete { key, .. } => key,
+            Op::Delete { key, .. } | Op::DeleteVersion { key, .. } => key,
         }
     }
 }
@@ -186,11 +200,27 @@ async fn answer_when_durable(wal: &WalSync, answers: Vec<Planned>) {
 
 /// What a job's read looks up.
 enum Read {
-    /// The bucket by id, and the key's current version in it.
-    ById { bucket_id: String, key: String },
+    /// The bucket by id, and the key's current version in it (or, with `version`, that
+    /// version).
+    ById {
+        bucket_id: String,
+        key: String,
+        version: Option<String>,
+    },
     /// The bucket by tenant and name, and the key's current version in it: HEAD's and GET's
     /// lookup (one statement), without inline bytes.
     ByName(Lookup),
+}
+
+/// What a job's read found.
+#[derive(Default)]
+pub(super) struct Seen {
+    /// The bucket's id and versioning, if it exists.
+    pub bucket: Option<(String, Versioning)>,
+    /// The key's current version (or the version a `DeleteVersion` names).
+    pub current: Option<ObjectRow>,
+    /// In a suspended bucket, the key's null version when it is not the current one.
+    pub null: Option<ObjectRow>,
 }
 
 impl Read {
@@ -199,6 +229,7 @@ impl Read {
             Op::Put { commit, .. } => Read::ById {
                 bucket_id: commit.bucket_id.clone(),
                 key: commit.key.clone(),
+                version: None,
             },
             Op::Delete {
                 tenant_id,
@@ -210,25 +241,104 @@ impl Read {
                 key: Some(key.clone()),
                 inline: false,
             }),
+            Op::DeleteVersion {
+                bucket_id,
+                key,
+                version_id,
+                ..
+            } => Read::ById {
+                bucket_id: bucket_id.clone(),
+                key: key.clone(),
+                version: Some(version_id.clone()),
+            },
         }
     }
 
-    /// The bucket's id if it exists, and the key's current version with its segments.
-    fn run(&self, c: &Connection) -> MetaResult<(Option<String>, Option<ObjectRow>)> {
+    /// The bucket and the versions the job's rule needs, with their segments.
+    fn run(&self, c: &Connection) -> MetaResult<Seen> {
         match self {
-            Read::ById { bucket_id, key } => {
-                if !super::bucket_exists(c, bucket_id)? {
-                    return Ok((None, None));
-                }
-                let old = super::latest_in(c, bucket_id, key)?;
-                Ok((Some(bucket_id.clone()), old))
+            Read::ById {
+                bucket_id,
+                key,
+                version: Some(id),
+            } => {
+                let Some(v) = super::versioning_of(c, bucket_id)? else {
+                    return Ok(Seen::default());
+                };
+                Ok(Seen {
+                    bucket: Some((bucket_id.clone(), v)),
+                    current: super::version_in(c, bucket_id, key, id, false)?,
+                    null: None,
+                })
             }
+            Read::ById {
+                bucket_id,
+                key,
+                version: None,
+            } => key_state(c, bucket_id, key),
             Read::ByName(lookup) => {
                 let found = readers::find_on(c, lookup)?;
-                Ok((found.bucket.map(|b| b.id), found.object))
+                let Some(b) = found.bucket else {
+                    return Ok(Seen::default());
+                };
+                with_null(c, b.id, b.versioning, found.object)
             }
         }
     }
+}
+
+/// What a new version of `key` in bucket `bucket_id` replaces: the bucket's versioning, the
+/// key's current version and (suspended) its null version.
+pub(super) fn key_state(c: &Connection, bucket_id: &str, key: &str) -> MetaResult<Seen> {
+    let Some(v) = super::versioning_of(c, bucket_id)? else {
+        return Ok(Seen::default());
+    };
+    let current = super::latest_in(c, bucket_id, key)?;
+    with_null(c, bucket_id.to_owned(), v, current)
+}
+
+fn with_null(
+    c: &Connection,
+    bucket_id: String,
+    versioning: Versioning,
+    current: Option<ObjectRow>,
+) -> MetaResult<Seen> {
+    let null = match (&current, versioning) {
+        (Some(o), Versioning::Suspended) if o.version_id != NULL_VERSION => {
+            super::version_in(c, &bucket_id, &o.key, NULL_VERSION, false)?
+        }
+        _ => None,
+    };
+    Ok(Seen {
+        bucket: Some((bucket_id, versioning)),
+        current,
+        null,
+    })
+}
+
+/// Plans `row` as the new current version of its key, given what `key_state` found: checks
+/// that what it replaces may go, numbers it, and appends the writes (`new_blob`, `release`:
+/// as `Change`'s).
+pub(super) fn new_version(
+    out: &mut Script,
+    seen: &Seen,
+    row: &mut ObjectRow,
+    new_blob: Option<&Segment>,
+    release: &[Segment],
+    now: i64,
+) -> MetaResult<()> {
+    let Some((bucket_id, versioning)) = &seen.bucket else {
+        return Err(MetaError::NoSuchBucket);
+    };
+    let current = seen.current.as_ref();
+    let replaced = replaced(*versioning, current, seen.null.as_ref());
+    check_removable(replaced.0, now, false)?;
+    number_version(row, *versioning, current);
+    let mut change = Change::of(bucket_id, replaced, Some(row));
+    change.new_blob = new_blob;
+    change.release = release;
+    rule::apply(out, &change, now);
+    Ok(())
 }
 
 /// Runs a batch's transaction up to its COMMIT. Returns the answers that wait for the next
@@ -255,8 +365,8 @@ async fn commit_batch(mut tx: Tx, batch: Vec<Job>) -> Vec<Planned> {
     let now = crate::now_micros();
     let mut planned = Vec::with_capacity(batch.len());
     let mut writes = Script::default();
-    for (job, (bucket_id, old)) in batch.into_iter().zip(found) {
-        let done = plan(job.op, bucket_id, old, now, &mut writes).await;
+    for (job, seen) in batch.into_iter().zip(found) {
+        let done = plan(job.op, seen, now, &mut writes).await;
         planned.push(Planned {
             reply: job.reply,
             done,
@@ -281,38 +391,56 @@ async fn commit_batch(mut tx: Tx, batch: Vec<Job>) -> Vec<Planned> {
     }
 }
 
-/// One job's checks, given what the read found (its bucket's id, if the bucket exists, and
-/// the key's current version); then its writes are appended to `out`. A job that fails adds
-/// nothing: every check comes first.
-async fn plan(
-    op: Op,
-    bucket_id: Option<String>,
-    old: Option<ObjectRow>,
-    now: i64,
-    out: &mut Script,
-) -> MetaResult<Done> {
-    let Some(bucket_id) = bucket_id else {
+/// One job's checks, given what the read found; then its writes are appended to `out`. A job
+/// that fails adds nothing: every check comes first.
+async fn plan(op: Op, seen: Seen, now: i64, out: &mut Script) -> MetaResult<Done> {
+    let Some((bucket_id, versioning)) = seen.bucket.clone() else {
         return Err(MetaError::NoSuchBucket);
     };
+    let current = seen.current.as_ref();
     match op {
         Op::Put { commit: c, place } => {
-            check_condition(&c.condition, old.as_ref())?;
+            check_condition(&c.condition, current)?;
+            check_removable(
+                replaced(versioning, current, seen.null.as_ref()).0,
+                now,
+                false,
+            )?;
             if let Some(place) = place {
                 // The write lock is held since BEGIN IMMEDIATE: no collector (in this process
                 // or another) can unlink the file until this commits with its reference.
                 place.await.map_err(MetaError::Place)?;
             }
-            let row = put_version(&c);
-            let (new, new_blob) = (Some(&row), c.blob.as_ref());
-            rule::supersede(out, &bucket_id, old.as_ref(), new, new_blob, &[], now);
+            let mut row = put_version(&c);
+            // Its checks come before its writes: a refusal adds nothing to `out`.
+            new_version(out, &seen, &mut row, c.blob.as_ref(), &[], now)?;
             Ok(Done::Put(Box::new(row)))
         }
-        Op::Delete { .. } => {
-            let Some(old) = old else {
-                return Ok(Done::Delete(false));
+        Op::Delete { key, .. } => {
+            let replaced = replaced(versioning, current, seen.null.as_ref());
+            check_removable(replaced.0, now, false)?;
+            if versioning == Versioning::Unversioned {
+                let Some(old) = current else {
+                    return Ok(Done::Delete(Deleted::Absent));
+                };
+                rule::apply(out, &Change::of(&bucket_id, (Some(old), None), None), now);
+                return Ok(Done::Delete(Deleted::Removed));
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let mut marker = delete_marker(&id, &key, now);
+            number_version(&mut marker, versioning, current);
+            rule::apply(out, &Change::of(&bucket_id, replaced, Some(&marker)), now);
+            Ok(Done::Delete(Deleted::Marker(marker.version_id)))
+        }
+        Op::DeleteVersion { bypass, .. } => {
+            let Some(gone) = seen.current else {
+                return Ok(Done::Version(None));
             };
-            rule::supersede(out, &bucket_id, Some(&old), None, None, &[], now);
-            Ok(Done::Delete(true))
+            check_removable(Some(&gone), now, bypass)?;
+            rule::apply(out, &Change::of(&bucket_id, (Some(&gone), None), None), now);
+            Ok(Done::Version(Some(RemovedVersion {
+                delete_marker: gone.delete_marker,
+            })))
         }
     }
 }
@@ -348,7 +476,10 @@ mod tests {
     async fn answers_wait_for_the_wal_sync() {
         let (dir, meta) = super::super::tests::open().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
-        let bucket = meta.create_bucket(&tenant, "b").await.expect("bucket");
+        let bucket = meta
+            .create_bucket(&tenant, "b", false)
+            .await
+            .expect("bucket");
         let taken = put(&bucket.id, "taken", WriteCondition::None);
         meta.committer.commit(taken).await.expect("a commit");
 
@@ -388,7 +519,10 @@ mod tests {
             refused.as_ref().map(|_| ())
         );
         let gone = meta.committer.commit(delete("missing")).await;
-        assert!(matches!(gone, Ok(Done::Delete(false))), "a missing key");
+        assert!(
+            matches!(gone, Ok(Done::Delete(Deleted::Absent))),
+            "a missing key"
+        );
     }
 
     /// A batch whose writes fail (here: a released blob has no row, a broken invariant) is
@@ -398,7 +532,10 @@ mod tests {
     async fn a_failed_batch_leaves_no_trace() {
         let (_dir, meta) = super::super::tests::open().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
-        let bucket = meta.create_bucket(&tenant, "b").await.expect("bucket");
+        let bucket = meta
+            .create_bucket(&tenant, "b", false)
+            .await
+            .expect("bucket");
         let blob = crate::meta::Segment {
             tier: crate::blobs::Tier::Hot,
             hash: "cd".repeat(32),
@@ -434,7 +571,7 @@ mod tests {
         // At once: a transaction left open would hold the write lock.
         let other = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            meta.create_bucket(&tenant, "c"),
+            meta.create_bucket(&tenant, "c", false),
         )
         .await;
         assert!(matches!(other, Ok(Ok(_))), "another write goes through");

@@ -107,6 +107,25 @@ fn bucket_exists(c: &Connection, id: &str) -> MetaResult<bool> {
     Ok(scalar::<i64>(c, BUCKET_EXISTS, &[&id])?.is_some())
 }
 
+/// A bucket's versioning, if it exists.
+fn versioning_of(c: &Connection, id: &str) -> MetaResult<Option<Versioning>> {
+    let v: Option<Option<String>> = first(c, BUCKET_VERSIONING, &[&id], |r| r.get_index(0))?;
+    v.map(|v| Versioning::from_db(v.as_deref())).transpose()
+}
+
+/// A version of a key by version id, with its segments (and inline bytes, with `inline`).
+fn version_in(
+    c: &Connection,
+    bucket_id: &str,
+    key: &str,
+    version_id: &str,
+    inline: bool,
+) -> MetaResult<Option<ObjectRow>> {
+    let mut stmt = c.prepare_cached(version_sql(version_id))?;
+    let args: [&dyn ToSql; 4] = [&bucket_id, &key, &version_id, &inline];
+    rows::object_from_rows(&mut rows::Named::bound(&mut stmt, &args)?, inline)
+}
+
 /// The current version of a key with its segments.
 fn latest_in(c: &Connection, bucket_id: &str, key: &str) -> MetaResult<Option<ObjectRow>> {
     let mut stmt = c.prepare_cached(LATEST_IN_SQL)?;
@@ -236,23 +255,35 @@ impl MetaStore for SqliteMeta {
         n.ok_or_else(|| MetaError::Corrupt("key_epoch has no row".into()))
     }
 
-    async fn create_bucket(&self, tenant_id: &str, name: &str) -> MetaResult<BucketRow> {
-        let row = BucketRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            tenant_id: tenant_id.to_owned(),
-            name: name.to_owned(),
-            created_at: crate::now_micros(),
-        };
+    async fn create_bucket(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        object_lock: bool,
+    ) -> MetaResult<BucketRow> {
+        let row = plan::new_bucket(tenant_id, name, object_lock);
         let args = args![
             row.id.clone(),
             row.tenant_id.clone(),
             row.name.clone(),
-            row.created_at
+            row.created_at,
+            row.versioning.as_db(),
+            row.object_lock,
         ];
         if self.write_one(INSERT_BUCKET, args).await? == 0 {
             return Err(MetaError::BucketExists);
         }
         Ok(row)
+    }
+
+    async fn set_versioning(
+        &self,
+        bucket_id: &str,
+        v: Versioning,
+        object_lock: bool,
+    ) -> MetaResult<bool> {
+        let args = args![bucket_id.to_owned(), v.as_db(), object_lock];
+        Ok(self.write_one(SET_VERSIONING, args).await? > 0)
     }
 
     async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>> {
@@ -276,7 +307,7 @@ impl MetaStore for SqliteMeta {
         let bucket_id = bucket_id.to_owned();
         self.write(move |c| {
             let id: &dyn ToSql = &bucket_id;
-            if scalar::<i64>(c, BUCKET_HAS_CURRENT, &[id])?.is_some() {
+            if scalar::<i64>(c, BUCKET_HAS_VERSIONS, &[id])?.is_some() {
                 return Err(MetaError::BucketNotEmpty);
             }
             // S3 deletes a bucket's incomplete uploads with it.
@@ -345,35 +376,29 @@ impl MetaStore for SqliteMeta {
         };
         match self.committer.commit(op).await? {
             committer::Done::Put(row) => Ok(*row),
-            committer::Done::Delete(_) => {
-                Err(MetaError::Invariant("PUT answered as DELETE".into()))
-            }
+            _ => Err(MetaError::Invariant("PUT answered as DELETE".into())),
         }
     }
 
     async fn commit_copy(&self, c: &CopyCommit) -> MetaResult<ObjectRow> {
         let c = c.clone();
         self.write(move |tx| {
-            if !bucket_exists(tx, &c.dst_bucket_id)? {
+            let seen = committer::key_state(tx, &c.dst_bucket_id, &c.dst_key)?;
+            if seen.bucket.is_none() {
                 return Err(MetaError::NoSuchBucket);
             }
-            let src = latest_in(tx, &c.src_bucket_id, &c.src_key)?.ok_or(MetaError::NoSuchKey)?;
+            let src = match &c.src_version {
+                Some(v) => version_in(tx, &c.src_bucket_id, &c.src_key, v, false)?,
+                None => latest_in(tx, &c.src_bucket_id, &c.src_key)?,
+            };
+            let src = plan::copy_source(src, c.src_version.is_some())?;
             if !c.source_condition.holds(&src) {
                 return Err(MetaError::PreconditionFailed);
             }
-            let old = latest_in(tx, &c.dst_bucket_id, &c.dst_key)?;
-            let row = plan::copy_version(&c, src);
+            let mut row = plan::copy_version(&c, src);
             let mut w = Script::default();
             let now = crate::now_micros();
-            rule::supersede(
-                &mut w,
-                &c.dst_bucket_id,
-                old.as_ref(),
-                Some(&row),
-                None,
-                &[],
-                now,
-            );
+            committer::new_version(&mut w, &seen, &mut row, None, &[], now)?;
             w.run(tx)?;
             Ok(row)
         })
@@ -399,24 +424,53 @@ impl MetaStore for SqliteMeta {
         }
     }
 
+    async fn version(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: &str,
+        with_inline: bool,
+    ) -> MetaResult<Option<ObjectRow>> {
+        (self.readers).point(|c| version_in(c, bucket_id, key, version_id, with_inline))
+    }
+
     async fn delete_key(
         &self,
         tenant_id: &str,
         bucket: &str,
         key: &str,
-    ) -> MetaResult<Option<bool>> {
+    ) -> MetaResult<Option<Deleted>> {
         let op = committer::Op::Delete {
             tenant_id: tenant_id.to_owned(),
             bucket: bucket.to_owned(),
             key: key.to_owned(),
         };
         match self.committer.commit(op).await {
-            Ok(committer::Done::Delete(existed)) => Ok(Some(existed)),
+            Ok(committer::Done::Delete(d)) => Ok(Some(d)),
             Err(MetaError::NoSuchBucket) => Ok(None),
-            Ok(committer::Done::Put(_)) => {
-                Err(MetaError::Invariant("DELETE answered as PUT".into()))
-            }
+            Ok(_) => Err(MetaError::Invariant("DELETE answered as PUT".into())),
             Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_version(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: &str,
+        bypass: bool,
+    ) -> MetaResult<Option<RemovedVersion>> {
+        let op = committer::Op::DeleteVersion {
+            bucket_id: bucket_id.to_owned(),
+            key: key.to_owned(),
+            version_id: version_id.to_owned(),
+            bypass,
+        };
+        match self.committer.commit(op).await? {
+            committer::Done::Version(v) => Ok(v),
+            _ => Err(MetaError::Invariant(
+                "version DELETE answered as PUT".into(),
+            )),
         }
     }
 
@@ -424,10 +478,76 @@ impl MetaStore for SqliteMeta {
         &self,
         bucket_id: &str,
         key: &str,
+        version_id: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> MetaResult<bool> {
-        let args = args![bucket_id.to_owned(), key.to_owned(), rows::tags_json(tags)];
-        Ok(self.write_one(SET_TAGS, args).await? > 0)
+        let (sql, version) = match version_id {
+            None => (SET_TAGS, None),
+            Some(NULL_VERSION) => (SET_NULL_VERSION_TAGS, Some(NULL_VERSION.to_owned())),
+            Some(v) => (SET_VERSION_TAGS, Some(v.to_owned())),
+        };
+        let args = args![
+            bucket_id.to_owned(),
+            key.to_owned(),
+            rows::tags_json(tags),
+            version
+        ];
+        Ok(self.write_one(sql, args).await? > 0)
+    }
+
+    async fn set_lock(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: LockChange,
+    ) -> MetaResult<Option<Lock>> {
+        let (bucket_id, key) = (bucket_id.to_owned(), key.to_owned());
+        let version_id = version_id.map(str::to_owned);
+        self.write(move |c| {
+            let row = match &version_id {
+                Some(v) => version_in(c, &bucket_id, &key, v, false)?,
+                None => latest_in(c, &bucket_id, &key)?,
+            };
+            let Some(row) = row.filter(|r| !r.delete_marker) else {
+                return Ok(None);
+            };
+            let lock = plan::lock_after(row.lock, change, crate::now_micros())?;
+            let (mode, until, hold) = rows::lock_cols(&lock);
+            execute(c, SET_LOCK, &[&row.id, &mode, &until, &hold])?;
+            Ok(Some(lock))
+        })
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        range: KeyRange<'_>,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> MetaResult<Vec<VersionEntry>> {
+        let (bucket_id, start) = (range.bucket_id.to_owned(), range.start.to_owned());
+        let before = range.before.map(str::to_owned);
+        let inclusive = range.start_inclusive;
+        let limit = to_i64(limit);
+        (self.readers)
+            .scan(move |c| {
+                let mut out = Vec::new();
+                let mut inclusive = inclusive;
+                if let Some(seq) = after_seq {
+                    let args: [&dyn ToSql; 4] = [&bucket_id, &start, &limit, &seq];
+                    out = all_rows(c, KEY_VERSIONS_BEFORE, &args, |r| rows::version_entry_of(r))?;
+                    inclusive = false;
+                }
+                let left = limit - to_i64(out.len());
+                if left > 0 {
+                    let sql = versions_sql(inclusive, before.is_some());
+                    let args: [&dyn ToSql; 4] = [&bucket_id, &start, &left, &before];
+                    out.extend(all_rows(c, sql, &args, |r| rows::version_entry_of(r))?);
+                }
+                Ok(out)
+            })
+            .await
     }
 
     async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>> {
@@ -466,6 +586,9 @@ impl MetaStore for SqliteMeta {
                 "COMPOSITE"
             },
             rows::tags_json(&h.tags),
+            u.lock.retention.map(|(m, _)| m.as_str()),
+            u.lock.retention.map(|(_, t)| t),
+            u.lock.legal_hold,
         ];
         self.write_one(INSERT_UPLOAD, args).await?;
         Ok(())
@@ -546,30 +669,22 @@ impl MetaStore for SqliteMeta {
     async fn complete_upload(&self, c: &CompleteCommit<'_>) -> MetaResult<ObjectRow> {
         let mut tx = self.writer.begin().await?;
         let (bucket_id, upload_id, key) = (c.bucket_id.clone(), c.upload_id.clone(), c.key.clone());
-        let (up, parts, old) = tx
+        let (up, parts, seen) = tx
             .run(move |t| {
                 let up = check_upload(upload_by_id(t, &upload_id)?, Some(&bucket_id), Some(&key))?;
                 let parts = all_parts(t, &upload_id)?;
-                Ok((up, parts, latest_in(t, &bucket_id, &key)?))
+                Ok((up, parts, committer::key_state(t, &bucket_id, &key)?))
             })
             .await?;
         let a = (c.assemble)(&parts)?;
-        check_condition(&c.condition, old.as_ref())?;
-        let row = plan::completed_version(c, &up, &a);
+        check_condition(&c.condition, seen.current.as_ref())?;
+        let mut row = plan::completed_version(c, &up, &a);
         let released: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
-        let (bucket_id, upload_id, done) = (c.bucket_id.clone(), c.upload_id.clone(), row.clone());
+        let mut w = Script::default();
+        let now = crate::now_micros();
+        committer::new_version(&mut w, &seen, &mut row, None, &released, now)?;
+        let (upload_id, done) = (c.upload_id.clone(), row.clone());
         tx.run(move |t| {
-            let mut w = Script::default();
-            let now = crate::now_micros();
-            rule::supersede(
-                &mut w,
-                &bucket_id,
-                old.as_ref(),
-                Some(&done),
-                None,
-                &released,
-                now,
-            );
             w.run(t)?;
             for p in &a.parts {
                 let args: [&dyn ToSql; 5] = [
@@ -808,6 +923,7 @@ pub(super) mod tests {
             blob,
             condition,
             checksum: None,
+            lock: Default::default(),
         }
     }
 

@@ -42,7 +42,8 @@ const READER_CACHE_KIB: u32 = 8192;
 /// row when there is no such bucket, else one per segment (the object's columns NULL when there
 /// is no current version; `$3` NULL finds only the bucket). The columns are `rows::found_of`'s.
 const FIND_SQL: &str = const_format::concatcp!(
-    "SELECT k.id AS k_id, k.created_at AS k_created_at, ",
+    "SELECT k.id AS k_id, k.created_at AS k_created_at, k.versioning AS k_versioning, \
+     k.object_lock AS k_object_lock, ",
     OBJECT_COLS,
     ", ",
     SEGMENT_COLS,
@@ -266,7 +267,10 @@ mod tests {
     async fn a_walk_seeks_past_each_common_prefix() {
         let (_dir, meta) = super::super::tests::open().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
-        let b = meta.create_bucket(&tenant, "b").await.expect("bucket");
+        let b = meta
+            .create_bucket(&tenant, "b", false)
+            .await
+            .expect("bucket");
         let keys = [
             "a/1",
             "a/2",
@@ -352,7 +356,9 @@ mod tests {
     async fn point_reads_do_not_wait_for_scans() {
         let (_dir, meta) = super::super::tests::open().await;
         let tenant = meta.create_tenant("one").await.expect("tenant");
-        meta.create_bucket(&tenant, "b").await.expect("bucket");
+        meta.create_bucket(&tenant, "b", false)
+            .await
+            .expect("bucket");
         let held: Vec<_> = (meta.readers.scans.conns.iter())
             .map(|c| c.lock().expect("listing connection"))
             .collect();
@@ -381,8 +387,8 @@ mod tests {
             meta.create_tenant("one").await.expect("tenant"),
             meta.create_tenant("two").await.expect("tenant"),
         );
-        let b1 = meta.create_bucket(&t1, "b").await.expect("bucket");
-        meta.create_bucket(&t2, "b").await.expect("bucket");
+        let b1 = meta.create_bucket(&t1, "b", false).await.expect("bucket");
+        meta.create_bucket(&t2, "b", false).await.expect("bucket");
         let body = bytes::Bytes::from_static(b"inline body");
         for (key, blob) in [
             ("empty", None),

@@ -3,9 +3,11 @@
 //! parts is planned here as a `Script`, run by the group committer or by a transaction of its
 //! own.
 //!
-//! Superseding a key's current version: the old version is demoted (DELETING, no longer
-//! current), the new one inserted COMMITTED and current with its segments, and the blob
-//! reference counts change by +1 per new segment and -1 per old one, in lock order.
+//! A change of a key's versions (`Change`, decided by `plan::replaced`): the version that goes
+//! is DELETING and no longer current, the one that stays is no longer current, the new one is
+//! inserted COMMITTED and current with its segments (or, when a permanent delete removed the
+//! current version, the newest remaining one becomes current), and the blob reference counts
+//! change by +1 per new segment and -1 per segment of the version gone, in lock order.
 
 use super::conn::bind;
 use crate::blobs::Tier;
@@ -15,16 +17,24 @@ use crate::meta::{Checksum, MetaError, MetaResult, ObjectRow, Segment};
 use rusqlite::Connection;
 use rusqlite::types::{ToSql, Value};
 
-const DEMOTE_SQL: &str = "UPDATE objects SET is_latest = FALSE, status = 'DELETING', \
+const REMOVE_SQL: &str = "UPDATE objects SET is_latest = FALSE, status = 'DELETING', \
     deleted_at = $2 WHERE id = $1";
+
+const NONCURRENT_SQL: &str = "UPDATE objects SET is_latest = FALSE WHERE id = $1";
+
+/// After the current version was removed: the newest remaining one is current.
+const PROMOTE_SQL: &str = "UPDATE objects SET is_latest = TRUE WHERE id = (SELECT id FROM \
+    objects WHERE bucket_id = $1 AND key = $2 AND status = 'COMMITTED' \
+    ORDER BY version_seq DESC LIMIT 1)";
 
 /// A version that is COMMITTED and current from the start.
 const INSERT_OBJECT_SQL: &str = "INSERT INTO objects (id, bucket_id, key, status, is_latest, \
     size, etag, content_type, content_encoding, content_disposition, content_language, \
     cache_control, expires, user_meta, storage_class, tier, created_at, parts_count, \
-    checksum_algo, checksum_value, checksum_type, tags) \
+    checksum_algo, checksum_value, checksum_type, tags, version_id, version_seq, delete_marker, \
+    lock_mode, lock_until, legal_hold) \
     VALUES ($1, $2, $3, 'COMMITTED', TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-    $16, $17, $18, $19, $20)";
+    $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)";
 
 const INSERT_SEGMENT_SQL: &str = "INSERT INTO object_segments (object_id, seq, tier, blob_hash, \
     size) VALUES ($1, $2, $3, $4, $5)";
@@ -48,28 +58,64 @@ const UPSERT_BLOB_SQL: &str = "INSERT INTO blobs (tier, hash, size, ref_count, z
 const INSERT_BLOB_DATA_SQL: &str = "INSERT INTO blob_data (tier, hash, data) \
     VALUES ($1, $2, $3) ON CONFLICT (tier, hash) DO NOTHING";
 
-/// Supersedes the current version `old` of a key in `bucket_id` by `new` (`None`: a DELETE).
-/// `new_blob` is the body the commit just wrote (its row may not exist yet; its inline bytes
-/// are stored); `release` are references released besides `old`'s (a completed upload's
-/// parts).
-pub(in crate::meta) fn supersede(
-    w: &mut Script,
-    bucket_id: &str,
-    old: Option<&ObjectRow>,
-    new: Option<&ObjectRow>,
-    new_blob: Option<&Segment>,
-    release: &[Segment],
-    now: i64,
-) {
-    if let Some(o) = old {
-        w.stmt(DEMOTE_SQL, vec![o.id.clone().into(), now.into()]);
+/// A change of one key's versions in bucket `bucket_id`.
+pub(in crate::meta) struct Change<'a> {
+    pub bucket_id: &'a str,
+    /// Removed: DELETING, its references released (a locked one is refused before).
+    pub gone: Option<&'a ObjectRow>,
+    /// Kept, no longer current.
+    pub noncurrent: Option<&'a ObjectRow>,
+    /// Inserted as the current version (numbered by `plan::number_version`).
+    pub new: Option<&'a ObjectRow>,
+    /// The body the commit just wrote (its row may not exist yet; its inline bytes are
+    /// stored).
+    pub new_blob: Option<&'a Segment>,
+    /// References released besides `gone`'s (a completed upload's parts).
+    pub release: &'a [Segment],
+}
+
+impl<'a> Change<'a> {
+    /// A key's change with nothing else released and no new blob.
+    pub fn of(
+        bucket_id: &'a str,
+        (gone, noncurrent): (Option<&'a ObjectRow>, Option<&'a ObjectRow>),
+        new: Option<&'a ObjectRow>,
+    ) -> Change<'a> {
+        Change {
+            bucket_id,
+            gone,
+            noncurrent,
+            new,
+            new_blob: None,
+            release: &[],
+        }
     }
-    let mut gone: Vec<Segment> = old.map(|o| o.segments.clone()).unwrap_or_default();
-    gone.extend_from_slice(release);
-    let added = new.map_or(&[][..], |n| n.segments.as_slice());
-    if let Some(n) = new {
-        insert_object(w, bucket_id, n);
+}
+
+/// Writes a change of a key's versions and its reference changes.
+pub(in crate::meta) fn apply(w: &mut Script, c: &Change<'_>, now: i64) {
+    if let Some(o) = c.gone {
+        debug_assert!(
+            !o.lock.legal_hold,
+            "a version on legal hold is never removed"
+        );
+        w.stmt(REMOVE_SQL, vec![o.id.clone().into(), now.into()]);
     }
+    if let Some(o) = c.noncurrent {
+        w.stmt(NONCURRENT_SQL, vec![o.id.clone().into()]);
+    }
+    let mut gone: Vec<Segment> = c.gone.map(|o| o.segments.clone()).unwrap_or_default();
+    gone.extend_from_slice(c.release);
+    let added = c.new.map_or(&[][..], |n| n.segments.as_slice());
+    match (c.new, c.gone) {
+        (Some(n), _) => insert_object(w, c.bucket_id, n),
+        (None, Some(g)) if g.is_latest => {
+            let args = vec![c.bucket_id.to_owned().into(), g.key.clone().into()];
+            w.stmt(PROMOTE_SQL, args);
+        }
+        (None, _) => {}
+    }
+    let (new, new_blob) = (c.new, c.new_blob);
     refs(w, &deltas(added, &gone), new_blob, now);
     if let Some(n) = new {
         for (seq, s) in n.segments.iter().enumerate() {
@@ -135,6 +181,12 @@ fn insert_object(w: &mut Script, bucket_id: &str, row: &ObjectRow) {
         opt(&sum.map(|k| k.value.clone())),
         opt(&sum.map(|k| k.type_str().to_owned())),
         opt(&tags_json(&h.tags)),
+        row.version_id.clone().into(),
+        row.version_seq.into(),
+        row.delete_marker.into(),
+        opt(&row.lock.retention.map(|(m, _)| m.as_str().to_owned())),
+        row.lock.retention.map_or(Value::Null, |(_, u)| u.into()),
+        row.lock.legal_hold.into(),
     ];
     w.stmt(INSERT_OBJECT_SQL, args);
 }
