@@ -91,8 +91,8 @@ DECLARE
     c_marker BOOLEAN[];
     c_latest BOOLEAN[];
     c_locked BOOLEAN[];
-    n_id TEXT[];
-    n_locked BOOLEAN[];
+    n_id TEXT[] := '{}';
+    n_locked BOOLEAN[] := '{}';
     -- Per item: whether it writes, its outcome, the version that goes and the one that is
     -- no longer current.
     v_act BOOLEAN[] := '{}';
@@ -106,25 +106,21 @@ DECLARE
     j INTEGER;
     gone_id TEXT;
     kept_id TEXT;
+    marker BOOLEAN;
+    latest BOOLEAN;
     o TEXT;
 BEGIN
-    SELECT COALESCE(array_agg(b.id ORDER BY u.ord), '{}'),
-            COALESCE(array_agg(b.versioning ORDER BY u.ord), '{}')
+    -- Buckets by id (versions, permanent deletes) or by tenant and name (DELETEs).
+    SELECT COALESCE(array_agg(COALESCE(b.id, n.id) ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(COALESCE(b.versioning, n.versioning) ORDER BY u.ord), '{}')
         INTO v_bucket, v_ver
-        FROM (SELECT p.id AS bucket_id, NULL::TEXT AS tenant_id, NULL::TEXT AS name, p.ord
-                FROM unnest(p_bucket_id) WITH ORDINALITY AS p(id, ord)
-            UNION ALL
-            SELECT NULL, d.tenant_id, d.name, n_put + d.ord
-                FROM unnest(d_tenant_id, d_bucket) WITH ORDINALITY AS d(tenant_id, name, ord)
-            UNION ALL
-            SELECT x.id, NULL, NULL, n_put + n_del + x.ord
-                FROM unnest(x_bucket_id) WITH ORDINALITY AS x(id, ord)) u
-        LEFT JOIN LATERAL (
-            SELECT id, versioning FROM buckets WHERE u.bucket_id IS NOT NULL AND id = u.bucket_id
-            UNION ALL
-            SELECT id, versioning FROM buckets
-                WHERE u.bucket_id IS NULL AND tenant_id = u.tenant_id AND name = u.name
-            OFFSET 0) b ON TRUE;
+        FROM unnest(COALESCE(p_bucket_id, '{}') || array_fill(NULL::TEXT, ARRAY[n_del])
+                || COALESCE(x_bucket_id, '{}'),
+            array_fill(NULL::TEXT, ARRAY[n_put]) || COALESCE(d_tenant_id, '{}'),
+            array_fill(NULL::TEXT, ARRAY[n_put]) || COALESCE(d_bucket, '{}'))
+            WITH ORDINALITY AS u(bucket_id, tenant_id, name, ord)
+        LEFT JOIN buckets b ON b.id = u.bucket_id
+        LEFT JOIN buckets n ON n.tenant_id = u.tenant_id AND n.name = u.name;
     v_key := COALESCE(p_key, '{}') || COALESCE(d_key, '{}') || COALESCE(x_key, '{}');
     v_vid := array_fill(NULL::TEXT, ARRAY[n_put + n_del]) || COALESCE(x_version, '{}');
 
@@ -142,39 +138,57 @@ BEGIN
         PERFORM pg_advisory_xact_lock(v_locks[i]);
     END LOOP;
 
-    -- The versions each item's rule reads. OFFSET 0 keeps each lookup an index probe whatever
-    -- the statistics say; a condition on the item alone gates a lookup it does not need.
+    -- The versions each item's rule reads: the current version of a new version's or a
+    -- DELETE's key; the version a permanent delete names (by id: its row id; `null`: below);
+    -- the null version, where a suspended bucket's rule or a permanent delete needs it. OFFSET 0
+    -- keeps each lookup an index probe whatever the statistics say. The last two run only when
+    -- an item needs them: most calls are PUTs and DELETEs in unversioned or versioned buckets.
     SELECT array_agg(c.id ORDER BY u.ord), array_agg(c.etag ORDER BY u.ord),
             array_agg(c.version_seq ORDER BY u.ord), array_agg(c.version_id ORDER BY u.ord),
-            array_agg(c.delete_marker ORDER BY u.ord), array_agg(c.is_latest ORDER BY u.ord),
-            array_agg(c.locked ORDER BY u.ord),
-            array_agg(n.id ORDER BY u.ord), array_agg(n.locked ORDER BY u.ord)
-        INTO c_id, c_etag, c_seq, c_vid, c_marker, c_latest, c_locked, n_id, n_locked
-        FROM unnest(v_bucket, v_key, v_vid, v_ver,
-                array_fill(FALSE, ARRAY[n_put + n_del]) || COALESCE(x_bypass, '{}'))
-            WITH ORDINALITY AS u(b, k, vid, ver, bypass, ord)
+            array_agg(c.delete_marker ORDER BY u.ord), array_agg(c.locked ORDER BY u.ord)
+        INTO c_id, c_etag, c_seq, c_vid, c_marker, c_locked
+        FROM unnest(v_bucket[1:n_put + n_del], v_key[1:n_put + n_del])
+            WITH ORDINALITY AS u(b, k, ord)
         LEFT JOIN LATERAL (
-            SELECT id, etag, version_seq, version_id, delete_marker, is_latest,
-                    legal_hold OR (lock_until > p_now
-                        AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
-                FROM objects
-                WHERE u.vid IS NULL AND bucket_id = u.b AND key = u.k AND is_latest
-            UNION ALL
-            SELECT id, etag, version_seq, version_id, delete_marker, is_latest,
-                    legal_hold OR (lock_until > p_now
-                        AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass))
-                FROM objects
-                WHERE u.vid <> 'null' AND id = u.vid AND bucket_id = u.b AND key = u.k
-                    AND version_id = u.vid AND status = 'COMMITTED'
-            OFFSET 0) c ON TRUE
-        LEFT JOIN LATERAL (
-            SELECT id, legal_hold OR (lock_until > p_now
-                        AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
-                FROM objects
-                WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
-                    AND bucket_id = u.b AND key = u.k AND version_id = 'null'
-                    AND status = 'COMMITTED'
-            OFFSET 0) n ON TRUE;
+            SELECT id, etag, version_seq, version_id, delete_marker,
+                    legal_hold OR lock_until > p_now AS locked
+                FROM objects WHERE bucket_id = u.b AND key = u.k AND is_latest
+            OFFSET 0) c ON TRUE;
+    c_latest := array_fill(TRUE, ARRAY[n_put + n_del]);
+    IF n_rm > 0 THEN
+        SELECT c_id || array_agg(c.id ORDER BY u.ord), c_etag || array_agg(c.etag ORDER BY u.ord),
+                c_seq || array_agg(c.version_seq ORDER BY u.ord),
+                c_vid || array_agg(c.version_id ORDER BY u.ord),
+                c_marker || array_agg(c.delete_marker ORDER BY u.ord),
+                c_latest || array_agg(c.is_latest ORDER BY u.ord),
+                c_locked || array_agg(c.locked ORDER BY u.ord)
+            INTO c_id, c_etag, c_seq, c_vid, c_marker, c_latest, c_locked
+            FROM unnest(x_bucket_id, x_key, x_version, x_bypass)
+                WITH ORDINALITY AS u(b, k, vid, bypass, ord)
+            LEFT JOIN LATERAL (
+                SELECT id, etag, version_seq, version_id, delete_marker, is_latest,
+                        legal_hold OR (lock_until > p_now
+                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                    FROM objects
+                    WHERE u.vid <> 'null' AND id = u.vid AND bucket_id = u.b AND key = u.k
+                        AND version_id = u.vid AND status = 'COMMITTED'
+                OFFSET 0) c ON TRUE;
+    END IF;
+    IF 'Suspended' = ANY (v_ver) OR 'null' = ANY (x_version) THEN
+        SELECT array_agg(n.id ORDER BY u.ord), array_agg(n.locked ORDER BY u.ord)
+            INTO n_id, n_locked
+            FROM unnest(v_bucket, v_key, v_vid, v_ver,
+                    array_fill(FALSE, ARRAY[n_put + n_del]) || COALESCE(x_bypass, '{}'))
+                WITH ORDINALITY AS u(b, k, vid, ver, bypass, ord)
+            LEFT JOIN LATERAL (
+                SELECT id, legal_hold OR (lock_until > p_now
+                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                    FROM objects
+                    WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
+                        AND bucket_id = u.b AND key = u.k AND version_id = 'null'
+                        AND status = 'COMMITTED'
+                OFFSET 0) n ON TRUE;
+    END IF;
 
     FOR i IN 1 .. n_put + n_del + n_rm LOOP
         gone_id := NULL;
@@ -189,9 +203,15 @@ BEGIN
             ELSIF COALESCE(c_locked[i], n_locked[i]) THEN
                 o := 'locked';
             ELSE
-                o := CASE WHEN (SELECT delete_marker FROM objects WHERE id = gone_id)
-                    THEN 'removed_marker' ELSE 'removed' END;
-                IF (SELECT is_latest FROM objects WHERE id = gone_id) THEN
+                marker := c_marker[i];
+                latest := c_latest[i];
+                IF c_id[i] IS NULL THEN
+                    -- The null version: its flags were not read with it.
+                    SELECT delete_marker, is_latest INTO marker, latest
+                        FROM objects WHERE id = gone_id;
+                END IF;
+                o := CASE WHEN marker THEN 'removed_marker' ELSE 'removed' END;
+                IF latest THEN
                     v_promote := v_promote || i;
                 END IF;
             END IF;
@@ -275,7 +295,7 @@ BEGIN
                 checksum_type, tags, lock_mode, lock_until, legal_hold, act, ver, seq)
         WHERE u.act;
     END IF;
-    IF n_del > 0 THEN
+    IF n_del > 0 AND ('marker' = ANY (v_out) OR 'null_marker' = ANY (v_out)) THEN
         INSERT INTO objects (id, bucket_id, key, status, is_latest, size, storage_class, tier,
             created_at, version_id, version_seq, delete_marker)
         SELECT u.id, u.b, u.key, 'COMMITTED', TRUE, 0, 'STANDARD', 'hot', p_now,

@@ -70,6 +70,9 @@ impl<'stmt> Named<'stmt> {
 pub(in crate::meta) struct NamedRow<'a, 'stmt> {
     row: &'a rusqlite::Row<'stmt>,
     names: &'a [String],
+    /// Where the next name is looked for first: decoders mostly read columns in the order the
+    /// statement selects them, so a lookup is then one comparison, not a scan of the names.
+    next: std::cell::Cell<usize>,
 }
 
 impl NamedRow<'_, '_> {
@@ -82,9 +85,15 @@ impl NamedRow<'_, '_> {
 impl Cols for NamedRow<'_, '_> {
     fn get<T: Col>(&self, col: &str) -> MetaResult<T> {
         // SQLite compares column names case-insensitively, and so does rusqlite.
-        let Some(i) = self.names.iter().position(|n| n.eq_ignore_ascii_case(col)) else {
+        let hint = self.next.get();
+        let found = match self.names.get(hint) {
+            Some(n) if n.eq_ignore_ascii_case(col) => Some(hint),
+            _ => self.names.iter().position(|n| n.eq_ignore_ascii_case(col)),
+        };
+        let Some(i) = found else {
             return Err(rusqlite::Error::InvalidColumnName(col.to_owned()).into());
         };
+        self.next.set(i + 1);
         Ok(self.row.get(i)?)
     }
 }
@@ -114,7 +123,11 @@ impl<'stmt> RowSource for Named<'stmt> {
         Self: 'a;
     fn next_row(&mut self) -> MetaResult<Option<NamedRow<'_, 'stmt>>> {
         let names = &self.names;
-        Ok(self.rows.next()?.map(|row| NamedRow { row, names }))
+        Ok(self.rows.next()?.map(|row| NamedRow {
+            row,
+            names,
+            next: std::cell::Cell::new(0),
+        }))
     }
 }
 

@@ -1,5 +1,5 @@
-//! PostgreSQL only: the object statements keep using their indexes while a table outgrows the
-//! statistics their plans were made with, on the hot connections and in the commit functions
+//! PostgreSQL only: the object statements (versioned ones too) keep using their indexes while a
+//! table outgrows the statistics their plans were made with, on the hot connections and in the commit functions
 //! (`js_commit` in a transaction of sqlx's pool, for a body in a file).
 //!
 //! The hot connections plan each statement once (`force_generic_plan`). On a fresh install the
@@ -73,6 +73,28 @@ async fn object_statements_probe_indexes_whatever_the_statistics_say() {
             let got = c.get_object().bucket("plans").key(&k).send().await.unwrap();
             let len = got.body.collect().await.unwrap().into_bytes().len();
             assert_eq!(len, body_len(&k));
+        }
+    })
+    .await;
+    // Versioned from here on: versions by id, permanent deletes, version listings, and
+    // DELETEs that add markers.
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    let v = c.put_bucket_versioning().bucket("plans");
+    v.versioning_configuration(enabled).send().await.unwrap();
+    each_key(|k| {
+        let c = c.clone();
+        async move {
+            let body = ByteStream::from(vec![8u8; body_len(&k)]);
+            let put = c.put_object().bucket("plans").key(&k).body(body);
+            let id = put.send().await.unwrap().version_id().unwrap().to_owned();
+            let got = c.get_object().bucket("plans").key(&k).version_id(&id);
+            got.send().await.unwrap();
+            let listed = c.list_object_versions().bucket("plans").prefix(&k);
+            assert_eq!(listed.send().await.unwrap().versions().len(), 2);
+            let d = c.delete_object().bucket("plans").key(&k).version_id(&id);
+            d.send().await.unwrap();
         }
     })
     .await;

@@ -578,13 +578,16 @@ impl MetaStore for PgMeta {
         version_id: &str,
         with_inline: bool,
     ) -> MetaResult<Option<ObjectRow>> {
+        // On an unpooled connection: planned generically, never a scan (see `connect`).
         let q = sqlx::query(version_sql(version_id))
             .bind(bucket_id)
             .bind(key)
             .bind(version_id)
             .bind(with_inline);
-        let rows = q.fetch_all(&self.pool).await?;
-        rows::object_from_rows(&mut rows.iter(), with_inline)
+        let mut conn = self.unpooled.get().await?;
+        let rows = q.fetch_all(conn.conn()).await.map_err(MetaError::from);
+        conn.done(&rows);
+        rows::object_from_rows(&mut rows?.iter(), with_inline)
     }
 
     async fn delete_version(

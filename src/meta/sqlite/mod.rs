@@ -927,6 +927,37 @@ pub(super) mod tests {
         }
     }
 
+    /// SQLite's query plan of `sql` (four `$N` parameters), one line per step.
+    fn plan_of(meta: &SqliteMeta, sql: &str) -> Vec<String> {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let x = "x".to_owned();
+        meta.readers
+            .point(|c| all_rows(c, &explain, &[&x, &x, &x, &x], |r| r.get("detail")))
+            .expect("plan")
+    }
+
+    /// Version listings seek the `objects_versions` index: a page reads its own rows.
+    #[tokio::test]
+    async fn version_listings_seek_their_index() {
+        let (_dir, meta) = open().await;
+        let mut sqls: Vec<&str> = vec![KEY_VERSIONS_BEFORE];
+        for (inclusive, bounded) in [(false, false), (true, false), (false, true), (true, true)] {
+            sqls.push(versions_sql(inclusive, bounded));
+        }
+        for sql in sqls {
+            let plan = plan_of(&meta, sql);
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("USING INDEX objects_versions")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
     /// Every listing statement (flat pages, and the delimiter walk's one-row seeks) reads the
     /// objects from the covering index alone, never from the table row by row.
     #[tokio::test]
@@ -934,12 +965,7 @@ pub(super) mod tests {
         let (_dir, meta) = open().await;
         for (inclusive, bounded) in [(false, false), (true, false), (false, true), (true, true)] {
             let sql = page_sql(inclusive, bounded);
-            let explain = format!("EXPLAIN QUERY PLAN {sql}");
-            let x = "x".to_owned();
-            let plan: Vec<String> = meta
-                .readers
-                .point(|c| all_rows(c, &explain, &[&x, &x, &x, &x], |r| r.get("detail")))
-                .expect("plan");
+            let plan = plan_of(&meta, sql);
             let reads: Vec<&String> = plan
                 .iter()
                 .filter(|d| d.contains(" objects ") || d.contains(" o "))
