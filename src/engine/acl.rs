@@ -124,25 +124,28 @@ impl Acl {
             grantee: Grantee::Group(g),
             permission,
         };
-        let mut grants = vec![full];
-        match name {
-            "private" | "bucket-owner-read" | "bucket-owner-full-control" | "aws-exec-read" => {}
-            "public-read" => grants.push(group(Group::AllUsers, Permission::Read)),
-            "public-read-write" => {
-                grants.push(group(Group::AllUsers, Permission::Read));
-                grants.push(group(Group::AllUsers, Permission::Write));
+        // The groups' grants first, then the owner's, in the order RGW lists them.
+        let mut grants = match name {
+            "private" | "bucket-owner-read" | "bucket-owner-full-control" | "aws-exec-read" => {
+                vec![]
             }
-            "authenticated-read" => grants.push(group(Group::AuthenticatedUsers, Permission::Read)),
-            "log-delivery-write" => {
-                grants.push(group(Group::LogDelivery, Permission::Write));
-                grants.push(group(Group::LogDelivery, Permission::ReadAcp));
-            }
+            "public-read" => vec![group(Group::AllUsers, Permission::Read)],
+            "public-read-write" => vec![
+                group(Group::AllUsers, Permission::Read),
+                group(Group::AllUsers, Permission::Write),
+            ],
+            "authenticated-read" => vec![group(Group::AuthenticatedUsers, Permission::Read)],
+            "log-delivery-write" => vec![
+                group(Group::LogDelivery, Permission::Write),
+                group(Group::LogDelivery, Permission::ReadAcp),
+            ],
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "invalid canned ACL {name:?}"
                 )));
             }
-        }
+        };
+        grants.push(full);
         Ok(Acl { grants })
     }
 

@@ -215,18 +215,19 @@ async fn acl_documents_round_trip(s: &TestServer) {
         .collect();
     assert_eq!(
         grants,
+        // A canned ACL lists the groups' grants first, then the owner's (as RGW does).
         vec![
-            (
-                Some(Type::CanonicalUser),
-                Some(owner.as_str()),
-                None,
-                Some(Permission::FullControl)
-            ),
             (
                 Some(Type::Group),
                 None,
                 Some("http://acs.amazonaws.com/groups/global/AllUsers"),
                 Some(Permission::Read)
+            ),
+            (
+                Some(Type::CanonicalUser),
+                Some(owner.as_str()),
+                None,
+                Some(Permission::FullControl)
             ),
         ]
     );
