@@ -23,7 +23,9 @@ ALTER TABLE multipart_uploads ADD COLUMN lock_mode TEXT;
 ALTER TABLE multipart_uploads ADD COLUMN lock_until BIGINT;
 ALTER TABLE multipart_uploads ADD COLUMN legal_hold BOOLEAN NOT NULL DEFAULT FALSE;
 
--- A key's versions, newest first (ListObjectVersions, the version a permanent delete makes
--- current, the null version).
-CREATE UNIQUE INDEX objects_versions
-    ON objects (bucket_id, key, version_seq DESC) WHERE status = 'COMMITTED';
+-- A key's noncurrent versions, newest first (ListObjectVersions with `objects_latest`, the
+-- version a permanent delete makes current, the null version). Current versions are found by
+-- `objects_latest`, so writes in unversioned buckets, which leave no noncurrent version,
+-- maintain no index for versioning.
+CREATE INDEX objects_noncurrent
+    ON objects (bucket_id, key, version_seq DESC) WHERE status = 'COMMITTED' AND NOT is_latest;

@@ -185,9 +185,15 @@ BEGIN
                             AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
                     FROM objects
                     WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
-                        AND bucket_id = u.b AND key = u.k AND version_id = 'null'
-                        AND status = 'COMMITTED'
-                OFFSET 0) n ON TRUE;
+                        AND bucket_id = u.b AND key = u.k AND is_latest AND version_id = 'null'
+                UNION ALL
+                SELECT id, legal_hold OR (lock_until > p_now
+                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                    FROM objects
+                    WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
+                        AND bucket_id = u.b AND key = u.k AND status = 'COMMITTED'
+                        AND NOT is_latest AND version_id = 'null'
+                LIMIT 1) n ON TRUE;
     END IF;
 
     FOR i IN 1 .. n_put + n_del + n_rm LOOP
@@ -310,6 +316,7 @@ BEGIN
     FOREACH j IN ARRAY v_promote LOOP
         UPDATE objects SET is_latest = TRUE WHERE id = (SELECT id FROM objects
             WHERE bucket_id = v_bucket[j] AND key = v_key[j] AND status = 'COMMITTED'
+                AND NOT is_latest
             ORDER BY version_seq DESC LIMIT 1);
     END LOOP;
 

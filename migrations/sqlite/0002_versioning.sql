@@ -28,7 +28,9 @@ DROP INDEX objects_listing;
 CREATE INDEX objects_listing
     ON objects (bucket_id, key, size, etag, storage_class, created_at, is_latest, delete_marker)
     WHERE is_latest AND NOT delete_marker;
--- A key's versions, newest first (ListObjectVersions, the version a permanent delete makes
--- current, the null version).
-CREATE UNIQUE INDEX objects_versions
-    ON objects (bucket_id, key, version_seq DESC) WHERE status = 'COMMITTED';
+-- A key's noncurrent versions, newest first (ListObjectVersions with `objects_latest`, the
+-- version a permanent delete makes current, the null version). Current versions are found by
+-- `objects_latest`, so writes in unversioned buckets, which leave no noncurrent version,
+-- maintain no index for versioning.
+CREATE INDEX objects_noncurrent
+    ON objects (bucket_id, key, version_seq DESC) WHERE status = 'COMMITTED' AND NOT is_latest;

@@ -328,3 +328,18 @@ pub(super) fn lock_after(current: Lock, change: LockChange, now: i64) -> MetaRes
         ..current
     })
 }
+
+/// A version listing page from its two ranges, each in key order and newest first: the current
+/// versions and the noncurrent ones. Merged the same way, by key then newest first, at most
+/// `limit`.
+pub(super) fn merge_versions(
+    current: Vec<VersionEntry>,
+    noncurrent: Vec<VersionEntry>,
+    limit: usize,
+) -> Vec<VersionEntry> {
+    let order = |v: &VersionEntry| (v.key.clone(), std::cmp::Reverse(v.version_seq));
+    let mut out: Vec<VersionEntry> = current.into_iter().chain(noncurrent).collect();
+    out.sort_by_key(order);
+    out.truncate(limit);
+    out
+}

@@ -67,8 +67,11 @@ pub(super) const NULL_VERSION_SQL: &str = const_format::concatcp!(
     inline_data_col!("$4"),
     " FROM objects o ",
     SEGMENT_JOIN,
-    " WHERE o.bucket_id = $1 AND o.key = $2 AND o.status = 'COMMITTED' \
-     AND o.version_id = 'null' AND $3 = 'null' ORDER BY s.seq"
+    " WHERE o.id = (SELECT id FROM objects WHERE bucket_id = $1 AND key = $2 AND is_latest \
+       AND version_id = 'null' \
+     UNION ALL SELECT id FROM objects WHERE bucket_id = $1 AND key = $2 \
+       AND status = 'COMMITTED' AND NOT is_latest AND version_id = 'null' LIMIT 1) \
+     AND $3 = 'null' ORDER BY s.seq"
 );
 
 /// The statement that finds version `version_id` of a key (`$1` bucket, `$2` key, `$3` the
@@ -85,35 +88,46 @@ pub(super) fn version_sql(version_id: &str) -> &'static str {
 const VERSION_COLS: &str =
     "key, version_id, version_seq, is_latest, delete_marker, size, etag, storage_class, created_at";
 
-/// A version listing page: versions of bucket `$1` with keys from `$2` (inclusive or not),
-/// below `$4` when `bounded`, newest first, at most `$3`.
-pub(super) fn versions_sql(start_inclusive: bool, bounded: bool) -> &'static str {
+/// A version listing page's two ranges (merged by `plan::merge_versions`): the current
+/// versions (`current`, `objects_latest`) or the noncurrent ones (`objects_noncurrent`) of
+/// bucket `$1` with keys from `$2` (inclusive or not), below `$4` when `bounded`, newest first,
+/// at most `$3`.
+pub(super) fn versions_sql(current: bool, start_inclusive: bool, bounded: bool) -> &'static str {
     macro_rules! versions_sql {
-        ($cond:literal) => {
+        ($which:literal, $cond:literal) => {
             concat!(
                 "SELECT key, version_id, version_seq, is_latest, delete_marker, size, etag, \
-                 storage_class, created_at FROM objects \
-                 WHERE bucket_id = $1 AND status = 'COMMITTED' AND ",
+                 storage_class, created_at FROM objects WHERE bucket_id = $1 AND ",
+                $which,
+                " AND ",
                 $cond,
                 " ORDER BY key, version_seq DESC LIMIT +$3"
             )
         };
     }
+    macro_rules! both {
+        ($cond:literal) => {
+            match current {
+                true => versions_sql!("is_latest", $cond),
+                false => versions_sql!("status = 'COMMITTED' AND NOT is_latest", $cond),
+            }
+        };
+    }
     match (start_inclusive, bounded) {
-        (false, false) => versions_sql!("key > $2"),
-        (true, false) => versions_sql!("key >= $2"),
-        (false, true) => versions_sql!("key > $2 AND key < $4"),
-        (true, true) => versions_sql!("key >= $2 AND key < $4"),
+        (false, false) => both!("key > $2"),
+        (true, false) => both!("key >= $2"),
+        (false, true) => both!("key > $2 AND key < $4"),
+        (true, true) => both!("key >= $2 AND key < $4"),
     }
 }
 
 /// The versions of key `$2` in bucket `$1` older than `$4` (`version_seq`), newest first, at
-/// most `$3`.
+/// most `$3`: noncurrent ones (the current version is the newest).
 pub(super) const KEY_VERSIONS_BEFORE: &str = const_format::concatcp!(
     "SELECT ",
     VERSION_COLS,
     " FROM objects WHERE bucket_id = $1 AND key = $2 AND status = 'COMMITTED' \
-     AND version_seq < $4 ORDER BY version_seq DESC LIMIT +$3"
+     AND NOT is_latest AND version_seq < $4 ORDER BY version_seq DESC LIMIT +$3"
 );
 
 /// A `BlobRow`'s columns, selected `FROM blobs` (unaliased).
@@ -188,8 +202,9 @@ pub(super) const LIST_BUCKETS: &str = const_format::concatcp!(
     " FROM buckets WHERE tenant_id = $1 ORDER BY name"
 );
 pub(super) const BUCKET_EXISTS: &str = "SELECT CAST(1 AS BIGINT) FROM buckets WHERE id = $1";
-pub(super) const BUCKET_HAS_VERSIONS: &str = "SELECT CAST(1 AS BIGINT) FROM objects \
-    WHERE bucket_id = $1 AND status = 'COMMITTED' LIMIT 1";
+/// A key with any version has a current one (perhaps a delete marker).
+pub(super) const BUCKET_HAS_VERSIONS: &str =
+    "SELECT CAST(1 AS BIGINT) FROM objects WHERE bucket_id = $1 AND is_latest LIMIT 1";
 /// A bucket's remaining rows are DELETING versions, which released their blobs when they were
 /// demoted; `status <> 'COMMITTED'` lets the partial index `objects_by_status` find them. A row
 /// of any other kind fails the bucket's foreign key instead of being lost.

@@ -96,14 +96,14 @@ impl PgMeta {
     }
 }
 
-/// `list_versions`'s rows: the rest of the start key's versions after `after_seq` (if given),
+/// `list_versions`'s entries: the rest of the start key's versions after `after_seq` (if given),
 /// then the keys after it.
 async fn version_rows(
     c: &mut sqlx::PgConnection,
     range: KeyRange<'_>,
     after_seq: Option<i64>,
     limit: usize,
-) -> MetaResult<Vec<sqlx::postgres::PgRow>> {
+) -> MetaResult<Vec<VersionEntry>> {
     let mut out = Vec::new();
     let mut inclusive = range.start_inclusive;
     if let Some(seq) = after_seq {
@@ -115,19 +115,34 @@ async fn version_rows(
         out = q.fetch_all(&mut *c).await?;
         inclusive = false;
     }
-    let left = limit.saturating_sub(out.len());
+    let mut entries = out
+        .iter()
+        .map(rows::version_entry_of)
+        .collect::<MetaResult<Vec<_>>>()?;
+    let left = limit.saturating_sub(entries.len());
     if left > 0 {
-        let q = sqlx::query(versions_sql(inclusive, range.before.is_some()))
-            .bind(range.bucket_id)
-            .bind(range.start)
-            .bind(to_i64(left));
-        let q = match range.before {
-            Some(b) => q.bind(b),
-            None => q,
-        };
-        out.extend(q.fetch_all(&mut *c).await?);
+        let mut arms = Vec::with_capacity(2);
+        for current in [true, false] {
+            let q = sqlx::query(versions_sql(current, inclusive, range.before.is_some()))
+                .bind(range.bucket_id)
+                .bind(range.start)
+                .bind(to_i64(left));
+            let q = match range.before {
+                Some(b) => q.bind(b),
+                None => q,
+            };
+            let rows = q.fetch_all(&mut *c).await?;
+            arms.push(
+                rows.iter()
+                    .map(rows::version_entry_of)
+                    .collect::<MetaResult<Vec<_>>>()?,
+            );
+        }
+        let noncurrent = arms.pop().unwrap_or_default();
+        let current = arms.pop().unwrap_or_default();
+        entries.extend(plan::merge_versions(current, noncurrent, left));
     }
-    Ok(out)
+    Ok(entries)
 }
 
 /// A version `js_commit` wrote, with the id and number it gave it.
@@ -693,9 +708,9 @@ impl MetaStore for PgMeta {
         limit: usize,
     ) -> MetaResult<Vec<VersionEntry>> {
         let mut conn = self.unpooled.get().await?;
-        let rows = version_rows(conn.conn(), range, after_seq, limit).await;
-        conn.done(&rows);
-        rows?.iter().map(rows::version_entry_of).collect()
+        let entries = version_rows(conn.conn(), range, after_seq, limit).await;
+        conn.done(&entries);
+        entries
     }
 
     async fn list_page(&self, range: KeyRange<'_>, limit: usize) -> MetaResult<Vec<ListEntry>> {

@@ -541,9 +541,17 @@ impl MetaStore for SqliteMeta {
                 }
                 let left = limit - to_i64(out.len());
                 if left > 0 {
-                    let sql = versions_sql(inclusive, before.is_some());
                     let args: [&dyn ToSql; 4] = [&bucket_id, &start, &left, &before];
-                    out.extend(all_rows(c, sql, &args, |r| rows::version_entry_of(r))?);
+                    let range = |current| {
+                        let sql = versions_sql(current, inclusive, before.is_some());
+                        all_rows(c, sql, &args, |r| rows::version_entry_of(r))
+                    };
+                    let page = plan::merge_versions(
+                        range(true)?,
+                        range(false)?,
+                        usize::try_from(left).unwrap_or(0),
+                    );
+                    out.extend(page);
                 }
                 Ok(out)
             })
@@ -936,19 +944,24 @@ pub(super) mod tests {
             .expect("plan")
     }
 
-    /// Version listings seek the `objects_versions` index: a page reads its own rows.
+    /// Version listings seek `objects_latest` (current versions) and `objects_noncurrent`: a
+    /// page reads its own rows.
     #[tokio::test]
     async fn version_listings_seek_their_index() {
         let (_dir, meta) = open().await;
-        let mut sqls: Vec<&str> = vec![KEY_VERSIONS_BEFORE];
+        let mut sqls: Vec<(&str, &str)> = vec![(KEY_VERSIONS_BEFORE, "objects_noncurrent")];
         for (inclusive, bounded) in [(false, false), (true, false), (false, true), (true, true)] {
-            sqls.push(versions_sql(inclusive, bounded));
+            sqls.push((versions_sql(true, inclusive, bounded), "objects_latest"));
+            sqls.push((
+                versions_sql(false, inclusive, bounded),
+                "objects_noncurrent",
+            ));
         }
-        for sql in sqls {
+        for (sql, index) in sqls {
             let plan = plan_of(&meta, sql);
             assert!(
                 plan.iter()
-                    .any(|d| d.contains("USING INDEX objects_versions")),
+                    .any(|d| d.contains(&format!("USING INDEX {index}"))),
                 "{sql}: {plan:?}"
             );
             assert!(

@@ -24,7 +24,7 @@ const NONCURRENT_SQL: &str = "UPDATE objects SET is_latest = FALSE WHERE id = $1
 
 /// After the current version was removed: the newest remaining one is current.
 const PROMOTE_SQL: &str = "UPDATE objects SET is_latest = TRUE WHERE id = (SELECT id FROM \
-    objects WHERE bucket_id = $1 AND key = $2 AND status = 'COMMITTED' \
+    objects WHERE bucket_id = $1 AND key = $2 AND status = 'COMMITTED' AND NOT is_latest \
     ORDER BY version_seq DESC LIMIT 1)";
 
 /// A version that is COMMITTED and current from the start.
