@@ -38,6 +38,7 @@ pub static GC_BLOBS_REMOVED: Counter = Counter::new();
 pub static GC_ROWS_PURGED: Counter = Counter::new();
 pub static ORPHANS_REMOVED: Counter = Counter::new();
 pub static UPLOADS_ABORTED: Counter = Counter::new();
+pub static LIFECYCLE_EXPIRED: Counter = Counter::new();
 pub static SCRUB_BLOBS_CHECKED: Counter = Counter::new();
 pub static SCRUB_BYTES: Counter = Counter::new();
 pub static SCRUB_CORRUPTED: Counter = Counter::new();
@@ -119,8 +120,14 @@ pub fn render(usage: &[(String, String, i64, i64)]) -> String {
     counter(
         &mut out,
         "juststorage_uploads_aborted_total",
-        "Incomplete multipart uploads aborted for age.",
+        "Incomplete multipart uploads aborted for age or by a lifecycle rule.",
         UPLOADS_ABORTED.get(),
+    );
+    counter(
+        &mut out,
+        "juststorage_lifecycle_expired_total",
+        "Versions and delete markers removed, or hidden, by lifecycle rules.",
+        LIFECYCLE_EXPIRED.get(),
     );
     counter(
         &mut out,

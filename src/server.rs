@@ -157,6 +157,11 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.scrub_mbps,
         stop_rx.clone(),
     ));
+    let lifecycle = tokio::spawn(crate::workers::lifecycle_loop(
+        engine.clone(),
+        cfg.lifecycle.clone(),
+        stop_rx.clone(),
+    ));
     let (e, keys_stop) = (engine.clone(), stop_rx.clone());
     let keys = tokio::spawn(async move { e.watch_keys(keys_stop).await });
     let timeouts = cfg.timeouts.clone();
@@ -164,6 +169,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         serve(listener, app, timeouts, stop_rx).await;
         let _ = gc.await;
         let _ = scrub.await;
+        let _ = lifecycle.await;
         let _ = keys.await;
     });
     tracing::info!(%addr, "listening");
@@ -229,6 +235,8 @@ async fn serve(
             let handling = svc_act.handling();
             let act = svc_act.clone();
             async move {
+                let mut req = req;
+                req.extensions_mut().insert(crate::s3::Peer(peer.ip()));
                 let resp = handle(app, req).await;
                 let resp = resp.map(|b| idle::Sending::new(b, act.streaming()));
                 drop(handling);

@@ -30,6 +30,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 COMPAT_DIR="$(dirname "$HERE")"
 ROOT="$(dirname "$COMPAT_DIR")"
 PASS_LIST="$HERE/pass.txt"
+# Seconds in a lifecycle day for the server and the suite.
+LC_DAY=2
 S3TESTS_COMMIT="8f0ae7b"
 
 log() { echo "[s3-tests${BACKEND:+:$BACKEND}] $*"; }
@@ -154,6 +156,7 @@ display_name = $main_id
 user_id = $main_id
 email = main@example.com
 api_name = us-east-1
+lc_debug_interval = $LC_DAY
 access_key = $ACCESS_KEY
 secret_key = $SECRET_KEY
 
@@ -230,7 +233,9 @@ run_backend() {
     mkdir -p "$WORK/data"
     # The server's own default filter: s3s logs every error answer at ERROR level, which would
     # hide the server's internal errors among the suite's expected refusals.
-    RUST_LOG="${RUST_LOG:-info,sqlx=warn,s3s=off}" start_server "$BACKEND"
+    # Lifecycle days of LC_DAY seconds, applied every second (the suite's `lc_debug_interval`).
+    RUST_LOG="${RUST_LOG:-info,sqlx=warn,s3s=off}" start_server "$BACKEND" \
+        --lifecycle-day-secs "$LC_DAY" --lifecycle-interval-secs 1
     write_config "$WORK/s3tests.conf"
 
     selection

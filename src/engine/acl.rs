@@ -171,17 +171,29 @@ impl Acl {
                 }
         })
     }
+
+    /// Like `allows`, counting only grants that name the requester's tenant (a public access
+    /// block's IgnorePublicAcls).
+    pub fn allows_named(&self, who: Requester<'_>, wanted: Permission) -> bool {
+        let Requester::Tenant(t) = who else {
+            return false;
+        };
+        self.grants.iter().any(|g| {
+            g.permission.covers(wanted) && matches!(&g.grantee, Grantee::Tenant(id) if id == t)
+        })
+    }
 }
 
-/// A bucket's public access block (S3's four switches). Bucket policies are not built, so
-/// the two policy switches are kept and reported but have nothing to restrict.
+/// A bucket's public access block (S3's four switches).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicAccessBlock {
     /// Refuse requests that would store a public list.
     pub block_public_acls: bool,
     /// Public grants give nobody anything.
     pub ignore_public_acls: bool,
+    /// Refuse a bucket policy that grants everyone something.
     pub block_public_policy: bool,
+    /// A public policy grants nothing to callers that do not own the bucket.
     pub restrict_public_buckets: bool,
 }
 
@@ -279,6 +291,10 @@ pub enum BucketConfig {
     Tagging,
     /// The Object Lock default retention (`engine::versions::DefaultRetention`).
     ObjectLock,
+    /// The bucket policy's JSON text, as it was put.
+    Policy,
+    /// The lifecycle configuration (`engine::lifecycle::Lifecycle`).
+    Lifecycle,
 }
 
 impl BucketConfig {
@@ -289,6 +305,8 @@ impl BucketConfig {
             BucketConfig::PublicAccessBlock => "public-access-block",
             BucketConfig::Tagging => "tagging",
             BucketConfig::ObjectLock => "object-lock",
+            BucketConfig::Policy => "policy",
+            BucketConfig::Lifecycle => "lifecycle",
         }
     }
 }

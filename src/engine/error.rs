@@ -22,6 +22,13 @@ pub enum Error {
     InvalidBucketState(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    MalformedPolicy(String),
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    /// A capability that is not built (S3's 501).
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("Object Lock configuration does not exist for this bucket")]
     ObjectLockConfigurationNotFound,
     #[error("The retention period must be a positive integer")]

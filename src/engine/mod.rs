@@ -5,15 +5,20 @@
 
 pub mod acl;
 mod admin;
+mod bucket_access;
 mod checksum;
 mod error;
 mod keys;
+pub mod lifecycle;
 mod list;
 mod multipart;
+pub mod policy;
 mod read;
+mod torrent;
 mod versions;
 
 pub use admin::{ROOT_TENANT, generate_key};
+pub use bucket_access::BucketAccess;
 pub use checksum::{ChecksumSpec, TrailerValue};
 pub use error::{Error, Result};
 pub use list::{ListItem, ListQuery, ListResult};
@@ -85,6 +90,9 @@ pub struct PutRequest {
 /// A CopyObject request (metadata-only: the new version shares the source's blobs).
 #[derive(Debug, Clone, Default)]
 pub struct CopyRequest {
+    /// The tenant whose bucket `src_bucket` is (`None`: the caller's); access control checked
+    /// that the caller may read the source.
+    pub src_tenant: Option<String>,
     pub src_bucket: String,
     pub src_key: String,
     /// The source version (`None`: the current one).
@@ -104,6 +112,7 @@ pub struct Engine {
     blobs: BlobStore,
     limits: Limits,
     keys: Arc<keys::KeyCache>,
+    access: Arc<bucket_access::AccessCache>,
 }
 
 impl Engine {
@@ -113,6 +122,7 @@ impl Engine {
             blobs,
             limits,
             keys: Arc::default(),
+            access: Arc::default(),
         }
     }
 
@@ -196,7 +206,9 @@ impl Engine {
     pub async fn delete_bucket(&self, caller: &Caller, name: &str) -> Result<()> {
         Self::writable(caller)?;
         let b = self.bucket(caller, name).await?;
-        Ok(self.meta.delete_bucket(&b.id).await?)
+        self.meta.delete_bucket(&b.id).await?;
+        self.access.forget(&b.id);
+        Ok(())
     }
 
     // ---------------------------------------------------------------- objects
@@ -472,7 +484,11 @@ impl Engine {
         if let Some(v) = &req.src_version {
             check_version_id(v)?;
         }
-        let src = self.bucket(caller, &req.src_bucket).await?;
+        let src_owner = Caller {
+            tenant_id: req.src_tenant.unwrap_or_else(|| caller.tenant_id.clone()),
+            read_only: true,
+        };
+        let src = self.bucket(&src_owner, &req.src_bucket).await?;
         let dst = self.bucket(caller, bucket).await?;
         let lock = self.lock_for_write(&dst, req.lock).await?;
         let commit = CopyCommit {

@@ -118,12 +118,28 @@ struct Retry {
 }
 
 /// The multipart ETag of a list of part ETags (`None` if one is not an MD5).
-fn multipart_etag(listed: &[ListedPart]) -> Option<String> {
+fn multipart_etag(listed: &[&ListedPart]) -> Option<String> {
     let mut md5s = Md5::new();
     for p in listed {
         md5s.update(hex::decode(unquote(&p.etag)).ok()?);
     }
     Some(format!("{}-{}", hex::encode(md5s.finalize()), listed.len()))
+}
+
+/// The entries of a CompleteMultipartUpload list that count: a part number listed twice (a
+/// client that resent a part and kept both answers) counts once, by its last entry, as the
+/// upload that finished last is the part that is stored.
+fn counted(listed: &[ListedPart]) -> Vec<&ListedPart> {
+    listed
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            listed
+                .get(i + 1)
+                .is_none_or(|n| n.part_number != p.part_number)
+        })
+        .map(|(_, p)| p)
+        .collect()
 }
 
 /// S3's rules for a CompleteMultipartUpload list, and the resulting object.
@@ -140,10 +156,11 @@ fn assemble(
     }
     if listed
         .windows(2)
-        .any(|w| w[0].part_number >= w[1].part_number)
+        .any(|w| w[0].part_number > w[1].part_number)
     {
         return Err(Error::InvalidPartOrder);
     }
+    let listed = counted(listed);
     let mut segments = Vec::with_capacity(listed.len());
     let mut size = 0u64;
     let mut used = std::collections::HashSet::with_capacity(listed.len());
@@ -188,7 +205,7 @@ fn assemble(
         .filter_map(|p| p.blob.clone())
         .collect();
     // Each listed ETag is its part's (checked above), so this is S3's MD5 of the parts' MD5s.
-    let etag = multipart_etag(listed).ok_or(Error::InvalidPart(listed[0].part_number))?;
+    let etag = multipart_etag(&listed).ok_or(Error::InvalidPart(listed[0].part_number))?;
     Ok(Assembled {
         etag,
         size,
@@ -359,12 +376,12 @@ impl Engine {
         key: &str,
         upload_id: &str,
         part_number: i32,
-        (src_bucket, src_key, src_version): (&str, &str, Option<&str>),
+        (src_owner, src_bucket, src_key, src_version): (&Caller, &str, &str, Option<&str>),
         range: Option<ByteRange>,
         cond: &SourceCondition,
     ) -> Result<(PartRow, Checksum)> {
         super::refuse_nul([src_key])?;
-        let src = (self.object_version(caller, src_bucket, src_key, src_version, true))
+        let src = (self.object_version(src_owner, src_bucket, src_key, src_version, true))
             .await
             .map_err(|e| match e {
                 Error::DeleteMarker {
@@ -417,7 +434,7 @@ impl Engine {
             .to_string();
         let retry = Retry {
             version_id: new_id.clone(),
-            etag: multipart_etag(&listed),
+            etag: multipart_etag(&counted(&listed)),
         };
         let up = match self.upload_of(&b.id, key, upload_id).await {
             Err(Error::NoSuchUpload) => return self.completed(caller, bucket, key, &retry).await,
@@ -681,7 +698,19 @@ mod tests {
             Err(Error::InvalidPart(3))
         ));
         let out = asm(&[listed(&a), listed(&c)], &all).unwrap();
-        assert_eq!(out.unused, vec![small.blob.unwrap()]);
+        assert_eq!(out.unused, vec![small.blob.clone().unwrap()]);
         assert!(matches!(asm(&[], &all), Err(Error::MalformedXml(_))));
+        // A part listed twice counts once, by its last entry.
+        let stale = ListedPart {
+            etag: "\"00\"".into(),
+            ..listed(&a)
+        };
+        let out = asm(&[stale, listed(&a), listed(&c)], &all).unwrap();
+        assert_eq!(out.parts_count, 2);
+        assert_eq!(out.size, MIN_PART_SIZE + 10);
+        assert!(matches!(
+            asm(&[listed(&a), listed(&a), listed(&small)], &all).map(|o| o.parts_count),
+            Ok(2)
+        ));
     }
 }

@@ -65,6 +65,10 @@ pub struct VersionQuery {
     /// Resume after this key (or, with `version_marker`, after that version of it).
     pub key_marker: Option<String>,
     pub version_marker: Option<String>,
+    /// Resume after this version of `key_marker` by its sequence number, which (unlike a
+    /// version id) still places the cursor once that version is gone (the lifecycle worker
+    /// deletes as it reads).
+    pub after_seq: Option<i64>,
     pub max_keys: usize,
 }
 
@@ -245,6 +249,7 @@ impl Engine {
             });
         };
         let after = match q.version_marker.as_deref().filter(|v| !v.is_empty()) {
+            _ if q.after_seq.is_some() => q.after_seq,
             Some(v) => {
                 check_version_id(v)?;
                 let found = self.meta.version(&b.id, m, v, false).await?;

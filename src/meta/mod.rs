@@ -683,6 +683,8 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> MetaResult<bool>;
     async fn bucket(&self, tenant_id: &str, name: &str) -> MetaResult<Option<BucketRow>>;
     async fn list_buckets(&self, tenant_id: &str) -> MetaResult<Vec<BucketRow>>;
+    /// Every bucket (of any tenant) that has a sub-resource of `kind`.
+    async fn buckets_with_config(&self, kind: &str) -> MetaResult<Vec<BucketRow>>;
     /// Fails with `BucketNotEmpty` while any version (a delete marker too) exists.
     async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()>;
 

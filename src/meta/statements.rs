@@ -201,6 +201,9 @@ pub(super) const LIST_BUCKETS: &str = const_format::concatcp!(
     BUCKET_COLS,
     " FROM buckets WHERE tenant_id = $1 ORDER BY name"
 );
+/// Buckets with a sub-resource of one kind (a worker's scan; `bucket_configs` is small).
+pub(super) const BUCKETS_WITH_CONFIG: &str = "SELECT b.id, b.tenant_id, b.name, b.created_at, b.versioning, b.object_lock \
+     FROM buckets b JOIN bucket_configs c ON c.bucket_id = b.id WHERE c.kind = $1 ORDER BY b.id";
 pub(super) const BUCKET_EXISTS: &str = "SELECT CAST(1 AS BIGINT) FROM buckets WHERE id = $1";
 /// A key with any version has a current one (perhaps a delete marker).
 pub(super) const BUCKET_HAS_VERSIONS: &str =

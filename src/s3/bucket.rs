@@ -12,6 +12,13 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let caller = g.caller(&req).await?;
     let i = req.input;
+    // `tenant:bucket` names an existing bucket of a tenant; it is never a new bucket's name.
+    if i.bucket.contains(':') {
+        return Err(s3s::s3_error!(
+            InvalidBucketName,
+            "The specified bucket is not valid."
+        ));
+    }
     let acl = acl_headers!(i).acl(&caller.tenant_id)?;
     let constraint = i
         .create_bucket_configuration

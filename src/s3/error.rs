@@ -45,6 +45,9 @@ pub fn to_s3_error(e: Error) -> S3Error {
         }
         Error::InvalidBucketState(_) => C::InvalidBucketState,
         Error::InvalidRequest(_) => C::InvalidRequest,
+        Error::MalformedPolicy(_) => C::MalformedPolicy,
+        Error::NoSuchBucketPolicy => C::NoSuchBucketPolicy,
+        Error::NotImplemented(_) => C::NotImplemented,
         Error::ObjectLockConfigurationNotFound => {
             let mut err = S3Error::with_message(
                 C::Custom("ObjectLockConfigurationNotFoundError".into()),

@@ -194,6 +194,7 @@ pub async fn versions(
         delimiter: input.delimiter.clone(),
         key_marker,
         version_marker,
+        after_seq: None,
         max_keys: max_keys(input.max_keys)?,
     };
     let page = g

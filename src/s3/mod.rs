@@ -18,11 +18,13 @@ mod digest;
 mod error;
 mod form;
 mod host;
+mod lifecycle;
 mod limits;
 mod linger;
 mod list;
 mod multipart;
 mod object;
+mod policy;
 mod post;
 mod range;
 mod sigv2;
@@ -31,6 +33,7 @@ mod versioning;
 
 pub use error::to_s3_error;
 pub use limits::head_too_large_body;
+pub use policy::Peer;
 
 use crate::engine::{Caller, Engine};
 use s3s::dto::*;
@@ -225,6 +228,7 @@ fn service(engine: &Engine, settings: &Settings) -> s3s::service::S3ServiceBuild
     if !settings.domains.is_empty() {
         b.set_host(host::Domains(settings.domains.clone()));
     }
+    b.set_validation(access::QualifiedNames);
     let mut config = s3s::config::S3Config::default();
     // DeleteObjects (1,000 keys) and CompleteMultipartUpload (10,000 parts) fit.
     config.xml_max_body_size = limits::MAX_XML_BODY as usize;
@@ -324,6 +328,14 @@ impl Gateway {
                 "The authorization header is malformed; the region '{r}' is wrong; expecting '{}'",
                 self.region
             ));
+        }
+        // `access` already looked the key up for this request.
+        if let Some(c) = req
+            .extensions
+            .get::<access::Named>()
+            .and_then(|n| n.requester())
+        {
+            return Ok(c.clone());
         }
         self.engine.caller(access_key).await.map_err(to_s3_error)
     }
@@ -485,6 +497,13 @@ impl S3 for Gateway {
         multipart::list_uploads(self, req).await
     }
 
+    async fn get_object_torrent(
+        &self,
+        req: S3Request<GetObjectTorrentInput>,
+    ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
+        object::torrent(self, req).await
+    }
+
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
@@ -567,6 +586,55 @@ impl S3 for Gateway {
         req: S3Request<PutObjectLegalHoldInput>,
     ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
         versioning::put_legal_hold(self, req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(self, req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get(self, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(self, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put(self, req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get(self, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete(self, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::status(self, req).await
     }
 
     async fn get_bucket_acl(

@@ -162,7 +162,10 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let src = super::object::copy_source(&input.copy_source)?;
+    let (src_bucket, src_key, src_version) = super::object::copy_source(&input.copy_source)?;
+    let src_owner = super::access::source_owner(&req.extensions, &caller);
+    let src_bucket = super::access::bare(src_bucket);
+    let src = (&src_owner, src_bucket, src_key, src_version);
     let range = copy_range(input.copy_source_range.as_deref())?;
     let cond = SourceCondition {
         if_match: input
@@ -274,6 +277,7 @@ pub async fn complete(
         .map_err(to_s3_error)?;
     let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        expiration: super::lifecycle::expiration(&req.extensions, &row),
         version_id: super::versioning::shown_version(&row, None),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),

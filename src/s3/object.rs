@@ -74,6 +74,7 @@ pub async fn put(
     acl::apply(g, &caller, Target::Object(&row.id), acl).await?;
     let sums = Sums::of(row.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
+        expiration: super::lifecycle::expiration(&req.extensions, &row),
         version_id: shown_version(&row, None),
         e_tag: Some(ETag::Strong(row.etag)),
         size: i64::try_from(row.size).ok(),
@@ -213,6 +214,7 @@ pub async fn get(
     let h = &row.headers;
     let lock = lock_output(&row);
     Ok(S3Response::new(GetObjectOutput {
+        expiration: current_expiration(&req.extensions, &row),
         version_id: shown_version(&row, version),
         object_lock_mode: lock.0,
         object_lock_retain_until_date: lock.1,
@@ -255,6 +257,56 @@ pub async fn get(
     }))
 }
 
+/// GetObjectTorrent: the current version's metainfo, web-seeded from the URL it was asked at.
+pub async fn torrent(
+    g: &Gateway,
+    req: S3Request<GetObjectTorrentInput>,
+) -> S3Result<S3Response<GetObjectTorrentOutput>> {
+    let caller = g.caller(&req).await?;
+    let input = &req.input;
+    let row = g
+        .engine
+        .object_version(&caller, &input.bucket, &input.key, None, true)
+        .await
+        .map_err(to_s3_error)?;
+    super::access::same_version(&req.extensions, &row)?;
+    let name = input
+        .key
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("object");
+    let https = req
+        .headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let url = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| {
+            let scheme = if https { "https" } else { "http" };
+            format!("{scheme}://{host}{}", req.uri.path())
+        });
+    let metainfo = g
+        .engine
+        .torrent(&row, name, url.as_deref())
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(GetObjectTorrentOutput {
+        body: Some(StreamingBlob::from(s3s::Body::from(bytes::Bytes::from(
+            metainfo,
+        )))),
+        request_charged: None,
+    }))
+}
+
+/// `x-amz-expiration` of a read: only the current version expires by a rule's date.
+fn current_expiration(ext: &http::Extensions, row: &ObjectRow) -> Option<String> {
+    row.is_latest
+        .then(|| super::lifecycle::expiration(ext, row))
+        .flatten()
+}
+
 pub async fn head(
     g: &Gateway,
     req: S3Request<HeadObjectInput>,
@@ -290,6 +342,7 @@ pub async fn head(
     let h = &row.headers;
     let lock = lock_output(&row);
     let mut resp = S3Response::new(HeadObjectOutput {
+        expiration: current_expiration(&req.extensions, &row),
         version_id: shown_version(&row, version),
         object_lock_mode: lock.0,
         object_lock_retain_until_date: lock.1,
@@ -475,8 +528,10 @@ pub async fn copy(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
+    let src_owner = super::access::source_owner(&req.extensions, &caller);
     let copy = CopyRequest {
-        src_bucket: bucket.to_owned(),
+        src_tenant: Some(src_owner.tenant_id),
+        src_bucket: super::access::bare(bucket).to_owned(),
         src_key: key.to_owned(),
         src_version: src_version.map(str::to_owned),
         lock,

@@ -2,9 +2,11 @@
 //! keeps state between runs (everything it needs is in the database and the blob tree).
 
 mod fsck;
+mod lifecycle;
 mod scrub;
 
 pub use fsck::{FsckReport, fsck};
+pub use lifecycle::{LifecycleReport, lifecycle_loop, lifecycle_once};
 pub use scrub::{ScrubReport, scrub_once};
 
 use crate::blobs::Tier;

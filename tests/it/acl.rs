@@ -329,7 +329,7 @@ async fn acl_documents_round_trip(s: &TestServer) {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&e), "NoSuchBucket");
+    assert_eq!(code(&e), "AccessDenied");
     assert_code(
         &anon(s, "PUT", "/acl-doc/x", b"x").await,
         403,

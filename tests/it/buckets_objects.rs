@@ -607,7 +607,8 @@ async fn tenants_are_isolated(s: &TestServer) {
     put_bucket(s, "shared-name").await;
     put(s, "shared-name", "root-key", b"root").await;
     let other = s.tenant_client("acme", false).await;
-    // Another tenant's bucket does not exist for this caller (no existence leak)...
+    // A root-tenant bucket is the global namespace's (as for anonymous callers): another
+    // tenant may not use it without a grant...
     let e = other
         .get_object()
         .bucket("shared-name")
@@ -615,7 +616,7 @@ async fn tenants_are_isolated(s: &TestServer) {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&e), "NoSuchBucket");
+    assert_eq!(code(&e), "AccessDenied");
     assert!(
         other
             .list_buckets()
@@ -641,6 +642,31 @@ async fn tenants_are_isolated(s: &TestServer) {
         .await
         .expect("put");
     assert_eq!(get(s, "shared-name", "root-key").await, b"root");
+    // Any other tenant's bucket does not exist for anyone else (no existence leak).
+    other
+        .create_bucket()
+        .bucket("acme-only")
+        .send()
+        .await
+        .expect("create");
+    let third = s.tenant_client("third", false).await;
+    for c in [&s.client, &third] {
+        let e = c
+            .get_object()
+            .bucket("acme-only")
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "NoSuchBucket");
+        let e = c
+            .list_objects_v2()
+            .bucket("acme-only")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "NoSuchBucket");
+    }
 }
 both_dbs!(tenants_are_isolated);
 

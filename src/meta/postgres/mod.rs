@@ -417,6 +417,12 @@ impl MetaStore for PgMeta {
         rows.iter().map(rows::bucket_of).collect()
     }
 
+    async fn buckets_with_config(&self, kind: &str) -> MetaResult<Vec<BucketRow>> {
+        let q = sqlx::query(BUCKETS_WITH_CONFIG).bind(kind);
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(rows::bucket_of).collect()
+    }
+
     async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()> {
         retry_deadlocks(|| async move {
             let mut tx = self.pool.begin().await?;

@@ -303,6 +303,13 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
+    async fn buckets_with_config(&self, kind: &str) -> MetaResult<Vec<BucketRow>> {
+        let kind = kind.to_owned();
+        (self.readers)
+            .scan(move |c| all_rows(c, BUCKETS_WITH_CONFIG, &[&kind], |r| rows::bucket_of(r)))
+            .await
+    }
+
     async fn delete_bucket(&self, bucket_id: &str) -> MetaResult<()> {
         let bucket_id = bucket_id.to_owned();
         self.write(move |c| {

@@ -1,0 +1,124 @@
+//! What every request must know about the bucket it names before it runs: whose bucket it is,
+//! its policy and its lifecycle rules. Kept in a short-lived cache, so a busy bucket costs a map lookup:
+//! an entry lives `TTL`, and this process drops it at once when it changes the policy or
+//! deletes the bucket (another gateway's change is seen within `TTL`, as S3's policy changes
+//! are eventually consistent too). Only buckets that exist are cached: a name that misses is
+//! looked up again on its next request, so a new bucket is never shadowed.
+
+use super::acl::BucketConfig;
+use super::policy::{Policy, PolicyError};
+use super::{Caller, Engine, Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TTL: Duration = Duration::from_secs(2);
+/// Entries kept at most; the map is cleared when full (a bound, not an LRU).
+const MAX_ENTRIES: usize = 10_000;
+
+/// A bucket as access control sees it.
+#[derive(Debug)]
+pub struct BucketAccess {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub policy: Option<Policy>,
+    /// For the `x-amz-expiration` of reads and writes.
+    pub lifecycle: Option<super::lifecycle::Lifecycle>,
+}
+
+type Entries = HashMap<(String, String), (Instant, Arc<BucketAccess>)>;
+
+#[derive(Default)]
+pub struct AccessCache {
+    map: Mutex<Entries>,
+}
+
+impl AccessCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, tenant_id: &str, name: &str) -> Option<Arc<BucketAccess>> {
+        // The tuple key wants owned strings; names are short and this is one allocation pair
+        // against a database round trip.
+        let map = self.lock();
+        map.get(&(tenant_id.to_owned(), name.to_owned()))
+            .filter(|(at, _)| at.elapsed() < TTL)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn put(&self, b: Arc<BucketAccess>) {
+        let mut map = self.lock();
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert((b.tenant_id.clone(), b.name.clone()), (Instant::now(), b));
+    }
+
+    /// Forgets bucket `id` (its policy or lifecycle changed, or it was deleted).
+    pub fn forget(&self, id: &str) {
+        self.lock().retain(|_, (_, b)| b.id != id);
+    }
+}
+
+impl Engine {
+    /// The tenant's bucket `name` with its policy; `None` when the tenant has no such bucket.
+    pub async fn bucket_access(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<Arc<BucketAccess>>> {
+        if let Some(b) = self.access.get(tenant_id, name) {
+            return Ok(Some(b));
+        }
+        let Some(row) = self.meta.bucket(tenant_id, name).await? else {
+            return Ok(None);
+        };
+        let policy = match self.bucket_policy(&row.id).await? {
+            None => None,
+            // A stored policy was valid when it was put; one that no longer parses (a newer
+            // server's rules) must not open or close anything silently.
+            Some(text) => Some(Policy::parse(&text, &row.name).map_err(|e| {
+                Error::Internal(format!("stored policy of bucket {}: {e}", row.id))
+            })?),
+        };
+        let lifecycle = self.lifecycle(&row.id).await?;
+        let b = Arc::new(BucketAccess {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            name: row.name,
+            policy,
+            lifecycle,
+        });
+        self.access.put(b.clone());
+        Ok(Some(b))
+    }
+
+    /// The policy document as it was put.
+    pub async fn bucket_policy(&self, bucket_id: &str) -> Result<Option<String>> {
+        self.bucket_config(bucket_id, BucketConfig::Policy).await
+    }
+
+    /// Validates and stores (`None`: removes) bucket `name`'s policy.
+    pub async fn set_bucket_policy(
+        &self,
+        caller: &Caller,
+        name: &str,
+        text: Option<&str>,
+    ) -> Result<()> {
+        let b = self.bucket(caller, name).await?;
+        if let Some(t) = text {
+            Policy::parse(t, &b.name).map_err(|e| match e {
+                PolicyError::Malformed(m) => Error::MalformedPolicy(m),
+                PolicyError::NotImplemented(m) => Error::NotImplemented(m),
+            })?;
+        }
+        let stored = text.map(str::to_owned);
+        let r = self
+            .set_bucket_config(caller, &b.id, BucketConfig::Policy, stored.as_ref())
+            .await;
+        self.access.forget(&b.id);
+        r
+    }
+}
