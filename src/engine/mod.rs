@@ -276,13 +276,17 @@ impl Engine {
             check_version_id(v)?;
         }
         let b = self.bucket(caller, bucket).await?;
-        if !self.meta.set_tags(&b.id, key, version, tags).await? {
-            return Err(match version {
-                Some(_) => Error::NoSuchVersion,
-                None => Error::NoSuchKey,
-            });
+        if self.meta.set_tags(&b.id, key, version, tags).await? {
+            return Ok(());
         }
-        Ok(())
+        // Nothing tagged: a delete marker (405 by version, 404 as the current version, with
+        // `x-amz-delete-marker`), or nothing at all.
+        let missing = match version {
+            Some(_) => Error::NoSuchVersion,
+            None => Error::NoSuchKey,
+        };
+        let found = self.object_version(caller, bucket, key, version, false).await;
+        Err(found.err().unwrap_or(missing))
     }
 
     /// The write path: streamed, hashed, fsynced temp file (the WRITING state: the file is

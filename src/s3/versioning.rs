@@ -18,6 +18,18 @@ fn mode_of(m: &str) -> S3Result<LockMode> {
     LockMode::parse(m).ok_or_else(|| s3_error!(MalformedXML, "Unknown Object Lock mode {m:?}"))
 }
 
+/// A retain-until date as microseconds; S3 refuses one that is not in the future.
+fn future(t: &Timestamp) -> S3Result<i64> {
+    let until = micros(t);
+    if until <= crate::now_micros() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The retain until date must be in the future!"
+        ));
+    }
+    Ok(until)
+}
+
 /// A write's `x-amz-object-lock-*` headers: mode and date come together, the date in the
 /// future.
 pub fn lock_request(
@@ -30,14 +42,7 @@ pub fn lock_request(
         (Some(m), Some(t)) => {
             let mode = LockMode::parse(m.as_str())
                 .ok_or_else(|| s3_error!(InvalidArgument, "Unknown wormMode directive."))?;
-            let until = micros(t);
-            if until <= crate::now_micros() {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "The retain until date must be in the future!"
-                ));
-            }
-            Some((mode, until))
+            Some((mode, future(t)?))
         }
         _ => {
             return Err(s3_error!(
@@ -243,7 +248,7 @@ pub async fn put_retention(
         None => None,
         Some(r) => match (r.mode, r.retain_until_date) {
             (None, None) => None,
-            (Some(m), Some(t)) => Some((mode_of(m.as_str())?, micros(&t))),
+            (Some(m), Some(t)) => Some((mode_of(m.as_str())?, future(&t)?)),
             _ => {
                 return Err(s3_error!(
                     MalformedXML,

@@ -172,6 +172,38 @@ async fn versions_and_delete_markers(s: &TestServer) {
         .await
         .unwrap_err();
     assert_eq!(status(&e), 405, "a marker by its id: MethodNotAllowed");
+    // A marker has no tags: by its id 405, as the current version 404.
+    let tagging = || {
+        aws_sdk_s3::types::Tagging::builder()
+            .tag_set(
+                aws_sdk_s3::types::Tag::builder()
+                    .key("a")
+                    .value("b")
+                    .build()
+                    .expect("tag"),
+            )
+            .build()
+            .expect("tagging")
+    };
+    let e = (c.put_object_tagging().bucket("vers").key("k"))
+        .version_id(&marker)
+        .tagging(tagging())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (405, "MethodNotAllowed"));
+    let e = (c.put_object_tagging().bucket("vers").key("k"))
+        .tagging(tagging())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchKey"));
+    let e = (c.get_object_tagging().bucket("vers").key("k"))
+        .version_id(&marker)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 405);
     let listing = c
         .list_objects_v2()
         .bucket("vers")
@@ -797,10 +829,23 @@ async fn concurrent_writers_and_deleters(s: &TestServer) {
             (kept, removed)
         }));
     }
-    let mut want = BTreeSet::new();
+    let (mut want, mut gone) = (BTreeSet::new(), Vec::new());
     for t in tasks {
-        let (kept, _removed) = t.await.expect("task");
+        let (kept, removed) = t.await.expect("task");
         want.extend(kept);
+        gone.extend(removed);
+    }
+    assert!(!gone.is_empty(), "the deleters removed versions");
+    for v in &gone {
+        let e = c
+            .get_object()
+            .bucket("race")
+            .key("k")
+            .version_id(v)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "NoSuchVersion", "removed version {v}");
     }
     let listed = versions_of(&c, "race", "k").await;
     let got: BTreeSet<String> = listed.iter().map(|v| v.0.clone()).collect();
@@ -817,3 +862,97 @@ async fn concurrent_writers_and_deleters(s: &TestServer) {
     assert_refcounts(s).await;
 }
 both_dbs!(concurrent_writers_and_deleters);
+
+/// What S3 refuses around versions and locks, with the codes it answers.
+async fn version_and_lock_bad_inputs(s: &TestServer) {
+    let c = &s.client;
+    c.create_bucket()
+        .bucket("locked-bad")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket");
+    // A mode without a date, a date without a mode, a date in the past.
+    let e = (c.put_object().bucket("locked-bad").key("k"))
+        .object_lock_mode(ObjectLockMode::Governance)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
+    let e = (c.put_object().bucket("locked-bad").key("k"))
+        .object_lock_retain_until_date(in_days(1))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
+    let e = (c.put_object().bucket("locked-bad").key("k"))
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_days(-1))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
+    let v = put(c, "locked-bad", "k", b"x").await.expect("put");
+    let e = (c.put_object_retention().bucket("locked-bad").key("k"))
+        .version_id(&v)
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Governance)
+                .retain_until_date(in_days(-1))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
+    // Nothing was stored by the refused requests: one version.
+    let listed = c
+        .list_object_versions()
+        .bucket("locked-bad")
+        .send()
+        .await
+        .expect("versions");
+    assert_eq!(listed.versions().len(), 1);
+
+    // MFA Delete is not built: refused, never pretended.
+    let e = c
+        .put_bucket_versioning()
+        .bucket("locked-bad")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .mfa_delete(aws_sdk_s3::types::MfaDelete::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (501, "NotImplemented"));
+
+    // A malformed version-id-marker is refused; a well-formed one that names no version
+    // resumes after its key.
+    put(c, "locked-bad", "later", b"y").await.expect("put");
+    let e = c
+        .list_object_versions()
+        .bucket("locked-bad")
+        .key_marker("k")
+        .version_id_marker("not-a-version")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
+    let stale = c
+        .list_object_versions()
+        .bucket("locked-bad")
+        .key_marker("k")
+        .version_id_marker("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        .send()
+        .await
+        .expect("stale marker");
+    let keys: Vec<&str> = stale.versions().iter().filter_map(|v| v.key()).collect();
+    assert_eq!(keys, ["later"]);
+}
+both_dbs!(version_and_lock_bad_inputs);

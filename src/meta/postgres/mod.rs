@@ -677,16 +677,14 @@ impl MetaStore for PgMeta {
         else {
             return Ok(None);
         };
-        // Under the row's lock: a concurrent change is checked against this one's result.
-        sqlx::query("SELECT id FROM objects WHERE id = $1 FOR UPDATE")
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
-        let current: (Option<String>, Option<i64>, bool) =
-            sqlx::query_as("SELECT lock_mode, lock_until, legal_hold FROM objects WHERE id = $1")
-                .bind(&row.id)
-                .fetch_one(&mut *tx)
-                .await?;
+        // Read again under the row's lock: a concurrent change is checked against this one's
+        // result.
+        let current: (Option<String>, Option<i64>, bool) = sqlx::query_as(
+            "SELECT lock_mode, lock_until, legal_hold FROM objects WHERE id = $1 FOR UPDATE",
+        )
+        .bind(&row.id)
+        .fetch_one(&mut *tx)
+        .await?;
         let current = Lock {
             retention: match current {
                 (Some(m), Some(u), _) => LockMode::parse(&m).map(|m| (m, u)),
