@@ -172,6 +172,11 @@ impl Acl {
         })
     }
 
+    /// Whether only `owner` is granted anything (the canned `private`).
+    pub fn owner_only(&self, owner: &str) -> bool {
+        (self.grants.iter()).all(|g| matches!(&g.grantee, Grantee::Tenant(id) if id == owner))
+    }
+
     /// Like `allows`, counting only grants that name the requester's tenant (a public access
     /// block's IgnorePublicAcls).
     pub fn allows_named(&self, who: Requester<'_>, wanted: Permission) -> bool {
@@ -295,6 +300,8 @@ pub enum BucketConfig {
     Policy,
     /// The lifecycle configuration (`engine::lifecycle::Lifecycle`).
     Lifecycle,
+    /// Object Ownership: `BucketOwnerEnforced` (ACLs disabled) when set.
+    Ownership,
 }
 
 impl BucketConfig {
@@ -307,6 +314,7 @@ impl BucketConfig {
             BucketConfig::ObjectLock => "object-lock",
             BucketConfig::Policy => "policy",
             BucketConfig::Lifecycle => "lifecycle",
+            BucketConfig::Ownership => "ownership",
         }
     }
 }

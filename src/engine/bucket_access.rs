@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TTL: Duration = Duration::from_secs(2);
+/// The one Object Ownership setting stored (the others are not built).
+pub const OWNER_ENFORCED: &str = "BucketOwnerEnforced";
 /// Entries kept at most; the map is cleared when full (a bound, not an LRU).
 const MAX_ENTRIES: usize = 10_000;
 
@@ -25,6 +27,8 @@ pub struct BucketAccess {
     pub policy: Option<Policy>,
     /// For the `x-amz-expiration` of reads and writes.
     pub lifecycle: Option<super::lifecycle::Lifecycle>,
+    /// Object Ownership `BucketOwnerEnforced`: ACLs neither grant nor may be set.
+    pub acls_disabled: bool,
 }
 
 type Entries = HashMap<(String, String), (Instant, Arc<BucketAccess>)>;
@@ -84,12 +88,15 @@ impl Engine {
             })?),
         };
         let lifecycle = self.lifecycle(&row.id).await?;
+        let ownership: Option<String> =
+            self.bucket_config(&row.id, BucketConfig::Ownership).await?;
         let b = Arc::new(BucketAccess {
             id: row.id,
             tenant_id: row.tenant_id,
             name: row.name,
             policy,
             lifecycle,
+            acls_disabled: ownership.is_some(),
         });
         self.access.put(b.clone());
         Ok(Some(b))
@@ -98,6 +105,16 @@ impl Engine {
     /// The policy document as it was put.
     pub async fn bucket_policy(&self, bucket_id: &str) -> Result<Option<String>> {
         self.bucket_config(bucket_id, BucketConfig::Policy).await
+    }
+
+    /// Sets (`true`) or removes Object Ownership `BucketOwnerEnforced` on bucket `name`.
+    pub async fn set_owner_enforced(&self, caller: &Caller, name: &str, on: bool) -> Result<()> {
+        let b = self.bucket(caller, name).await?;
+        let value = on.then(|| OWNER_ENFORCED.to_owned());
+        let r =
+            (self.set_bucket_config(caller, &b.id, BucketConfig::Ownership, value.as_ref())).await;
+        self.access.forget(&b.id);
+        r
     }
 
     /// Validates and stores (`None`: removes) bucket `name`'s policy.

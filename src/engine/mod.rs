@@ -18,7 +18,7 @@ mod torrent;
 mod versions;
 
 pub use admin::{ROOT_TENANT, generate_key};
-pub use bucket_access::BucketAccess;
+pub use bucket_access::{BucketAccess, OWNER_ENFORCED};
 pub use checksum::{ChecksumSpec, TrailerValue};
 pub use error::{Error, Result};
 pub use list::{ListItem, ListQuery, ListResult};
@@ -285,7 +285,9 @@ impl Engine {
             Some(_) => Error::NoSuchVersion,
             None => Error::NoSuchKey,
         };
-        let found = self.object_version(caller, bucket, key, version, false).await;
+        let found = self
+            .object_version(caller, bucket, key, version, false)
+            .await;
         Err(found.err().unwrap_or(missing))
     }
 

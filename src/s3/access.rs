@@ -49,6 +49,11 @@ pub struct Named {
 }
 
 impl Named {
+    /// Object Ownership `BucketOwnerEnforced`: ACLs are disabled.
+    pub fn acls_disabled(&self) -> bool {
+        self.bucket.acls_disabled
+    }
+
     /// The signed caller whose key `check` looked up.
     pub fn requester(&self) -> Option<&Caller> {
         self.requester.as_ref()
@@ -192,7 +197,7 @@ impl Access {
 
     /// Whether `acl` grants the caller `want`; IgnorePublicAcls leaves only grants to tenants.
     async fn grants(&self, n: &Named, acl: &Acl, want: Perm) -> S3Result<bool> {
-        if !acl.allows(n.who(), want) {
+        if n.acls_disabled() || !acl.allows(n.who(), want) {
             return Ok(false);
         }
         if !self.block(n).await?.ignore_public_acls {

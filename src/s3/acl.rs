@@ -135,7 +135,14 @@ pub async fn apply(g: &Gateway, caller: &Caller, of: Target<'_>, acl: Option<Acl
 
 /// A bucket's BlockPublicAcls refuses a request that would store a public list in it, before
 /// anything is stored.
-pub async fn admit(g: &Gateway, caller: &Caller, bucket: &str, acl: Option<&Acl>) -> S3Result<()> {
+pub async fn admit(
+    g: &Gateway,
+    ext: &http::Extensions,
+    headers: &AclHeaders<'_>,
+    (caller, bucket): (&Caller, &str),
+    acl: Option<&Acl>,
+) -> S3Result<()> {
+    owner_enforced(ext, headers, acl.is_some())?;
     if !acl.is_some_and(Acl::is_public) {
         return Ok(());
     }
@@ -149,6 +156,24 @@ pub async fn admit(g: &Gateway, caller: &Caller, bucket: &str, acl: Option<&Acl>
         Some(p) if p.block_public_acls => Err(s3_error!(AccessDenied, "Access Denied")),
         _ => Ok(()),
     }
+}
+
+/// With ACLs disabled (Object Ownership `BucketOwnerEnforced`) a request may name no list but
+/// `bucket-owner-full-control`, which is what every object has anyway.
+fn owner_enforced(ext: &http::Extensions, h: &AclHeaders<'_>, any: bool) -> S3Result<()> {
+    let disabled = ext
+        .get::<super::access::Named>()
+        .is_some_and(super::access::Named::acls_disabled);
+    let grants = [h.full_control, h.read, h.read_acp, h.write, h.write_acp];
+    let owner_only =
+        h.canned == Some("bucket-owner-full-control") && grants.iter().all(Option::is_none);
+    if !disabled || !any || owner_only {
+        return Ok(());
+    }
+    Err(s3_error!(
+        AccessControlListNotSupported,
+        "The bucket does not allow ACLs"
+    ))
 }
 
 /// An `AccessControlPolicy` body as a list. Its Owner, when given, must be the owner.
@@ -286,7 +311,14 @@ pub async fn put_bucket(
         .map_err(to_s3_error)?;
     let headers = acl_headers!(i);
     let acl = requested(headers, i.access_control_policy, &b.tenant_id)?;
-    admit(g, &caller, &i.bucket, Some(&acl)).await?;
+    admit(
+        g,
+        &req.extensions,
+        &headers,
+        (&caller, &i.bucket),
+        Some(&acl),
+    )
+    .await?;
     g.engine
         .set_acl(&caller, Target::Bucket(&b.id), &acl)
         .await
@@ -322,7 +354,14 @@ pub async fn put_object(
     let id = version(g, &caller, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let headers = acl_headers!(i);
     let acl = requested(headers, i.access_control_policy, &caller.tenant_id)?;
-    admit(g, &caller, &i.bucket, Some(&acl)).await?;
+    admit(
+        g,
+        &req.extensions,
+        &headers,
+        (&caller, &i.bucket),
+        Some(&acl),
+    )
+    .await?;
     g.engine
         .set_acl(&caller, Target::Object(&id), &acl)
         .await

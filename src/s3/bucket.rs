@@ -20,6 +20,14 @@ pub async fn create(
         ));
     }
     let acl = acl_headers!(i).acl(&caller.tenant_id)?;
+    let enforced = super::bucket_config::ownership_of(i.object_ownership.as_ref())?;
+    if enforced
+        && acl
+            .as_ref()
+            .is_some_and(|a| !a.owner_only(&caller.tenant_id))
+    {
+        return Err(super::bucket_config::acl_with_ownership());
+    }
     let constraint = i
         .create_bucket_configuration
         .and_then(|c| c.location_constraint)
@@ -42,6 +50,9 @@ pub async fn create(
     match g.engine.create_bucket(&caller, &name, lock).await {
         Ok(b) => {
             acl::apply(g, &caller, Target::Bucket(&b.id), acl).await?;
+            if enforced {
+                (g.engine.set_owner_enforced(&caller, &name, true).await).map_err(to_s3_error)?;
+            }
             if let Some(c) = &constraint {
                 g.engine
                     .set_bucket_config(&caller, &b.id, BucketConfig::Location, Some(c))

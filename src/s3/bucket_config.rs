@@ -1,7 +1,8 @@
 //! A bucket's stored sub-resources: its public access block and its tags.
 
 use super::{Gateway, to_s3_error};
-use crate::engine::acl::{BucketConfig, PublicAccessBlock};
+use crate::engine::OWNER_ENFORCED;
+use crate::engine::acl::{BucketConfig, PublicAccessBlock, Target};
 use crate::engine::{Caller, Error, MAX_BUCKET_TAGS, check_tag_set};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -118,4 +119,101 @@ pub async fn delete_tagging(
         .await
         .map_err(to_s3_error)?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+}
+
+/// Whether an `ObjectOwnership` asks for `BucketOwnerEnforced`; the two settings under which a
+/// writer other than the owner would own its objects are not built (objects here always belong
+/// to the bucket's owner).
+pub fn ownership_of(o: Option<&ObjectOwnership>) -> S3Result<bool> {
+    match o.map(ObjectOwnership::as_str) {
+        None => Ok(false),
+        Some(ObjectOwnership::BUCKET_OWNER_ENFORCED) => Ok(true),
+        Some(ObjectOwnership::OBJECT_WRITER | ObjectOwnership::BUCKET_OWNER_PREFERRED) => {
+            Err(s3_error!(
+                NotImplemented,
+                "Object Ownership other than BucketOwnerEnforced is not implemented: objects \
+                 always belong to the bucket owner"
+            ))
+        }
+        Some(other) => Err(s3_error!(MalformedXML, "Unknown ObjectOwnership {other:?}")),
+    }
+}
+
+pub fn acl_with_ownership() -> s3s::S3Error {
+    s3_error!(
+        InvalidBucketAclWithObjectOwnership,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+    )
+}
+
+pub async fn put_ownership_controls(
+    g: &Gateway,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let (caller, id) = bucket_id(g, &req, &req.input.bucket).await?;
+    let rules = &req.input.ownership_controls.rules;
+    let [rule] = rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "OwnershipControls takes exactly one rule"
+        ));
+    };
+    if !ownership_of(Some(&rule.object_ownership))? {
+        return Err(s3_error!(
+            MalformedXML,
+            "OwnershipControls takes exactly one rule"
+        ));
+    }
+    let acl = g
+        .engine
+        .acl(Target::Bucket(&id), &caller.tenant_id)
+        .await
+        .map_err(to_s3_error)?;
+    if !acl.owner_only(&caller.tenant_id) {
+        return Err(acl_with_ownership());
+    }
+    g.engine
+        .set_owner_enforced(&caller, &req.input.bucket, true)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
+}
+
+pub async fn get_ownership_controls(
+    g: &Gateway,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    let (_, id) = bucket_id(g, &req, &req.input.bucket).await?;
+    let stored: Option<String> = g
+        .engine
+        .bucket_config(&id, BucketConfig::Ownership)
+        .await
+        .map_err(to_s3_error)?;
+    if stored.is_none() {
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::OwnershipControlsNotFoundError,
+            "The bucket ownership controls were not found",
+        );
+        e.set_status_code(http::StatusCode::NOT_FOUND);
+        return Err(e);
+    }
+    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(OwnershipControls {
+            rules: vec![OwnershipControlsRule {
+                object_ownership: ObjectOwnership::from_static(OWNER_ENFORCED),
+            }],
+        }),
+    }))
+}
+
+pub async fn delete_ownership_controls(
+    g: &Gateway,
+    req: S3Request<DeleteBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+    let caller = g.caller(&req).await?;
+    g.engine
+        .set_owner_enforced(&caller, &req.input.bucket, false)
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(DeleteBucketOwnershipControlsOutput {}))
 }

@@ -20,8 +20,10 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let caller = g.caller(&req).await?;
     let input = req.input;
-    let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
-    acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
+    let acl_request = acl_headers!(input, no_write);
+    let acl = acl_request.acl(&caller.tenant_id)?;
+    let target = (&caller, input.bucket.as_str());
+    acl::admit(g, &req.extensions, &acl_request, target, acl.as_ref()).await?;
     let headers = convert::headers(HeaderFields {
         content_type: input.content_type,
         content_encoding: input.content_encoding,

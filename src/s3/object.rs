@@ -63,8 +63,10 @@ pub async fn put(
             input.object_lock_legal_hold_status.as_ref(),
         )?,
     };
-    let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
-    acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
+    let acl_request = acl_headers!(input, no_write);
+    let acl = acl_request.acl(&caller.tenant_id)?;
+    let target = (&caller, input.bucket.as_str());
+    acl::admit(g, &req.extensions, &acl_request, target, acl.as_ref()).await?;
     let body = input.body.unwrap_or_else(convert::empty_body);
     let row = g
         .engine
@@ -488,8 +490,10 @@ pub async fn copy(
     let caller = g.caller(&req).await?;
     let input = req.input;
     let (bucket, key, src_version) = copy_source(&input.copy_source)?;
-    let acl = acl_headers!(input, no_write).acl(&caller.tenant_id)?;
-    acl::admit(g, &caller, &input.bucket, acl.as_ref()).await?;
+    let acl_request = acl_headers!(input, no_write);
+    let acl = acl_request.acl(&caller.tenant_id)?;
+    let target = (&caller, input.bucket.as_str());
+    acl::admit(g, &req.extensions, &acl_request, target, acl.as_ref()).await?;
     let replace = input
         .metadata_directive
         .as_ref()

@@ -650,3 +650,191 @@ async fn other_tenants(s: &TestServer) {
         .expect("root's own");
 }
 both_dbs!(other_tenants);
+
+/// Object Ownership `BucketOwnerEnforced`: ACLs can neither be set nor grant anything; the
+/// two settings that would let writers own objects are not built.
+async fn ownership_controls(s: &TestServer) {
+    use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let c = &s.client;
+    let other = s.tenant_client("own-other", false).await;
+    let other_id = s
+        .engine()
+        .meta()
+        .tenant_id("own-other")
+        .await
+        .expect("lookup")
+        .expect("tenant");
+    let controls = |o: ObjectOwnership| {
+        OwnershipControls::builder()
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(o)
+                    .build()
+                    .expect("rule"),
+            )
+            .build()
+            .expect("controls")
+    };
+    c.create_bucket()
+        .bucket("owned")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("bucket");
+    let e = c
+        .get_bucket_ownership_controls()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "OwnershipControlsNotFoundError");
+    let enforce = || {
+        c.put_bucket_ownership_controls()
+            .bucket("owned")
+            .ownership_controls(controls(ObjectOwnership::BucketOwnerEnforced))
+    };
+    let e = enforce().send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidBucketAclWithObjectOwnership");
+    c.put_bucket_acl()
+        .bucket("owned")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .expect("private");
+    put(c, "owned", "shared", b"granted before").await;
+    c.put_object_acl()
+        .bucket("owned")
+        .key("shared")
+        .grant_read(format!("id={other_id}"))
+        .send()
+        .await
+        .expect("grant");
+    other
+        .get_object()
+        .bucket("owned")
+        .key("shared")
+        .send()
+        .await
+        .expect("granted");
+
+    enforce().send().await.expect("enforce");
+    let got = c
+        .get_bucket_ownership_controls()
+        .bucket("owned")
+        .send()
+        .await
+        .expect("get");
+    let rule = &got.ownership_controls().expect("controls").rules()[0];
+    assert_eq!(
+        rule.object_ownership(),
+        &ObjectOwnership::BucketOwnerEnforced
+    );
+    // The earlier grant grants nothing now.
+    let e = other
+        .get_object()
+        .bucket("owned")
+        .key("shared")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDenied");
+    // Only bucket-owner-full-control (or no list) may be named.
+    let e = c
+        .put_object()
+        .bucket("owned")
+        .key("k")
+        .acl(ObjectCannedAcl::Private)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessControlListNotSupported");
+    c.put_object()
+        .bucket("owned")
+        .key("k")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("bucket-owner-full-control");
+    put(c, "owned", "k2", b"x").await;
+    let e = c
+        .put_bucket_acl()
+        .bucket("owned")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessControlListNotSupported");
+    let e = c
+        .put_object_acl()
+        .bucket("owned")
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessControlListNotSupported");
+    let e = c
+        .create_multipart_upload()
+        .bucket("owned")
+        .key("mp")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessControlListNotSupported");
+    // Writers owning their objects is not built: refused, never pretended.
+    let e = c
+        .put_bucket_ownership_controls()
+        .bucket("owned")
+        .ownership_controls(controls(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NotImplemented");
+    let e = c
+        .create_bucket()
+        .bucket("writer-owned")
+        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NotImplemented");
+    let e = c
+        .head_bucket()
+        .bucket("writer-owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 404, "nothing created");
+
+    // Removed: ACLs work again.
+    c.delete_bucket_ownership_controls()
+        .bucket("owned")
+        .send()
+        .await
+        .expect("delete");
+    let e = c
+        .get_bucket_ownership_controls()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "OwnershipControlsNotFoundError");
+    other
+        .get_object()
+        .bucket("owned")
+        .key("shared")
+        .send()
+        .await
+        .expect("granted again");
+    c.put_object_acl()
+        .bucket("owned")
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("acl");
+}
+both_dbs!(ownership_controls);
