@@ -302,6 +302,8 @@ pub enum BucketConfig {
     Lifecycle,
     /// Object Ownership: `BucketOwnerEnforced` (ACLs disabled) when set.
     Ownership,
+    /// The CORS configuration (`engine::cors::Cors`).
+    Cors,
 }
 
 impl BucketConfig {
@@ -315,6 +317,7 @@ impl BucketConfig {
             BucketConfig::Policy => "policy",
             BucketConfig::Lifecycle => "lifecycle",
             BucketConfig::Ownership => "ownership",
+            BucketConfig::Cors => "cors",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! What every request must know about the bucket it names before it runs: whose bucket it is,
-//! its policy and its lifecycle rules. Kept in a short-lived cache, so a busy bucket costs a map lookup:
+//! its policy, Object Ownership, CORS and lifecycle rules. Kept in a short-lived cache, so a busy bucket costs a map lookup:
 //! an entry lives `TTL`, and this process drops it at once when it changes the policy or
 //! deletes the bucket (another gateway's change is seen within `TTL`, as S3's policy changes
 //! are eventually consistent too). Only buckets that exist are cached: a name that misses is
@@ -29,6 +29,8 @@ pub struct BucketAccess {
     pub lifecycle: Option<super::lifecycle::Lifecycle>,
     /// Object Ownership `BucketOwnerEnforced`: ACLs neither grant nor may be set.
     pub acls_disabled: bool,
+    /// For preflights and the CORS headers of requests that carry an `Origin`.
+    pub cors: Option<super::cors::Cors>,
 }
 
 type Entries = HashMap<(String, String), (Instant, Arc<BucketAccess>)>;
@@ -88,6 +90,7 @@ impl Engine {
             })?),
         };
         let lifecycle = self.lifecycle(&row.id).await?;
+        let cors = self.cors(&row.id).await?;
         let ownership: Option<String> =
             self.bucket_config(&row.id, BucketConfig::Ownership).await?;
         let b = Arc::new(BucketAccess {
@@ -97,6 +100,7 @@ impl Engine {
             policy,
             lifecycle,
             acls_disabled: ownership.is_some(),
+            cors,
         });
         self.access.put(b.clone());
         Ok(Some(b))

@@ -7,6 +7,7 @@ pub mod acl;
 mod admin;
 mod bucket_access;
 mod checksum;
+pub mod cors;
 mod error;
 mod keys;
 pub mod lifecycle;

@@ -104,10 +104,27 @@ impl Protocol {
         // Tracked from the start, so that a request refused on its head has its body read or
         // the connection closed like any other (`linger`).
         let (mut req, leftover, stalled) = linger::track(req, self.body_timeout);
-        let expect = limits::check(&req)
-            .and_then(|()| authcheck::check(&req))
-            .and_then(|()| cors::preflight(&req))
-            .and_then(|()| digest::expect(&req));
+        if let Err(e) = limits::check(&req) {
+            drop(req);
+            return refuse(e, leftover, request_id, &resource).await;
+        }
+        // Preflights are never signed: answered here from the bucket's CORS rules.
+        if req.method() == http::Method::OPTIONS {
+            let answer = cors::preflight(&self.engine, &req, &self.domains).await;
+            drop(req);
+            return match answer {
+                Ok(mut resp) => {
+                    leftover.drain().await.apply(&mut resp);
+                    resp
+                }
+                Err(e) => refuse(e, leftover, request_id, &resource).await,
+            };
+        }
+        let cors_headers = match req.headers().contains_key(http::header::ORIGIN) {
+            true => cors::actual(&self.engine, &req, &self.domains).await,
+            false => None,
+        };
+        let expect = authcheck::check(&req).and_then(|()| digest::expect(&req));
         let expect = match expect {
             Ok(expect) => expect,
             Err(e) => {
@@ -192,6 +209,9 @@ impl Protocol {
             }
         };
         reuse.apply(&mut resp);
+        if let Some(h) = cors_headers {
+            cors::set(&mut resp, h);
+        }
         resp
     }
 }
@@ -628,6 +648,27 @@ impl S3 for Gateway {
         req: S3Request<DeleteBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
         bucket_config::delete_ownership_controls(self, req).await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put(self, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete(self, req).await
     }
 
     async fn put_bucket_policy(

@@ -12,6 +12,7 @@ mod availability;
 mod bad_input;
 mod buckets_objects;
 mod checksums;
+mod cors;
 mod crash;
 mod group_commit;
 mod inline;
