@@ -17,6 +17,7 @@ mod crash;
 mod group_commit;
 mod inline;
 mod integrity;
+mod isolation;
 mod lifecycle;
 mod listing;
 mod lookups;

@@ -414,15 +414,6 @@ async fn multipart_put_object_if_match(s: &TestServer) {
 both_dbs!(multipart_put_object_if_match);
 
 /// GET over a raw socket; returns (status, body).
-async fn fetch(addr: std::net::SocketAddr, url: &str) -> RawResponse {
-    let path = url
-        .split_once(&addr.to_string())
-        .map(|(_, p)| p)
-        .expect("url on server");
-    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
-    raw(addr, req.as_bytes()).await
-}
-
 async fn presigned_urls(s: &TestServer) {
     setup(s, "presign").await;
     let c = &s.client;

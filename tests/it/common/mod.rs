@@ -454,6 +454,16 @@ pub fn signed_head(
 }
 
 /// Writes `request` as is and reads the whole response (the request must ask to close).
+/// An unsigned GET of a (presigned) URL on this server.
+pub async fn fetch(addr: std::net::SocketAddr, url: &str) -> RawResponse {
+    let path = url
+        .split_once(&addr.to_string())
+        .map(|(_, p)| p)
+        .expect("url on server");
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    raw(addr, req.as_bytes()).await
+}
+
 pub async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
