@@ -259,6 +259,11 @@ impl Statement {
             None => return malformed("Missing required field Effect"),
         };
         let principal = one_of(m, "Principal", parse_principals)?;
+        // S3 refuses an Allow to everyone but some: it would grant anonymous callers by
+        // omission.
+        if allow && principal.not {
+            return malformed("Allow with NotPrincipal is not supported");
+        }
         let actions = one_of(m, "Action", parse_actions)?;
         let resources = one_of(m, "Resource", |v| parse_resources(v, scope))?;
         let conditions = match m.get("Condition") {
@@ -285,7 +290,7 @@ impl Statement {
     }
 
     fn is_public(&self) -> bool {
-        // An Allow with NotPrincipal grants to everyone not named, anonymous callers included.
+        // (An Allow never has NotPrincipal: `parse` refuses it.)
         let everyone = self.principal.not != self.principal.inner.everyone;
         self.allow && everyone && !self.conditions.iter().any(Condition::narrows)
     }

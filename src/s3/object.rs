@@ -375,6 +375,13 @@ pub async fn head(
         // s3s answers a HEAD 200 whatever its Content-Range; S3 answers 206, as for GET.
         resp.extensions.insert(super::PartialContent);
     }
+    // HeadObjectOutput has no tag count; S3 sends it on HEAD as on GET.
+    if !row.headers.tags.is_empty() {
+        resp.headers.insert(
+            "x-amz-tagging-count",
+            http::HeaderValue::from(row.headers.tags.len()),
+        );
+    }
     Ok(resp)
 }
 

@@ -91,6 +91,7 @@ async fn policy_documents(s: &TestServer) {
             "arn:aws:s3:::pol/*",
             r#"{"StringSortOf":{"s3:prefix":"a"}}"#,
         ),
+        r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"x"},"Action":"s3:*","Resource":"arn:aws:s3:::pol"}]}"#,
     ] {
         let e = c
             .put_bucket_policy()

@@ -65,6 +65,10 @@ async fn object_tagging(s: &TestServer) {
         .await
         .expect("get");
     assert_eq!(got.tag_count(), Some(2));
+    // HEAD tells the count too (s3s's HEAD output has no field for it).
+    let head = signed_raw(s.addr(), "HEAD", "/tags/k", &[], b"", &sha256_hex(b"")).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.header("x-amz-tagging-count"), Some("2"), "{head:?}");
 
     c.put_object_tagging()
         .bucket("tags")
