@@ -3,8 +3,8 @@
 JustStorage server.
 
 Covers: flexible checksums (CRC32, CRC32C, CRC64NVME, SHA1, SHA256) stored and
-returned with ChecksumMode=ENABLED, wrong/malformed checksums refused (BadDigest,
-InvalidRequest) without touching the previous object, a forced aws-chunked
+returned with ChecksumMode=ENABLED, wrong/malformed checksums refused (BadDigest:
+a value that is no digest cannot match either) without touching the previous object, a forced aws-chunked
 upload with a trailing checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER) over plain
 http, presigned GET/PUT (SigV4 and the default config, which may be SigV2 query
 auth) fetched with curl, expired presigned URLs, conditional GET/PUT/copy, and
@@ -303,10 +303,10 @@ def check_wrong_checksums(s3, bucket):
 
     e = expect_client_error(
         lambda: s3.put_object(Bucket=bucket, Key=key, Body=new_body, ChecksumCRC32C="not base64!"),
-        400, "InvalidRequest", "put_object with malformed ChecksumCRC32C",
+        400, "BadDigest", "put_object with malformed ChecksumCRC32C",
     )
     expect_eq(get_bytes(s3, bucket, key), original, "object after malformed-checksum put")
-    ok(f"put_object with ChecksumCRC32C='not base64!' -> 400 InvalidRequest "
+    ok(f"put_object with ChecksumCRC32C='not base64!' -> 400 BadDigest "
        f"({e.response['Error'].get('Message')!r}), previous object unchanged")
 
 

@@ -640,6 +640,8 @@ pub trait MetaStore: Send + Sync + 'static {
     // --- tenants and keys ---
     async fn create_tenant(&self, name: &str) -> MetaResult<String>;
     async fn tenant_id(&self, name: &str) -> MetaResult<Option<String>>;
+    /// The name of the tenant with id `id` (`None`: no such tenant).
+    async fn tenant_name(&self, id: &str) -> MetaResult<Option<String>>;
     async fn create_access_key(
         &self,
         tenant_id: &str,

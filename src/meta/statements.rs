@@ -165,6 +165,7 @@ pub(super) fn page_sql(start_inclusive: bool, bounded: bool) -> &'static str {
 pub(super) const INSERT_TENANT: &str =
     "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
 pub(super) const TENANT_ID: &str = "SELECT id FROM tenants WHERE name = $1";
+pub(super) const TENANT_NAME: &str = "SELECT name FROM tenants WHERE id = $1";
 pub(super) const INSERT_ACCESS_KEY: &str = "INSERT INTO access_keys (access_key_id, secret, \
     tenant_id, read_only, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
 /// An enabled key (`expires_at` is checked by the caller, which may cache the key).

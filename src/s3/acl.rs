@@ -143,6 +143,9 @@ pub async fn admit(
     acl: Option<&Acl>,
 ) -> S3Result<()> {
     owner_enforced(ext, headers, acl.is_some())?;
+    if let Some(acl) = acl {
+        known_grantees(g, acl, &caller.tenant_id).await?;
+    }
     if !acl.is_some_and(Acl::is_public) {
         return Ok(());
     }
@@ -156,6 +159,26 @@ pub async fn admit(
         Some(p) if p.block_public_acls => Err(s3_error!(AccessDenied, "Access Denied")),
         _ => Ok(()),
     }
+}
+
+/// Every tenant a list grants to exists (S3 refuses a grant to an unknown id). At most
+/// `MAX_GRANTS` lookups, and only for lists that name tenants other than the owner.
+pub async fn known_grantees(g: &Gateway, acl: &Acl, owner: &str) -> S3Result<()> {
+    for grant in &acl.grants {
+        let model::Grantee::Tenant(id) = &grant.grantee else {
+            continue;
+        };
+        if id == owner {
+            continue;
+        }
+        let found = g.engine.meta().tenant_name(id).await;
+        match found {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(s3_error!(InvalidArgument, "Invalid id")),
+            Err(e) => return Err(to_s3_error(e.into())),
+        }
+    }
+    Ok(())
 }
 
 /// With ACLs disabled (Object Ownership `BucketOwnerEnforced`) a request may name no list but

@@ -20,6 +20,9 @@ pub async fn create(
         ));
     }
     let acl = acl_headers!(i).acl(&caller.tenant_id)?;
+    if let Some(acl) = &acl {
+        acl::known_grantees(g, acl, &caller.tenant_id).await?;
+    }
     let enforced = super::bucket_config::ownership_of(i.object_ownership.as_ref())?;
     if enforced
         && acl

@@ -601,3 +601,80 @@ async fn bucket_tagging(s: &TestServer) {
     assert_eq!(code(&e), "NoSuchTagSet");
 }
 both_dbs!(bucket_tagging);
+
+/// A grant must name a tenant that exists (S3: InvalidArgument "Invalid id"), in headers and
+/// in bodies, at creation and after; nothing is changed by a refused list.
+async fn grants_to_unknown_ids(s: &TestServer) {
+    let c = &s.client;
+    let e = c
+        .create_bucket()
+        .bucket("ghost-grant")
+        .grant_read("id=no-such-tenant")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+    c.create_bucket()
+        .bucket("ghost-grant")
+        .send()
+        .await
+        .expect("bucket");
+    put(c, "ghost-grant", "k", b"x").await;
+    let e = c
+        .put_object_acl()
+        .bucket("ghost-grant")
+        .key("k")
+        .grant_read("id=_foo")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+    let e = c
+        .put_object()
+        .bucket("ghost-grant")
+        .key("k2")
+        .grant_full_control("id=_foo")
+        .body(ByteStream::from_static(b"y"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidArgument");
+    let e = c
+        .head_object()
+        .bucket("ghost-grant")
+        .key("k2")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 404, "nothing stored");
+    // A tenant that exists may be granted.
+    s.tenant_client("real-grantee", false).await;
+    let id = s
+        .engine()
+        .meta()
+        .tenant_id("real-grantee")
+        .await
+        .expect("lookup")
+        .expect("tenant");
+    c.put_object_acl()
+        .bucket("ghost-grant")
+        .key("k")
+        .grant_read(format!("id={id}"))
+        .send()
+        .await
+        .expect("grant to a tenant");
+    let acl = c
+        .get_object_acl()
+        .bucket("ghost-grant")
+        .key("k")
+        .send()
+        .await
+        .expect("acl");
+    assert!(
+        acl.grants()
+            .iter()
+            .any(|g| g.grantee().and_then(|g| g.id()) == Some(id.as_str())),
+        "{acl:?}"
+    );
+}
+both_dbs!(grants_to_unknown_ids);

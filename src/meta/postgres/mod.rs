@@ -286,6 +286,11 @@ impl MetaStore for PgMeta {
         Ok(q.fetch_optional(&self.pool).await?)
     }
 
+    async fn tenant_name(&self, id: &str) -> MetaResult<Option<String>> {
+        let q = sqlx::query_scalar(TENANT_NAME).bind(id);
+        Ok(q.fetch_optional(&self.pool).await?)
+    }
+
     async fn create_access_key(
         &self,
         tenant_id: &str,

@@ -176,6 +176,10 @@ impl MetaStore for SqliteMeta {
         self.readers.point(|c| scalar(c, TENANT_ID, &[&name]))
     }
 
+    async fn tenant_name(&self, id: &str) -> MetaResult<Option<String>> {
+        self.readers.point(|c| scalar(c, TENANT_NAME, &[&id]))
+    }
+
     async fn create_access_key(
         &self,
         tenant_id: &str,
