@@ -33,7 +33,12 @@ pub struct BucketAccess {
     pub cors: Option<super::cors::Cors>,
 }
 
-type Entries = HashMap<(String, String), (Instant, Arc<BucketAccess>)>;
+/// Tenant id → bucket name → entry: two borrowed lookups, no allocation per request.
+#[derive(Default)]
+struct Entries {
+    tenants: HashMap<String, HashMap<String, (Instant, Arc<BucketAccess>)>>,
+    len: usize,
+}
 
 #[derive(Default)]
 pub struct AccessCache {
@@ -46,25 +51,32 @@ impl AccessCache {
     }
 
     fn get(&self, tenant_id: &str, name: &str) -> Option<Arc<BucketAccess>> {
-        // The tuple key wants owned strings; names are short and this is one allocation pair
-        // against a database round trip.
         let map = self.lock();
-        map.get(&(tenant_id.to_owned(), name.to_owned()))
+        (map.tenants.get(tenant_id)?.get(name))
             .filter(|(at, _)| at.elapsed() < TTL)
             .map(|(_, b)| b.clone())
     }
 
     fn put(&self, b: Arc<BucketAccess>) {
         let mut map = self.lock();
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
+        if map.len >= MAX_ENTRIES {
+            *map = Entries::default();
         }
-        map.insert((b.tenant_id.clone(), b.name.clone()), (Instant::now(), b));
+        let names = map.tenants.entry(b.tenant_id.clone()).or_default();
+        let added = names.insert(b.name.clone(), (Instant::now(), b)).is_none();
+        map.len += usize::from(added);
     }
 
     /// Forgets bucket `id` (its policy or lifecycle changed, or it was deleted).
     pub fn forget(&self, id: &str) {
-        self.lock().retain(|_, (_, b)| b.id != id);
+        let mut map = self.lock();
+        let mut removed = 0;
+        for names in map.tenants.values_mut() {
+            let before = names.len();
+            names.retain(|_, (_, b)| b.id != id);
+            removed += before - names.len();
+        }
+        map.len -= removed;
     }
 }
 
@@ -141,5 +153,38 @@ impl Engine {
             .await;
         self.access.forget(&b.id);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(id: &str, tenant: &str, name: &str) -> Arc<BucketAccess> {
+        Arc::new(BucketAccess {
+            id: id.into(),
+            tenant_id: tenant.into(),
+            name: name.into(),
+            policy: None,
+            lifecycle: None,
+            acls_disabled: false,
+            cors: None,
+        })
+    }
+
+    #[test]
+    fn entries_are_per_tenant_and_forgotten_by_id() {
+        let c = AccessCache::default();
+        c.put(bucket("1", "t1", "b"));
+        c.put(bucket("2", "t2", "b"));
+        c.put(bucket("1", "t1", "b"));
+        assert_eq!(c.lock().len, 2, "a re-put replaces");
+        assert_eq!(c.get("t1", "b").map(|b| b.id.clone()), Some("1".into()));
+        assert_eq!(c.get("t2", "b").map(|b| b.id.clone()), Some("2".into()));
+        assert!(c.get("t3", "b").is_none());
+        c.forget("1");
+        assert!(c.get("t1", "b").is_none());
+        assert!(c.get("t2", "b").is_some());
+        assert_eq!(c.lock().len, 1);
     }
 }

@@ -25,8 +25,8 @@ pub fn micros(t: &Timestamp) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
-/// `Expires` is kept as the HTTP-date text the client sent.
-pub fn expires_to_string(t: &Timestamp) -> Option<String> {
+/// A time as an HTTP-date (`Sat, 09 Jan 2027 00:00:00 GMT`); `Expires` is kept in this form.
+pub fn http_date(t: &Timestamp) -> Option<String> {
     let mut buf = Vec::new();
     t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
     String::from_utf8(buf).ok()
@@ -117,7 +117,7 @@ pub fn headers(f: HeaderFields) -> ObjectHeaders {
         content_disposition: f.content_disposition,
         content_language: f.content_language,
         cache_control: f.cache_control,
-        expires: f.expires.as_ref().and_then(expires_to_string),
+        expires: f.expires.as_ref().and_then(http_date),
         user_meta: f
             .metadata
             .map(|m| {

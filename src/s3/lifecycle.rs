@@ -72,12 +72,7 @@ pub fn expiration(ext: &http::Extensions, row: &ObjectRow) -> Option<String> {
         tags: &row.headers.tags,
     };
     let (at, id) = lc.expiry_of(&s, row.created_at)?;
-    let at = time::OffsetDateTime::from_unix_timestamp(at / 1_000_000).ok()?;
-    let date = at
-        .format(&time::format_description::well_known::Rfc2822)
-        .ok()?;
-    // S3 writes the RFC 1123 form with `GMT`.
-    let date = date.replace("+0000", "GMT");
+    let date = super::convert::http_date(&super::convert::timestamp(at))?;
     Some(format!("expiry-date=\"{date}\", rule-id=\"{id}\""))
 }
 

@@ -6,18 +6,6 @@ use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, Permission, Type};
 
-/// An unsigned request (no Authorization, no query signature).
-async fn anon(s: &TestServer, method: &str, path: &str, body: &[u8]) -> RawResponse {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        s.addr(),
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    raw(s.addr(), &req).await
-}
-
 fn assert_code(r: &RawResponse, status: u16, code: &str) {
     assert_eq!(r.status, status, "{r:?}");
     assert!(
@@ -27,16 +15,6 @@ fn assert_code(r: &RawResponse, status: u16, code: &str) {
     assert!(r.body.contains("<RequestId>"), "{r:?}");
 }
 
-async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from_static(body))
-        .send()
-        .await
-        .expect("put");
-}
-
 async fn anonymous_access_follows_the_lists(s: &TestServer) {
     let c = &s.client;
     c.create_bucket()
@@ -44,7 +22,7 @@ async fn anonymous_access_follows_the_lists(s: &TestServer) {
         .send()
         .await
         .expect("bucket");
-    put(c, "acl", "private", b"secret").await;
+    put_bytes(c, "acl", "private", b"secret").await;
 
     // Private by default: nothing, and no existence, is revealed.
     assert_code(
@@ -127,7 +105,7 @@ async fn anonymous_access_follows_the_lists(s: &TestServer) {
     assert_eq!(anon(s, "GET", "/acl/private", b"").await.status, 200);
 
     // A new version starts private: the list belongs to the version, not the key.
-    put(c, "acl", "open", b"replaced").await;
+    put_bytes(c, "acl", "open", b"replaced").await;
     assert_code(&anon(s, "GET", "/acl/open", b"").await, 403, "AccessDenied");
 
     // public-read-write: anonymous writes and deletes.
@@ -236,7 +214,7 @@ async fn acl_documents_round_trip(s: &TestServer) {
     assert_eq!(lb.owner().and_then(|o| o.id()), Some(owner.as_str()));
 
     // Header grants.
-    put(c, "acl-doc", "k", b"v").await;
+    put_bytes(c, "acl-doc", "k", b"v").await;
     c.put_object_acl()
         .bucket("acl-doc")
         .key("k")
@@ -474,7 +452,7 @@ async fn public_access_block(s: &TestServer) {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "AccessDenied");
-    put(c, "pab", "k", b"x").await;
+    put_bytes(c, "pab", "k", b"x").await;
     // The list set before the block still works until IgnorePublicAcls.
     assert_eq!(anon(s, "GET", "/pab?list-type=2", b"").await.status, 200);
     c.put_public_access_block()
@@ -619,7 +597,7 @@ async fn grants_to_unknown_ids(s: &TestServer) {
         .send()
         .await
         .expect("bucket");
-    put(c, "ghost-grant", "k", b"x").await;
+    put_bytes(c, "ghost-grant", "k", b"x").await;
     let e = c
         .put_object_acl()
         .bucket("ghost-grant")

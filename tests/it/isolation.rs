@@ -261,15 +261,9 @@ async fn isolation_matrix(s: &TestServer) {
     }
     // Anonymous callers: the root tenant's bucket exists but is private; the other tenant's is
     // reachable only by its qualified name, and is private too.
-    let anon = |path: &str| {
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            s.addr()
-        );
-        async move { raw(s.addr(), req.as_bytes()).await }
-    };
-    assert_eq!(anon("/root-private/doc").await.status, 403);
-    assert_eq!(anon("/other-private/doc").await.status, 404);
-    assert_eq!(anon("/iso-other:other-private/doc").await.status, 403);
+    assert_eq!(anon(s, "GET", "/root-private/doc", b"").await.status, 403);
+    assert_eq!(anon(s, "GET", "/other-private/doc", b"").await.status, 404);
+    let qualified = anon(s, "GET", "/iso-other:other-private/doc", b"").await;
+    assert_eq!(qualified.status, 403);
 }
 both_dbs!(isolation_matrix);

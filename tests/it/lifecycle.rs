@@ -46,18 +46,6 @@ async fn set_rules(c: &aws_sdk_s3::Client, bucket: &str, rules: Vec<LifecycleRul
         .unwrap_or_else(|e| panic!("put lifecycle: {e:?}"));
 }
 
-async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) -> String {
-    let out = c
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from_static(body))
-        .send()
-        .await
-        .expect("put");
-    out.version_id().unwrap_or("null").to_owned()
-}
-
 async fn keys(c: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     let out = c
         .list_objects_v2()
@@ -307,7 +295,7 @@ async fn expiration_header_and_plain_buckets(s: &TestServer) {
         .await
         .expect("put");
     assert_eq!(out.expiration(), None);
-    put(c, "lc-plain", "keep/large-body", b"more than five").await;
+    put_bytes(c, "lc-plain", "keep/large-body", b"more than five").await;
     c.put_object()
         .bucket("lc-plain")
         .key("keep/tagged")
@@ -349,11 +337,11 @@ async fn versioned_buckets(s: &TestServer) {
         .send()
         .await
         .expect("versioning");
-    put(c, "lc-ver", "doc", b"one").await;
-    let _v2 = put(c, "lc-ver", "doc", b"two").await;
-    let v3 = put(c, "lc-ver", "doc", b"three").await;
-    let _v4 = put(c, "lc-ver", "doc", b"four").await;
-    put(c, "lc-ver", "gone", b"x").await;
+    put_bytes(c, "lc-ver", "doc", b"one").await;
+    let _v2 = put_bytes(c, "lc-ver", "doc", b"two").await;
+    let v3 = put_bytes(c, "lc-ver", "doc", b"three").await;
+    let _v4 = put_bytes(c, "lc-ver", "doc", b"four").await;
+    put_bytes(c, "lc-ver", "gone", b"x").await;
     c.delete_object()
         .bucket("lc-ver")
         .key("gone")
@@ -451,7 +439,7 @@ async fn locked_versions_and_uploads(s: &TestServer) {
         .send()
         .await
         .expect("bucket");
-    let v1 = put(c, "lc-lock", "held", b"one").await;
+    let v1 = put_bytes(c, "lc-lock", "held", b"one").await;
     c.put_object_legal_hold()
         .bucket("lc-lock")
         .key("held")
@@ -464,7 +452,7 @@ async fn locked_versions_and_uploads(s: &TestServer) {
         .send()
         .await
         .expect("hold");
-    put(c, "lc-lock", "held", b"two").await;
+    put_bytes(c, "lc-lock", "held", b"two").await;
     let up = c
         .create_multipart_upload()
         .bucket("lc-lock")

@@ -8,28 +8,6 @@ use aws_sdk_s3::types::{
     BucketCannedAcl, Delete, ObjectCannedAcl, ObjectIdentifier, PublicAccessBlockConfiguration,
 };
 
-/// An unsigned request.
-async fn anon(s: &TestServer, method: &str, path: &str, body: &[u8]) -> RawResponse {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        s.addr(),
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    raw(s.addr(), &req).await
-}
-
-async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from_static(body))
-        .send()
-        .await
-        .expect("put");
-}
-
 async fn set_policy(c: &aws_sdk_s3::Client, bucket: &str, policy: &str) {
     c.put_bucket_policy()
         .bucket(bucket)
@@ -218,8 +196,8 @@ async fn policies_allow_and_deny(s: &TestServer) {
         .send()
         .await
         .expect("bucket");
-    put(c, "pold", "public/a", b"open").await;
-    put(c, "pold", "private/b", b"closed").await;
+    put_bytes(c, "pold", "public/a", b"open").await;
+    put_bytes(c, "pold", "private/b", b"closed").await;
 
     // Allow: anonymous reads under public/, and listing only that prefix.
     let doc = r#"{"Version":"2012-10-17","Statement":[
@@ -273,7 +251,7 @@ async fn policies_allow_and_deny(s: &TestServer) {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "AccessDenied");
-    put(c, "pold", "open/x", b"x").await;
+    put_bytes(c, "pold", "open/x", b"x").await;
     // DeleteObjects is denied as a whole when the policy denies one of its keys.
     let del = Delete::builder()
         .objects(
@@ -314,7 +292,7 @@ async fn policies_allow_and_deny(s: &TestServer) {
         .send()
         .await
         .expect("delete policy");
-    put(c, "pold", "locked/x", b"now allowed").await;
+    put_bytes(c, "pold", "locked/x", b"now allowed").await;
 
     // A condition on the request: only PUTs that set a given ACL header.
     let doc = statement(
@@ -392,7 +370,7 @@ async fn other_tenants(s: &TestServer) {
         .send()
         .await
         .expect("bucket");
-    put(root, "shared", "doc", b"root's").await;
+    put_bytes(root, "shared", "doc", b"root's").await;
 
     // Private: another tenant may neither read, list, write nor delete; S3 says AccessDenied.
     let e = other
@@ -476,7 +454,7 @@ async fn other_tenants(s: &TestServer) {
         .send()
         .await
         .expect("own bucket");
-    put(root, "shared", "secret", b"not for you").await;
+    put_bytes(root, "shared", "secret", b"not for you").await;
     let e = other
         .copy_object()
         .bucket("mine")
@@ -558,7 +536,7 @@ async fn other_tenants(s: &TestServer) {
         .send()
         .await
         .expect("prw");
-    put(&other, "shared", "from-other", b"hi").await;
+    put_bytes(&other, "shared", "from-other", b"hi").await;
     root.head_object()
         .bucket("shared")
         .key("from-other")
@@ -702,7 +680,7 @@ async fn ownership_controls(s: &TestServer) {
         .send()
         .await
         .expect("private");
-    put(c, "owned", "shared", b"granted before").await;
+    put_bytes(c, "owned", "shared", b"granted before").await;
     c.put_object_acl()
         .bucket("owned")
         .key("shared")
@@ -758,7 +736,7 @@ async fn ownership_controls(s: &TestServer) {
         .send()
         .await
         .expect("bucket-owner-full-control");
-    put(c, "owned", "k2", b"x").await;
+    put_bytes(c, "owned", "k2", b"x").await;
     let e = c
         .put_bucket_acl()
         .bucket("owned")

@@ -454,6 +454,31 @@ pub fn signed_head(
 }
 
 /// Writes `request` as is and reads the whole response (the request must ask to close).
+/// An unsigned request (no Authorization, no query signature) with a body.
+pub async fn anon(s: &TestServer, method: &str, path: &str, body: &[u8]) -> RawResponse {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        s.addr(),
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    raw(s.addr(), &req).await
+}
+
+/// PutObject of `body`; the version id (`null` when the bucket is not versioned).
+pub async fn put_bytes(c: &Client, bucket: &str, key: &str, body: &'static [u8]) -> String {
+    let out = c
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(body))
+        .send()
+        .await
+        .expect("put");
+    out.version_id().unwrap_or("null").to_owned()
+}
+
 /// An unsigned GET of a (presigned) URL on this server.
 pub async fn fetch(addr: std::net::SocketAddr, url: &str) -> RawResponse {
     let path = url
