@@ -6,6 +6,7 @@
 #   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
 #   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone), SQLite and PostgreSQL at once.
 #   4b. compat-tests/s3-tests/run.sh (ceph/s3-tests against the committed pass list), both at once.
+#   4c. deploy/validate.sh (the Kubernetes manifests, compose file, dashboard and Dockerfile).
 #   5. scripts/bench-smoke.sh (the benchmark tool's tiny smoke profile, SQLite only).
 set -euo pipefail
 
@@ -94,6 +95,13 @@ rm -rf "$compat_logs"
 # compat-tests/s3-tests/pass.txt fails, a test hangs or the server logs an internal error.
 log "compat-tests/s3-tests/run.sh --profile full (SQLite and PostgreSQL)"
 bash compat-tests/s3-tests/run.sh --profile full all
+
+# ------------------------------------------------------------------ deploy manifests
+# Renders the kustomize overlays and checks them offline (Kubernetes schemas, CRD fields,
+# references, PromQL and metric names), plus the compose file, the Grafana dashboard and the
+# Dockerfile; the image is built only where a container engine runs (skipped here otherwise).
+log "deploy/validate.sh"
+bash deploy/validate.sh
 
 # ------------------------------------------------------------------ benchmark smoke
 log "scripts/bench-smoke.sh"
