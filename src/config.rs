@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:9000].
     #[arg(long, env = "JUST_STORAGE_LISTEN")]
     pub listen: Option<String>,
+    /// Address of the JSON admin API (bearer tokens from `admin token create`); off unless
+    /// given.
+    #[arg(long, env = "JUST_STORAGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
     /// Data directory; hot and cold tiers are its `hot/` and `cold/` [default: ./data].
     #[arg(long, env = "JUST_STORAGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -114,6 +118,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    admin_listen: Option<String>,
     data_dir: Option<PathBuf>,
     hot_dir: Option<PathBuf>,
     cold_dir: Option<PathBuf>,
@@ -165,6 +170,8 @@ pub struct LifecycleConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The admin API's listener (`None`: off).
+    pub admin_listen: Option<SocketAddr>,
     pub hot_dir: PathBuf,
     pub cold_dir: PathBuf,
     pub database_url: String,
@@ -195,6 +202,10 @@ impl Config {
         let listen = listen
             .parse()
             .map_err(|e| ConfigError::Listen(listen.clone(), e))?;
+        let admin_listen = match a.admin_listen.or(f.admin_listen) {
+            Some(s) => Some(s.parse().map_err(|e| ConfigError::Listen(s.clone(), e))?),
+            None => None,
+        };
         let data_dir = a
             .data_dir
             .or(f.data_dir)
@@ -216,6 +227,7 @@ impl Config {
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
         Ok(Config {
             listen,
+            admin_listen,
             hot_dir,
             cold_dir,
             database_url,

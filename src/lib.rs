@@ -4,12 +4,14 @@
 //! → `engine` (object semantics) → `meta` (SQL) + `blobs` (content-addressed files).
 //! `workers` run background maintenance through the engine.
 
+pub mod admin;
 pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fault;
 pub mod meta;
+pub mod metering;
 pub mod metrics;
 pub mod s3;
 pub mod server;

@@ -1,10 +1,11 @@
 use anyhow::Context;
 use clap::Parser;
 use just_storage::cli::{
-    AdminCommand, BucketCommand, Cli, Command, KeyCommand, Output, TenantCommand,
+    AdminCommand, BucketCommand, Cli, Command, KeyCommand, Output, Period, QuotaCommand, Scope,
+    TenantCommand, TokenCommand,
 };
 use just_storage::config::{Config, ServeArgs};
-use just_storage::engine::{Engine, Limits};
+use just_storage::engine::{Engine, Limits, TokenScope, rfc3339};
 
 fn main() -> anyhow::Result<()> {
     just_storage::server::tune_malloc();
@@ -100,6 +101,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("root secret key: {secret}");
     }
     println!("JustStorage listening on http://{}", running.addr);
+    if let Some(at) = running.admin_addr {
+        println!("admin API on http://{at}");
+    }
     let stop = running.stopper();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -157,36 +161,170 @@ async fn admin(store: ServeArgs, output: Output, command: AdminCommand) -> anyho
                 .collect();
             let mut text = format!("{:<20} {:<64} {}", "TENANT", "BUCKET", "CREATED");
             for (t, b) in &rows {
-                text.push_str(&format!("\n{t:<20} {:<64} {}", b.name, when(b.created_at)));
+                text.push_str(&format!(
+                    "\n{t:<20} {:<64} {}",
+                    b.name,
+                    rfc3339(b.created_at)
+                ));
             }
             print(output, &json, &text)
         }
         AdminCommand::Usage { tenant, bucket } => {
-            let rows: Vec<_> = (engine.meta().usage().await?)
-                .into_iter()
-                .filter(|u| tenant.as_ref().is_none_or(|t| *t == u.tenant))
-                .filter(|u| bucket.as_ref().is_none_or(|b| *b == u.bucket))
-                .collect();
+            let report = engine
+                .usage_report(tenant.as_deref(), bucket.as_deref())
+                .await?;
+            print(output, &report, &usage_text(&report))
+        }
+        AdminCommand::Quota { command } => quota(&engine, output, command).await,
+        AdminCommand::Token { command } => token(&engine, output, command).await,
+        AdminCommand::Metering {
+            tenant,
+            bucket,
+            since,
+            until,
+            by,
+        } => {
+            let range = just_storage::engine::MeterRange {
+                tenant: tenant.as_deref(),
+                bucket: bucket.as_deref(),
+                from: since,
+                to: until.unwrap_or_else(just_storage::now_micros),
+                by_day: by == Period::Day,
+            };
+            let rows = engine.metering(range).await?;
             let mut text = format!(
-                "{:<20} {:<40} {:>12} {:>16} {:>12} {:>16} {:>12}",
-                "TENANT", "BUCKET", "OBJECTS", "BYTES", "NONCURRENT", "NONCURRENT_BYTES", "MARKERS"
+                "{:<25} {:<20} {:<30} {:<19} {:>10} {:>15} {:>15}",
+                "PERIOD", "TENANT", "BUCKET", "CLASS", "REQUESTS", "BYTES_IN", "BYTES_OUT"
             );
-            for u in &rows {
-                let line = format!(
-                    "\n{:<20} {:<40} {:>12} {:>16} {:>12} {:>16} {:>12}",
-                    u.tenant,
-                    u.bucket,
-                    u.objects,
-                    u.bytes,
-                    u.noncurrent_versions,
-                    u.noncurrent_bytes,
-                    u.delete_markers
-                );
-                text.push_str(&line);
+            for m in &rows {
+                text.push_str(&format!(
+                    "\n{:<25} {:<20} {:<30} {:<19} {:>10} {:>15} {:>15}",
+                    m.period,
+                    m.tenant,
+                    m.bucket,
+                    m.class,
+                    m.requests,
+                    m.bytes_received,
+                    m.bytes_sent
+                ));
             }
             print(output, &rows, &text)
         }
     }
+}
+
+/// `admin usage` for people: a line per bucket and tier, then one per tenant.
+fn usage_text(r: &just_storage::engine::UsageReport) -> String {
+    let mut text = format!(
+        "{:<20} {:<40} {:<5} {:>10} {:>15} {:>10} {:>15} {:>8}",
+        "TENANT", "BUCKET", "TIER", "OBJECTS", "BYTES", "NONCURRENT", "NONCURRENT_BYTES", "MARKERS"
+    );
+    for u in &r.buckets {
+        text.push_str(&format!(
+            "\n{:<20} {:<40} {:<5} {:>10} {:>15} {:>10} {:>15} {:>8}",
+            u.tenant,
+            u.bucket,
+            u.tier,
+            u.objects,
+            u.bytes,
+            u.noncurrent_versions,
+            u.noncurrent_bytes,
+            u.delete_markers
+        ));
+    }
+    text.push_str(&format!(
+        "\n\n{:<20} {:>10} {:>15} {:>15} {:>7} {:>15} {:>10}",
+        "TENANT", "OBJECTS", "LOGICAL_BYTES", "PHYSICAL_BYTES", "DEDUP", "QUOTA_BYTES", "QUOTA_OBJ"
+    ));
+    let limit = |l: Option<i64>| l.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    for t in &r.tenants {
+        let ratio = t
+            .dedup_ratio
+            .map_or_else(|| "-".to_owned(), |d| format!("{d:.2}x"));
+        text.push_str(&format!(
+            "\n{:<20} {:>10} {:>15} {:>15} {:>7} {:>15} {:>10}",
+            t.tenant,
+            t.objects,
+            t.logical_bytes,
+            t.physical_bytes,
+            ratio,
+            limit(t.quota.bytes),
+            limit(t.quota.objects)
+        ));
+    }
+    text
+}
+
+async fn token(engine: &Engine, output: Output, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let scope = match scope {
+                Scope::Admin => TokenScope::Admin,
+                Scope::Metrics => TokenScope::Metrics,
+            };
+            let (row, token) = engine.create_admin_token(&name, scope).await?;
+            let json = serde_json::json!({ "id": row.id, "name": row.name, "scope": row.scope, "token": token });
+            let text = format!("token id: {}\ntoken: {token}", row.id);
+            print(output, &json, &text)
+        }
+        TokenCommand::List => {
+            let rows = engine.admin_tokens().await?;
+            let mut text = format!("{:<36} {:<8} {:<25} {}", "ID", "SCOPE", "CREATED", "NAME");
+            for t in &rows {
+                let state = t.revoked_at.map(|at| format!(" (revoked {})", rfc3339(at)));
+                text.push_str(&format!(
+                    "\n{:<36} {:<8} {:<25} {}{}",
+                    t.id,
+                    t.scope,
+                    rfc3339(t.created_at),
+                    t.name,
+                    state.unwrap_or_default()
+                ));
+            }
+            print(output, &rows, &text)
+        }
+        TokenCommand::Revoke { id } => {
+            engine.revoke_admin_token(&id).await?;
+            let json = serde_json::json!({ "id": id, "state": "revoked" });
+            print(output, &json, &format!("token {id} revoked"))
+        }
+    }
+}
+
+async fn quota(engine: &Engine, output: Output, command: QuotaCommand) -> anyhow::Result<()> {
+    let (tenant, bucket, q) = match command {
+        QuotaCommand::Set {
+            tenant,
+            bucket,
+            max_bytes,
+            max_objects,
+        } => {
+            let q = just_storage::meta::Quota {
+                bytes: max_bytes,
+                objects: max_objects.map(i64::from),
+            };
+            engine.set_quota(&tenant, bucket.as_deref(), q).await?;
+            (tenant, bucket, q)
+        }
+        QuotaCommand::Show { tenant, bucket } => {
+            let q = engine.quota(&tenant, bucket.as_deref()).await?;
+            (tenant, bucket, q)
+        }
+    };
+    let json = serde_json::json!({
+        "tenant": tenant, "bucket": bucket, "max_bytes": q.bytes, "max_objects": q.objects,
+    });
+    let limit = |l: Option<i64>| l.map_or_else(|| "none".to_owned(), |v| v.to_string());
+    let scope = match &bucket {
+        Some(b) => format!("bucket {tenant}:{b}"),
+        None => format!("tenant {tenant}"),
+    };
+    let text = format!(
+        "{scope}: max bytes {}, max objects {}",
+        limit(q.bytes),
+        limit(q.objects)
+    );
+    print(output, &json, &text)
 }
 
 async fn tenant(engine: &Engine, output: Output, command: TenantCommand) -> anyhow::Result<()> {
@@ -204,7 +342,7 @@ async fn tenant(engine: &Engine, output: Output, command: TenantCommand) -> anyh
                     "\n{:<20} {:<36} {}",
                     t.name,
                     t.id,
-                    when(t.created_at)
+                    rfc3339(t.created_at)
                 ));
             }
             print(output, &rows, &text)
@@ -221,7 +359,7 @@ async fn tenant(engine: &Engine, output: Output, command: TenantCommand) -> anyh
                 "tenant {} ({}), created {}\nkeys: {}\nbuckets: {}",
                 t.name,
                 t.id,
-                when(t.created_at),
+                rfc3339(t.created_at),
                 keys.len(),
                 buckets.len()
             );
@@ -306,21 +444,10 @@ fn key_state(k: &just_storage::meta::KeyRow) -> String {
         "read-write"
     });
     if let Some(at) = k.disabled_at {
-        s.push_str(&format!(", disabled since {}", when(at)));
+        s.push_str(&format!(", disabled since {}", rfc3339(at)));
     }
     if let Some(at) = k.expires_at {
-        s.push_str(&format!(", expires {}", when(at)));
+        s.push_str(&format!(", expires {}", rfc3339(at)));
     }
     s
-}
-
-/// A stored time (microseconds) as RFC 3339.
-fn when(micros: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000);
-    t.ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| micros.to_string())
 }

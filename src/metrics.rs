@@ -61,8 +61,18 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     );
 }
 
-/// The exposition text; `usage` is `(tenant, bucket, objects, bytes)` rows.
-pub fn render(usage: &[(String, String, i64, i64)]) -> String {
+/// Per-tenant figures, shown only to a scrape that presents a token (`server::metrics_text`).
+#[derive(Default)]
+pub struct TenantFigures {
+    /// `(tenant, bucket, objects, bytes)`: current objects and their bytes.
+    pub buckets: Vec<(String, String, i64, i64)>,
+    /// `(tenant, tier, bytes)`: physical bytes attributed to the tenant.
+    pub physical: Vec<(String, String, i64)>,
+}
+
+/// The exposition text; per-tenant gauges only from `tenants`.
+pub fn render(tenants: &TenantFigures) -> String {
+    let usage = &tenants.buckets;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -169,6 +179,18 @@ pub fn render(usage: &[(String, String, i64, i64)]) -> String {
             "juststorage_bucket_bytes{{tenant=\"{}\",bucket=\"{}\"}} {n}",
             esc(t),
             esc(b)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP juststorage_tenant_physical_bytes Blob bytes attributed to a tenant (each blob shared among the tenants that reference it).\n# TYPE juststorage_tenant_physical_bytes gauge"
+    );
+    for (t, tier, n) in &tenants.physical {
+        let _ = writeln!(
+            out,
+            "juststorage_tenant_physical_bytes{{tenant=\"{}\",tier=\"{}\"}} {n}",
+            esc(t),
+            esc(tier)
         );
     }
     out

@@ -2,6 +2,7 @@
 //! `/health` and `/ready`, workers, graceful shutdown. It knows nothing of S3 semantics.
 
 mod idle;
+mod metered;
 mod too_large;
 
 use crate::blobs::BlobStore;
@@ -78,6 +79,8 @@ pub enum StartError {
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The admin API's address, when it listens.
+    pub admin_addr: Option<SocketAddr>,
     /// Root credentials, when this start created them (print once).
     pub created_root: Option<(String, String)>,
     pub engine: Engine,
@@ -135,8 +138,15 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             },
         )
         .map_err(StartError::Protocol)?,
-        meta,
+        meta: meta.clone(),
+        engine: engine.clone(),
+        meter: Arc::new(crate::metering::Meter::default()),
     };
+    let metering = tokio::spawn(crate::metering::flush_loop(
+        app.meter.clone(),
+        meta,
+        stop_rx.clone(),
+    ));
     // Crash recovery for blob files placed by a transaction that never committed.
     let (e, age) = (engine.clone(), cfg.gc.orphan_age);
     tokio::spawn(async move {
@@ -162,6 +172,21 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.lifecycle.clone(),
         stop_rx.clone(),
     ));
+    let admin_addr = match cfg.admin_listen {
+        Some(at) => {
+            let l = TcpListener::bind(at).await?;
+            let addr = l.local_addr()?;
+            let maintenance = crate::admin::Maintenance {
+                gc: cfg.gc.clone(),
+                scrub_mbps: cfg.scrub_mbps,
+            };
+            let serving = crate::admin::serve(l, engine.clone(), maintenance, stop_rx.clone());
+            tokio::spawn(serving);
+            tracing::info!(%addr, "admin API listening");
+            Some(addr)
+        }
+        None => None,
+    };
     let (e, keys_stop) = (engine.clone(), stop_rx.clone());
     let keys = tokio::spawn(async move { e.watch_keys(keys_stop).await });
     let timeouts = cfg.timeouts.clone();
@@ -171,10 +196,12 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         let _ = scrub.await;
         let _ = lifecycle.await;
         let _ = keys.await;
+        let _ = metering.await;
     });
     tracing::info!(%addr, "listening");
     Ok(Running {
         addr,
+        admin_addr,
         created_root,
         engine,
         stop,
@@ -186,6 +213,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
 struct App {
     s3: crate::s3::Protocol,
     meta: Arc<dyn MetaStore>,
+    engine: Engine,
+    meter: Arc<crate::metering::Meter>,
 }
 
 async fn serve(
@@ -265,11 +294,13 @@ async fn serve(
     }
 }
 
-/// Unsigned GET/HEAD of `/health` or `/ready` are probes; a signed one is S3 (a bucket may be
-/// called `health`).
+/// Unsigned GET/HEAD of `/health`, `/ready` or `/metrics` are probes (`/metrics` may carry a
+/// bearer token); a signed one is S3 (a bucket may be called `health`).
 fn probe(req: &Request<Incoming>) -> Option<&'static str> {
-    let signed = req.headers().contains_key(http::header::AUTHORIZATION)
-        || req.uri().query().is_some_and(|q| q.contains("Signature"));
+    let auth = req.headers().get(http::header::AUTHORIZATION);
+    let bearer = auth.is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+    let signed =
+        (auth.is_some() && !bearer) || req.uri().query().is_some_and(|q| q.contains("Signature"));
     if signed || !(req.method() == http::Method::GET || req.method() == http::Method::HEAD) {
         return None;
     }
@@ -296,9 +327,16 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
                     text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
                 }
             },
-            Some("metrics") => metrics(&app).await,
+            Some("metrics") => metrics(&app, &req).await,
             Some(_) => text(StatusCode::OK, "ok\n"),
-            None => app.s3.call(req, &request_id).await,
+            None => {
+                let slot = Arc::new(crate::metering::Slot::default());
+                let mut req = req;
+                req.extensions_mut().insert(slot.clone());
+                let resp = app.s3.call(req, &request_id).await;
+                let meter = app.meter.clone();
+                resp.map(|b| Body::http_body_unsync(metered::Metered::new(b, meter, slot)))
+            }
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
@@ -315,24 +353,66 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
     .await
 }
 
-async fn metrics(app: &App) -> Response<Body> {
-    // Usage gauges come from the database; without it the counters are still served.
-    let usage: Vec<(String, String, i64, i64)> = match app.meta.usage().await {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|u| (u.tenant, u.bucket, u.objects, u.bytes))
-            .collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: usage query failed");
-            Vec::new()
-        }
+/// `/metrics` on the S3 port: per-tenant figures only for a scrape that presents an admin or
+/// metrics token (`Authorization: Bearer …`); anyone else sees the process-wide counters, and
+/// no tenant or bucket name.
+async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let token = (req.headers().get(http::header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let full = match token {
+        None => false,
+        Some(t) => match app.engine.admin_scope(t.trim()).await {
+            Ok(scope) => scope.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: token lookup failed");
+                false
+            }
+        },
     };
-    let mut r = Response::new(Body::from(crate::metrics::render(&usage)));
+    if token.is_some() && !full {
+        return text(StatusCode::UNAUTHORIZED, "unknown or revoked token\n");
+    }
+    let mut r = Response::new(Body::from(metrics_text(app.engine.meta(), full).await));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
+}
+
+/// The Prometheus exposition; with `tenants`, the per-tenant and per-bucket gauges (read from
+/// the database; without it, the counters are still served).
+pub async fn metrics_text(meta: &Arc<dyn MetaStore>, tenants: bool) -> String {
+    let mut figures = crate::metrics::TenantFigures::default();
+    if tenants {
+        match meta.usage().await {
+            Ok(rows) => {
+                let mut per_bucket: std::collections::BTreeMap<(String, String), (i64, i64)> =
+                    Default::default();
+                for u in rows {
+                    let e = per_bucket.entry((u.tenant, u.bucket)).or_default();
+                    e.0 += u.objects;
+                    e.1 += u.bytes;
+                }
+                figures.buckets = per_bucket
+                    .into_iter()
+                    .map(|((t, b), (n, bytes))| (t, b, n, bytes))
+                    .collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: usage query failed"),
+        }
+        match meta.physical().await {
+            Ok(rows) => {
+                figures.physical = rows
+                    .into_iter()
+                    .map(|p| (p.tenant, p.tier, p.bytes))
+                    .collect()
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: physical query failed"),
+        }
+    }
+    crate::metrics::render(&figures)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

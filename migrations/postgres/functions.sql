@@ -46,7 +46,9 @@ $$;
 -- id is null), N its `version_seq`, or 'precondition_failed', 'no_such_key', 'locked',
 -- 'no_such_bucket'; for a DELETE 'deleted', 'absent', 'marker' (version id `d_id`),
 -- 'null_marker', 'locked' or 'no_such_bucket'; for a permanent delete 'removed',
--- 'removed_marker' (a delete marker went), 'absent' or 'locked'.
+-- 'removed_marker' (a delete marker went), 'absent' or 'locked'. A new version that would
+-- take its bucket or tenant over a quota (bytes or versions, every version counted) is
+-- 'quota_exceeded'.
 --
 -- Conditions (`p_cond`, against the current version unless it is a delete marker): 0 none;
 -- 1 If-None-Match `*` (no current version); 2 If-Match (`p_cond_etag`, or any version when
@@ -80,6 +82,43 @@ DECLARE
     -- no such bucket) and versioning, its key, the version id it names (permanent deletes).
     v_bucket TEXT[];
     v_ver TEXT[];
+    -- Per item, its bucket's tenant and the quotas of both (NULL: no limit).
+    v_tenant TEXT[];
+    v_qb_bytes BIGINT[];
+    v_qb_objects BIGINT[];
+    v_qt_bytes BIGINT[];
+    v_qt_objects BIGINT[];
+    -- Quota scopes ('b:' bucket id, 't:' tenant id) PUTs write to: what they hold so far in
+    -- this call.
+    q_scope TEXT[] := '{}';
+    q_bytes BIGINT[] := '{}';
+    q_objects BIGINT[] := '{}';
+    qt INTEGER;
+    sc TEXT;
+    -- Per version that goes: whether it was current, its tenant (usage, holders).
+    v_gone_latest BOOLEAN[] := '{}';
+    v_gone_tenant TEXT[] := '{}';
+    c_tier TEXT[];
+    n_tier TEXT[] := '{}';
+    n_latest BOOLEAN[] := '{}';
+    -- Usage events: a version of a bucket and tier, of a size, marker or not, entering (+1) or
+    -- leaving (-1) the current (latest) or noncurrent counters.
+    e_bucket TEXT[] := '{}';
+    e_tier TEXT[] := '{}';
+    e_size BIGINT[] := '{}';
+    e_marker BOOLEAN[] := '{}';
+    e_latest BOOLEAN[] := '{}';
+    e_sign INTEGER[] := '{}';
+    pb TEXT;
+    pt TEXT;
+    ps BIGINT;
+    pm BOOLEAN;
+    -- Blobs whose holders changed, and the holders that are new.
+    ch_tier TEXT[];
+    ch_hash TEXT[];
+    nw_tier TEXT[];
+    nw_hash TEXT[];
+    nw_tenant TEXT[];
     v_key TEXT[];
     v_vid TEXT[];
     -- The current version (for a permanent delete: the version named), and the null version
@@ -87,12 +126,17 @@ DECLARE
     c_id TEXT[];
     c_etag TEXT[];
     c_seq BIGINT[];
+    c_size BIGINT[];
     c_vid TEXT[];
     c_marker BOOLEAN[];
     c_latest BOOLEAN[];
     c_locked BOOLEAN[];
     n_id TEXT[] := '{}';
     n_locked BOOLEAN[] := '{}';
+    n_size BIGINT[] := '{}';
+    n_marker BOOLEAN[] := '{}';
+    d_objects BIGINT;
+    d_bytes BIGINT;
     -- Per item: whether it writes, its outcome, the version that goes and the one that is
     -- no longer current.
     v_act BOOLEAN[] := '{}';
@@ -112,15 +156,21 @@ DECLARE
 BEGIN
     -- Buckets by id (versions, permanent deletes) or by tenant and name (DELETEs).
     SELECT COALESCE(array_agg(COALESCE(b.id, n.id) ORDER BY u.ord), '{}'),
-            COALESCE(array_agg(COALESCE(b.versioning, n.versioning) ORDER BY u.ord), '{}')
-        INTO v_bucket, v_ver
+            COALESCE(array_agg(COALESCE(b.versioning, n.versioning) ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(t.id ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(COALESCE(b.quota_bytes, n.quota_bytes) ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(COALESCE(b.quota_objects, n.quota_objects) ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(t.quota_bytes ORDER BY u.ord), '{}'),
+            COALESCE(array_agg(t.quota_objects ORDER BY u.ord), '{}')
+        INTO v_bucket, v_ver, v_tenant, v_qb_bytes, v_qb_objects, v_qt_bytes, v_qt_objects
         FROM unnest(COALESCE(p_bucket_id, '{}') || array_fill(NULL::TEXT, ARRAY[n_del])
                 || COALESCE(x_bucket_id, '{}'),
             array_fill(NULL::TEXT, ARRAY[n_put]) || COALESCE(d_tenant_id, '{}'),
             array_fill(NULL::TEXT, ARRAY[n_put]) || COALESCE(d_bucket, '{}'))
             WITH ORDINALITY AS u(bucket_id, tenant_id, name, ord)
         LEFT JOIN buckets b ON b.id = u.bucket_id
-        LEFT JOIN buckets n ON n.tenant_id = u.tenant_id AND n.name = u.name;
+        LEFT JOIN buckets n ON n.tenant_id = u.tenant_id AND n.name = u.name
+        LEFT JOIN tenants t ON t.id = COALESCE(b.tenant_id, n.tenant_id);
     v_key := COALESCE(p_key, '{}') || COALESCE(d_key, '{}') || COALESCE(x_key, '{}');
     v_vid := array_fill(NULL::TEXT, ARRAY[n_put + n_del]) || COALESCE(x_version, '{}');
 
@@ -138,6 +188,44 @@ BEGIN
         PERFORM pg_advisory_xact_lock(v_locks[i]);
     END LOOP;
 
+    -- Quotas of the PUTs' buckets and tenants: their rows locked (writers racing for the last
+    -- bytes of one take turns here, and each sees what the one before committed), then what
+    -- each scope holds, every version counted.
+    IF n_put > 0 AND EXISTS (SELECT 1 FROM unnest(v_qb_bytes[1:n_put], v_qb_objects[1:n_put],
+            v_qt_bytes[1:n_put], v_qt_objects[1:n_put]) AS x(a, b, c, d)
+            WHERE COALESCE(x.a, x.b, x.c, x.d) IS NOT NULL) THEN
+        PERFORM 1 FROM buckets WHERE id IN (SELECT u.b FROM unnest(v_bucket[1:n_put],
+                v_qb_bytes[1:n_put], v_qb_objects[1:n_put]) AS u(b, x, y)
+                WHERE COALESCE(u.x, u.y) IS NOT NULL)
+            ORDER BY id FOR NO KEY UPDATE;
+        PERFORM 1 FROM tenants WHERE id IN (SELECT u.t FROM unnest(v_tenant[1:n_put],
+                v_qt_bytes[1:n_put], v_qt_objects[1:n_put]) AS u(t, x, y)
+                WHERE COALESCE(u.x, u.y) IS NOT NULL)
+            ORDER BY id FOR NO KEY UPDATE;
+        SELECT COALESCE(array_agg(s.scope), '{}'), COALESCE(array_agg(s.bytes), '{}'),
+                COALESCE(array_agg(s.objects), '{}')
+            INTO q_scope, q_bytes, q_objects
+            FROM (
+                SELECT 'b:' || c.bucket_id AS scope,
+                        CAST(COALESCE(sum(c.bytes + c.noncurrent_bytes), 0) AS BIGINT) AS bytes,
+                        CAST(COALESCE(sum(c.objects + c.noncurrent_versions), 0) AS BIGINT)
+                            AS objects
+                    FROM usage_counters c
+                    WHERE c.bucket_id IN (SELECT DISTINCT u.b FROM unnest(v_bucket[1:n_put],
+                        v_qb_bytes[1:n_put], v_qb_objects[1:n_put]) AS u(b, x, y)
+                        WHERE COALESCE(u.x, u.y) IS NOT NULL)
+                    GROUP BY c.bucket_id
+                UNION ALL
+                SELECT 't:' || k.tenant_id,
+                        CAST(COALESCE(sum(c.bytes + c.noncurrent_bytes), 0) AS BIGINT),
+                        CAST(COALESCE(sum(c.objects + c.noncurrent_versions), 0) AS BIGINT)
+                    FROM buckets k JOIN usage_counters c ON c.bucket_id = k.id
+                    WHERE k.tenant_id IN (SELECT DISTINCT u.t FROM unnest(v_tenant[1:n_put],
+                        v_qt_bytes[1:n_put], v_qt_objects[1:n_put]) AS u(t, x, y)
+                        WHERE COALESCE(u.x, u.y) IS NOT NULL)
+                    GROUP BY k.tenant_id) s;
+    END IF;
+
     -- The versions each item's rule reads: the current version of a new version's or a
     -- DELETE's key; the version a permanent delete names (by id: its row id; `null`: below);
     -- the null version, where a suspended bucket's rule or a permanent delete needs it. OFFSET 0
@@ -145,12 +233,13 @@ BEGIN
     -- an item needs them: most calls are PUTs and DELETEs in unversioned or versioned buckets.
     SELECT array_agg(c.id ORDER BY u.ord), array_agg(c.etag ORDER BY u.ord),
             array_agg(c.version_seq ORDER BY u.ord), array_agg(c.version_id ORDER BY u.ord),
-            array_agg(c.delete_marker ORDER BY u.ord), array_agg(c.locked ORDER BY u.ord)
-        INTO c_id, c_etag, c_seq, c_vid, c_marker, c_locked
+            array_agg(c.delete_marker ORDER BY u.ord), array_agg(c.locked ORDER BY u.ord),
+            array_agg(c.size ORDER BY u.ord), array_agg(c.tier ORDER BY u.ord)
+        INTO c_id, c_etag, c_seq, c_vid, c_marker, c_locked, c_size, c_tier
         FROM unnest(v_bucket[1:n_put + n_del], v_key[1:n_put + n_del])
             WITH ORDINALITY AS u(b, k, ord)
         LEFT JOIN LATERAL (
-            SELECT id, etag, version_seq, version_id, delete_marker,
+            SELECT id, etag, version_seq, version_id, delete_marker, size, tier,
                     legal_hold OR lock_until > p_now AS locked
                 FROM objects WHERE bucket_id = u.b AND key = u.k AND is_latest
             OFFSET 0) c ON TRUE;
@@ -161,12 +250,14 @@ BEGIN
                 c_vid || array_agg(c.version_id ORDER BY u.ord),
                 c_marker || array_agg(c.delete_marker ORDER BY u.ord),
                 c_latest || array_agg(c.is_latest ORDER BY u.ord),
-                c_locked || array_agg(c.locked ORDER BY u.ord)
-            INTO c_id, c_etag, c_seq, c_vid, c_marker, c_latest, c_locked
+                c_locked || array_agg(c.locked ORDER BY u.ord),
+                c_size || array_agg(c.size ORDER BY u.ord),
+                c_tier || array_agg(c.tier ORDER BY u.ord)
+            INTO c_id, c_etag, c_seq, c_vid, c_marker, c_latest, c_locked, c_size, c_tier
             FROM unnest(x_bucket_id, x_key, x_version, x_bypass)
                 WITH ORDINALITY AS u(b, k, vid, bypass, ord)
             LEFT JOIN LATERAL (
-                SELECT id, etag, version_seq, version_id, delete_marker, is_latest,
+                SELECT id, etag, version_seq, version_id, delete_marker, is_latest, size, tier,
                         legal_hold OR (lock_until > p_now
                             AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
                     FROM objects
@@ -175,20 +266,24 @@ BEGIN
                 OFFSET 0) c ON TRUE;
     END IF;
     IF 'Suspended' = ANY (v_ver) OR 'null' = ANY (x_version) THEN
-        SELECT array_agg(n.id ORDER BY u.ord), array_agg(n.locked ORDER BY u.ord)
-            INTO n_id, n_locked
+        SELECT array_agg(n.id ORDER BY u.ord), array_agg(n.locked ORDER BY u.ord),
+                array_agg(n.size ORDER BY u.ord), array_agg(n.delete_marker ORDER BY u.ord),
+                array_agg(n.tier ORDER BY u.ord), array_agg(n.latest ORDER BY u.ord)
+            INTO n_id, n_locked, n_size, n_marker, n_tier, n_latest
             FROM unnest(v_bucket, v_key, v_vid, v_ver,
                     array_fill(FALSE, ARRAY[n_put + n_del]) || COALESCE(x_bypass, '{}'))
                 WITH ORDINALITY AS u(b, k, vid, ver, bypass, ord)
             LEFT JOIN LATERAL (
                 SELECT id, legal_hold OR (lock_until > p_now
-                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked,
+                        size, delete_marker, tier, TRUE AS latest
                     FROM objects
                     WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
                         AND bucket_id = u.b AND key = u.k AND is_latest AND version_id = 'null'
                 UNION ALL
                 SELECT id, legal_hold OR (lock_until > p_now
-                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked
+                            AND (lock_mode = 'COMPLIANCE' OR NOT u.bypass)) AS locked,
+                        size, delete_marker, tier, FALSE
                     FROM objects
                     WHERE (u.vid = 'null' OR (u.vid IS NULL AND u.ver = 'Suspended'))
                         AND bucket_id = u.b AND key = u.k AND status = 'COMMITTED'
@@ -256,12 +351,50 @@ BEGIN
                         FALSE) THEN
                 o := 'locked';
             END IF;
+            -- A PUT within its quotas: what it adds less what it replaces.
+            IF i <= n_put AND (o LIKE 'ok:%' OR o LIKE 'null:%')
+                    AND COALESCE(v_qb_bytes[i], v_qb_objects[i], v_qt_bytes[i],
+                        v_qt_objects[i]) IS NOT NULL THEN
+                d_objects := 1;
+                d_bytes := p_size[i];
+                IF gone_id IS NOT NULL AND gone_id = c_id[i] AND NOT c_marker[i] THEN
+                    d_objects := 0;
+                    d_bytes := d_bytes - c_size[i];
+                ELSIF gone_id IS NOT NULL AND gone_id = n_id[i] AND NOT n_marker[i] THEN
+                    d_objects := 0;
+                    d_bytes := d_bytes - n_size[i];
+                END IF;
+                FOREACH sc IN ARRAY ARRAY['b:' || v_bucket[i], 't:' || v_tenant[i]] LOOP
+                    IF array_position(q_scope, sc) IS NULL THEN
+                        q_scope := q_scope || sc;
+                        q_bytes := q_bytes || 0::BIGINT;
+                        q_objects := q_objects || 0::BIGINT;
+                    END IF;
+                END LOOP;
+                j := array_position(q_scope, 'b:' || v_bucket[i]);
+                qt := array_position(q_scope, 't:' || v_tenant[i]);
+                -- A write that takes nothing more (an overwrite by a smaller body) passes.
+                IF (d_bytes > 0 AND (q_bytes[j] + d_bytes > v_qb_bytes[i]
+                            OR q_bytes[qt] + d_bytes > v_qt_bytes[i]))
+                        OR (d_objects > 0 AND (q_objects[j] + d_objects > v_qb_objects[i]
+                            OR q_objects[qt] + d_objects > v_qt_objects[i])) THEN
+                    o := 'quota_exceeded';
+                ELSE
+                    q_bytes[j] := q_bytes[j] + d_bytes;
+                    q_objects[j] := q_objects[j] + d_objects;
+                    q_bytes[qt] := q_bytes[qt] + d_bytes;
+                    q_objects[qt] := q_objects[qt] + d_objects;
+                END IF;
+            END IF;
         END IF;
         v_out := v_out || o;
         v_act := v_act || (o LIKE 'ok:%' OR o LIKE 'null:%' OR o IN ('deleted', 'marker',
             'null_marker', 'removed', 'removed_marker'));
         IF v_act[i] AND gone_id IS NOT NULL THEN
             v_gone := v_gone || gone_id;
+            v_gone_latest := v_gone_latest
+                || CASE WHEN gone_id = c_id[i] THEN c_latest[i] ELSE n_latest[i] END;
+            v_gone_tenant := v_gone_tenant || v_tenant[i];
         END IF;
         IF v_act[i] AND kept_id IS NOT NULL THEN
             v_kept := v_kept || kept_id;
@@ -270,12 +403,33 @@ BEGIN
 
     -- No longer current before the new versions go in: one current version per key
     -- (objects_latest).
+    -- Each leaves its counters: a version that goes, its state; one kept, the current ones for
+    -- the noncurrent ones.
     IF cardinality(v_gone) > 0 THEN
-        UPDATE objects SET is_latest = FALSE, status = 'DELETING', deleted_at = p_now
-            WHERE id = ANY (v_gone);
+        WITH g AS (
+            UPDATE objects SET is_latest = FALSE, status = 'DELETING', deleted_at = p_now
+                WHERE id = ANY (v_gone)
+                RETURNING id, bucket_id, tier, size, delete_marker
+        )
+        SELECT e_bucket || array_agg(g.bucket_id), e_tier || array_agg(g.tier),
+                e_size || array_agg(g.size), e_marker || array_agg(g.delete_marker),
+                e_latest || array_agg(w.latest), e_sign || array_agg(-1)
+            INTO e_bucket, e_tier, e_size, e_marker, e_latest, e_sign
+            FROM g JOIN unnest(v_gone, v_gone_latest) AS w(id, latest) ON w.id = g.id;
     END IF;
     IF cardinality(v_kept) > 0 THEN
-        UPDATE objects SET is_latest = FALSE WHERE id = ANY (v_kept);
+        WITH k AS (
+            UPDATE objects SET is_latest = FALSE WHERE id = ANY (v_kept)
+                RETURNING bucket_id, tier, size, delete_marker
+        ), x AS (
+            SELECT k.*, s.latest, s.sign FROM k,
+                (VALUES (TRUE, -1), (FALSE, 1)) AS s(latest, sign)
+        )
+        SELECT e_bucket || array_agg(x.bucket_id), e_tier || array_agg(x.tier),
+                e_size || array_agg(x.size), e_marker || array_agg(x.delete_marker),
+                e_latest || array_agg(x.latest), e_sign || array_agg(x.sign)
+            INTO e_bucket, e_tier, e_size, e_marker, e_latest, e_sign
+            FROM x;
     END IF;
 
     IF n_put > 0 THEN
@@ -317,8 +471,50 @@ BEGIN
         UPDATE objects SET is_latest = TRUE WHERE id = (SELECT id FROM objects
             WHERE bucket_id = v_bucket[j] AND key = v_key[j] AND status = 'COMMITTED'
                 AND NOT is_latest
-            ORDER BY version_seq DESC LIMIT 1);
+            ORDER BY version_seq DESC LIMIT 1)
+            RETURNING bucket_id, tier, size, delete_marker INTO pb, pt, ps, pm;
+        IF FOUND THEN
+            e_bucket := e_bucket || pb || pb;
+            e_tier := e_tier || pt || pt;
+            e_size := e_size || ps || ps;
+            e_marker := e_marker || pm || pm;
+            e_latest := e_latest || FALSE || TRUE;
+            e_sign := e_sign || -1 || 1;
+        END IF;
     END LOOP;
+
+    -- The buckets' counters, once per bucket and tier: the events above, the new versions and
+    -- the delete markers inserted.
+    IF TRUE = ANY (v_act) THEN
+        INSERT INTO usage_counters AS u (bucket_id, tier, shard, objects, bytes,
+            noncurrent_versions, noncurrent_bytes, delete_markers)
+        SELECT e.b, e.t, pg_backend_pid() % 16,
+            COALESCE(sum(e.sg) FILTER (WHERE NOT e.mk AND e.lt), 0),
+            COALESCE(sum(e.sg * e.sz) FILTER (WHERE NOT e.mk AND e.lt), 0),
+            COALESCE(sum(e.sg) FILTER (WHERE NOT e.mk AND NOT e.lt), 0),
+            COALESCE(sum(e.sg * e.sz) FILTER (WHERE NOT e.mk AND NOT e.lt), 0),
+            COALESCE(sum(e.sg) FILTER (WHERE e.mk), 0)
+        FROM (
+            SELECT x.b, x.t, x.sz, x.mk, x.lt, x.sg
+                FROM unnest(e_bucket, e_tier, e_size, e_marker, e_latest, e_sign)
+                    AS x(b, t, sz, mk, lt, sg)
+            UNION ALL
+            SELECT p.b, p.t, p.sz, FALSE, TRUE, 1
+                FROM unnest(p_bucket_id, p_tier, p_size, v_act[1:n_put]) AS p(b, t, sz, act)
+                WHERE p.act
+            UNION ALL
+            SELECT d.b, 'hot', 0, TRUE, TRUE, 1
+                FROM unnest(v_bucket[n_put + 1:n_put + n_del], v_ver[n_put + 1:n_put + n_del],
+                    v_act[n_put + 1:n_put + n_del]) AS d(b, ver, act)
+                WHERE d.act AND d.ver IS NOT NULL
+        ) e
+        GROUP BY e.b, e.t ORDER BY e.b, e.t
+        ON CONFLICT (bucket_id, tier, shard) DO UPDATE SET
+            objects = u.objects + excluded.objects, bytes = u.bytes + excluded.bytes,
+            noncurrent_versions = u.noncurrent_versions + excluded.noncurrent_versions,
+            noncurrent_bytes = u.noncurrent_bytes + excluded.noncurrent_bytes,
+            delete_markers = u.delete_markers + excluded.delete_markers;
+    END IF;
 
     -- Each blob's net change: +1 per reference added, -1 per segment of a version gone and per
     -- release. A blob that gains (net >= 0) is upserted, in lock order; one that only loses is
@@ -361,6 +557,49 @@ BEGIN
     IF v_lost <> 0 THEN
         RAISE EXCEPTION '% referenced blob(s) have no row', v_lost USING ERRCODE = 'JS001';
     END IF;
+    -- Holders: each tenant's references on blobs, +1 per segment of a new version, -1 per
+    -- segment of one gone (upload parts are not held). Blobs that gained or lost a holder have
+    -- their shares recomputed (`js_reshare`).
+    IF TRUE = ANY (v_act) THEN
+        WITH h AS (
+            SELECT s.tier, s.hash, v_tenant[s.item] AS tenant_id, s.size, 1 AS n
+                FROM unnest(s_item, s_tier, s_hash, s_size) AS s(item, tier, hash, size)
+                WHERE s.item > 0 AND v_act[s.item]
+            UNION ALL
+            SELECT g.tier, g.blob_hash, w.tenant_id, g.size, -1
+                FROM unnest(v_gone, v_gone_tenant) AS w(id, tenant_id)
+                JOIN object_segments g ON g.object_id = w.id
+        ), d AS (
+            SELECT h.tier, h.hash, h.tenant_id, max(h.size) AS size, sum(h.n) AS net
+                FROM h GROUP BY h.tier, h.hash, h.tenant_id HAVING sum(h.n) <> 0
+        ), up AS (
+            INSERT INTO blob_tenants AS t (tier, hash, tenant_id, size, refs)
+            SELECT d.tier, d.hash, d.tenant_id, d.size, d.net FROM d WHERE d.net > 0
+                ORDER BY d.tier, d.hash, d.tenant_id
+            ON CONFLICT (tier, hash, tenant_id) DO UPDATE SET refs = t.refs + excluded.refs
+            RETURNING t.tier, t.hash, t.tenant_id, (xmax = 0) AS created
+        ), down AS (
+            UPDATE blob_tenants t SET refs = t.refs + d.net FROM d
+                WHERE d.net < 0 AND t.tier = d.tier AND t.hash = d.hash
+                    AND t.tenant_id = d.tenant_id
+                RETURNING t.tier, t.hash, t.refs
+        ), c AS (
+            SELECT up.tier, up.hash, up.tenant_id FROM up WHERE up.created
+            UNION ALL
+            SELECT down.tier, down.hash, NULL FROM down WHERE down.refs = 0
+        )
+        SELECT array_agg(c.tier), array_agg(c.hash),
+                array_agg(c.tier) FILTER (WHERE c.tenant_id IS NOT NULL),
+                array_agg(c.hash) FILTER (WHERE c.tenant_id IS NOT NULL),
+                array_agg(c.tenant_id) FILTER (WHERE c.tenant_id IS NOT NULL)
+            INTO ch_tier, ch_hash, nw_tier, nw_hash, nw_tenant
+            FROM c;
+        IF ch_tier IS NOT NULL THEN
+            PERFORM js_reshare(ch_tier, ch_hash, COALESCE(nw_tier, '{}'),
+                COALESCE(nw_hash, '{}'), COALESCE(nw_tenant, '{}'));
+        END IF;
+    END IF;
+
     -- Inline bytes, once their blob rows exist (the foreign key); bytes already there stay.
     INSERT INTO blob_data (tier, hash, data)
     SELECT u.tier, u.hash, u.data
@@ -375,5 +614,44 @@ BEGIN
         FROM unnest(s_item, s_seq, s_tier, s_hash, s_size) AS s(item, seq, tier, hash, size)
         WHERE s.item > 0 AND v_act[s.item];
     RETURN v_out;
+END
+$$;
+
+-- Blobs (`c_tier`, `c_hash`) gained or lost holders: in `blob_tenants`, a holder whose refs
+-- fell to 0 is leaving, one listed in `nw_*` is new. Every holder's share moves from
+-- size / n_was to size / n_now (the remainder to the smallest tenant id), then the leaving
+-- rows go. Shares are per backend rows (`shard`), summed when read.
+CREATE FUNCTION js_reshare(c_tier TEXT[], c_hash TEXT[], nw_tier TEXT[], nw_hash TEXT[],
+    nw_tenant TEXT[])
+RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    WITH c AS (
+        SELECT DISTINCT x.tier, x.hash FROM unnest(c_tier, c_hash) AS x(tier, hash)
+    ), m AS (
+        SELECT h.tier, h.hash, h.tenant_id, h.size,
+                NOT EXISTS (SELECT 1 FROM unnest(nw_tier, nw_hash, nw_tenant) AS n(t, hh, tn)
+                    WHERE n.t = h.tier AND n.hh = h.hash AND n.tn = h.tenant_id) AS was,
+                h.refs > 0 AS now
+            FROM c JOIN blob_tenants h ON h.tier = c.tier AND h.hash = c.hash
+    ), k AS (
+        SELECT tier, hash, count(*) FILTER (WHERE was) AS n_was,
+                count(*) FILTER (WHERE now) AS n_now,
+                min(tenant_id COLLATE "C") FILTER (WHERE was) AS min_was,
+                min(tenant_id COLLATE "C") FILTER (WHERE now) AS min_now
+            FROM m GROUP BY tier, hash
+    )
+    INSERT INTO tenant_physical AS p (tenant_id, tier, shard, bytes)
+    SELECT m.tenant_id, m.tier, pg_backend_pid() % 16, sum(
+            CASE WHEN m.now THEN m.size / NULLIF(k.n_now, 0)
+                + CASE WHEN m.tenant_id = k.min_now THEN m.size % NULLIF(k.n_now, 0) ELSE 0 END
+            ELSE 0 END
+            - CASE WHEN m.was THEN m.size / NULLIF(k.n_was, 0)
+                + CASE WHEN m.tenant_id = k.min_was THEN m.size % NULLIF(k.n_was, 0) ELSE 0 END
+            ELSE 0 END)
+        FROM m JOIN k ON k.tier = m.tier AND k.hash = m.hash
+        GROUP BY m.tenant_id, m.tier ORDER BY m.tenant_id, m.tier
+    ON CONFLICT (tenant_id, tier, shard) DO UPDATE SET bytes = p.bytes + excluded.bytes;
+    DELETE FROM blob_tenants h USING unnest(c_tier, c_hash) AS x(tier, hash)
+        WHERE h.tier = x.tier AND h.hash = x.hash AND h.refs = 0;
 END
 $$;

@@ -1,7 +1,9 @@
 //! Tenants and access keys (the `admin` CLI and first-start bootstrap).
 
 use super::{Caller, Engine, Error, Result};
-use crate::meta::{BucketRow, KeyRow, MetaError, TenantRow};
+use crate::meta::{
+    AdminTokenRow, BucketRow, KeyRow, MetaError, Quota, QuotaOf, TenantRow, UsageRow,
+};
 use rand::Rng;
 
 /// The tenant created on first start.
@@ -204,4 +206,243 @@ impl Engine {
 
 fn no_key(id: &str) -> Error {
     Error::InvalidArgument(format!("no access key {id:?}"))
+}
+
+/// `admin usage`: what each bucket holds per tier, and per tenant what it stored (logical)
+/// against the disk its blobs take (attributed physical).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UsageReport {
+    pub buckets: Vec<UsageRow>,
+    pub tenants: Vec<TenantUsage>,
+}
+
+/// One tenant's figures, summed over its buckets and tiers.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TenantUsage {
+    pub tenant: String,
+    pub objects: i64,
+    /// Bytes of every stored version (current and noncurrent): what the tenant stored.
+    pub logical_bytes: i64,
+    pub noncurrent_versions: i64,
+    pub noncurrent_bytes: i64,
+    pub delete_markers: i64,
+    /// The blobs its versions reference, each shared among the tenants that reference it.
+    pub physical_bytes: i64,
+    pub physical_by_tier: std::collections::BTreeMap<String, i64>,
+    /// `logical_bytes / physical_bytes` (`None` while nothing is stored).
+    pub dedup_ratio: Option<f64>,
+    pub quota: Quota,
+}
+
+impl Engine {
+    /// Usage of every tenant, or of one (`tenant`), or of one bucket of it.
+    pub async fn usage_report(
+        &self,
+        tenant: Option<&str>,
+        bucket: Option<&str>,
+    ) -> Result<UsageReport> {
+        if let Some(t) = tenant {
+            self.tenant(t).await?;
+        }
+        let wanted = |t: &str| tenant.is_none_or(|w| w == t);
+        let buckets: Vec<UsageRow> = (self.meta.usage().await?)
+            .into_iter()
+            .filter(|u| wanted(&u.tenant) && bucket.is_none_or(|b| b == u.bucket))
+            .collect();
+        let mut tenants: std::collections::BTreeMap<String, TenantUsage> = Default::default();
+        for t in self.meta.tenants().await? {
+            if wanted(&t.name) && (bucket.is_none() || buckets.iter().any(|u| u.tenant == t.name)) {
+                let quota = self.meta.quota(QuotaOf::Tenant(&t.id)).await?;
+                let entry = TenantUsage {
+                    tenant: t.name.clone(),
+                    quota: quota.unwrap_or_default(),
+                    ..TenantUsage::default()
+                };
+                tenants.insert(t.name, entry);
+            }
+        }
+        let all_buckets = match bucket {
+            None => buckets.clone(),
+            Some(_) => self.meta.usage().await?,
+        };
+        for u in &all_buckets {
+            if let Some(t) = tenants.get_mut(&u.tenant) {
+                t.objects += u.objects;
+                t.logical_bytes += u.bytes + u.noncurrent_bytes;
+                t.noncurrent_versions += u.noncurrent_versions;
+                t.noncurrent_bytes += u.noncurrent_bytes;
+                t.delete_markers += u.delete_markers;
+            }
+        }
+        for p in self.meta.physical().await? {
+            if let Some(t) = tenants.get_mut(&p.tenant) {
+                t.physical_bytes += p.bytes;
+                *t.physical_by_tier.entry(p.tier).or_default() += p.bytes;
+            }
+        }
+        for t in tenants.values_mut() {
+            t.dedup_ratio =
+                (t.physical_bytes > 0).then(|| t.logical_bytes as f64 / t.physical_bytes as f64);
+        }
+        Ok(UsageReport {
+            buckets,
+            tenants: tenants.into_values().collect(),
+        })
+    }
+}
+
+/// Metered requests and bytes of one period (an hour or a UTC day), tenant, bucket and pricing
+/// class (`metering::Class`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MeterReport {
+    pub tenant: String,
+    pub bucket: String,
+    /// The period's start, RFC 3339.
+    pub period: String,
+    pub class: String,
+    pub requests: i64,
+    pub bytes_received: i64,
+    pub bytes_sent: i64,
+}
+
+/// `admin metering`'s and the admin API's question: a tenant's (or every tenant's) figures
+/// between two times (microseconds), per hour or per day.
+#[derive(Debug, Clone, Copy)]
+pub struct MeterRange<'a> {
+    pub tenant: Option<&'a str>,
+    pub bucket: Option<&'a str>,
+    pub from: i64,
+    pub to: i64,
+    pub by_day: bool,
+}
+
+impl Engine {
+    /// Metered figures, by period, tenant, bucket and class. Gateways add theirs every
+    /// `metering::FLUSH_EVERY`.
+    pub async fn metering(&self, r: MeterRange<'_>) -> Result<Vec<MeterReport>> {
+        const HOUR: i64 = 3_600_000_000;
+        let tenant_id = match r.tenant {
+            Some(name) => Some(self.tenant(name).await?.id),
+            None => None,
+        };
+        let names: std::collections::HashMap<String, String> = (self.meta.tenants().await?)
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        let q = crate::meta::MeterQuery {
+            tenant_id: tenant_id.as_deref(),
+            bucket: r.bucket,
+            from_hour: r.from.div_euclid(HOUR),
+            to_hour: r.to.div_euclid(HOUR) + 1,
+            by_day: r.by_day,
+        };
+        let rows = self.meta.metering(q).await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| MeterReport {
+                tenant: names.get(&m.tenant_id).cloned().unwrap_or(m.tenant_id),
+                bucket: m.bucket,
+                period: rfc3339(m.hour.saturating_mul(HOUR)),
+                class: m.class,
+                requests: m.requests,
+                bytes_received: m.bytes_received,
+                bytes_sent: m.bytes_sent,
+            })
+            .collect())
+    }
+}
+
+/// A stored time (microseconds since the epoch) as RFC 3339.
+pub fn rfc3339(micros: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000);
+    t.ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| micros.to_string())
+}
+
+/// What an admin token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Every admin API call, and `/metrics` with per-tenant figures.
+    Admin,
+    /// `/metrics` with per-tenant figures, nothing else.
+    Metrics,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Admin => "admin",
+            TokenScope::Metrics => "metrics",
+        }
+    }
+}
+
+/// The SHA-256 of a token, as stored.
+fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+impl Engine {
+    /// A new admin API token: its row and the token, shown this once (only its SHA-256 is kept).
+    pub async fn create_admin_token(
+        &self,
+        name: &str,
+        scope: TokenScope,
+    ) -> Result<(AdminTokenRow, String)> {
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::InvalidArgument(
+                "a token's name is 1 to 200 bytes".into(),
+            ));
+        }
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let token = format!("jst_{}", random_string(43, alphabet));
+        let row = AdminTokenRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            scope: scope.as_str().to_owned(),
+            created_at: crate::now_micros(),
+            revoked_at: None,
+        };
+        self.meta
+            .create_admin_token(&row, &token_digest(&token))
+            .await?;
+        Ok((row, token))
+    }
+
+    pub async fn admin_tokens(&self) -> Result<Vec<AdminTokenRow>> {
+        Ok(self.meta.admin_tokens().await?)
+    }
+
+    /// Revokes a token; every listener refuses it from its next request on.
+    pub async fn revoke_admin_token(&self, id: &str) -> Result<()> {
+        match self
+            .meta
+            .revoke_admin_token(id, crate::now_micros())
+            .await?
+        {
+            true => Ok(()),
+            false => Err(Error::InvalidArgument(format!(
+                "no unrevoked admin token {id:?}"
+            ))),
+        }
+    }
+
+    /// What a presented bearer token may do (`None`: unknown or revoked). Looked up by its
+    /// SHA-256, so the lookup's timing tells nothing about stored tokens.
+    pub async fn admin_scope(&self, token: &str) -> Result<Option<TokenScope>> {
+        let Some(row) = self.meta.admin_token(&token_digest(token)).await? else {
+            return Ok(None);
+        };
+        Ok(match (row.revoked_at, row.scope.as_str()) {
+            (Some(_), _) => None,
+            (None, "admin") => Some(TokenScope::Admin),
+            (None, "metrics") => Some(TokenScope::Metrics),
+            (None, _) => None,
+        })
+    }
 }

@@ -31,6 +31,8 @@ pub struct BucketAccess {
     pub acls_disabled: bool,
     /// For preflights and the CORS headers of requests that carry an `Origin`.
     pub cors: Option<super::cors::Cors>,
+    /// The bucket or its tenant has a quota: a write checks it before streaming its body.
+    pub quota_limited: bool,
 }
 
 /// Tenant id → bucket name → entry: two borrowed lookups, no allocation per request.
@@ -65,6 +67,14 @@ impl AccessCache {
         let names = map.tenants.entry(b.tenant_id.clone()).or_default();
         let added = names.insert(b.name.clone(), (Instant::now(), b)).is_none();
         map.len += usize::from(added);
+    }
+
+    /// Forgets every bucket of tenant `id` (its quota changed).
+    pub fn forget_tenant(&self, id: &str) {
+        let mut map = self.lock();
+        if let Some(names) = map.tenants.remove(id) {
+            map.len -= names.len();
+        }
     }
 
     /// Forgets bucket `id` (its policy or lifecycle changed, or it was deleted).
@@ -105,6 +115,7 @@ impl Engine {
         let cors = self.cors(&row.id).await?;
         let ownership: Option<String> =
             self.bucket_config(&row.id, BucketConfig::Ownership).await?;
+        let quota = self.meta.quota_state(&row.id).await?.unwrap_or_default();
         let b = Arc::new(BucketAccess {
             id: row.id,
             tenant_id: row.tenant_id,
@@ -113,6 +124,7 @@ impl Engine {
             lifecycle,
             acls_disabled: ownership.is_some(),
             cors,
+            quota_limited: quota.bucket.is_set() || quota.tenant.is_set(),
         });
         self.access.put(b.clone());
         Ok(Some(b))
@@ -169,6 +181,7 @@ mod tests {
             lifecycle: None,
             acls_disabled: false,
             cors: None,
+            quota_limited: false,
         })
     }
 
@@ -186,5 +199,9 @@ mod tests {
         assert!(c.get("t1", "b").is_none());
         assert!(c.get("t2", "b").is_some());
         assert_eq!(c.lock().len, 1);
+        c.put(bucket("3", "t2", "c"));
+        c.forget_tenant("t2");
+        assert!(c.get("t2", "b").is_none() && c.get("t2", "c").is_none());
+        assert_eq!(c.lock().len, 0);
     }
 }

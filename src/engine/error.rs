@@ -55,6 +55,9 @@ pub enum Error {
     IncompleteBody(String),
     #[error("At least one of the preconditions you specified did not hold")]
     PreconditionFailed,
+    /// The write would take its bucket or its tenant over a quota (bytes or versions).
+    #[error("The write would exceed the {0} quota.")]
+    QuotaExceeded(&'static str),
     #[error("Access Denied")]
     AccessDenied,
     #[error("The storage class you specified is not valid")]
@@ -112,6 +115,7 @@ impl From<MetaError> for Error {
             MetaError::BucketNotEmpty => Error::BucketNotEmpty,
             MetaError::BucketExists => Error::BucketAlreadyOwnedByYou,
             MetaError::PreconditionFailed => Error::PreconditionFailed,
+            MetaError::QuotaExceeded => Error::QuotaExceeded("bucket's or tenant's"),
             MetaError::Place(io) | MetaError::Sync(io) => Error::Storage(io),
             MetaError::NoSuchUpload => Error::NoSuchUpload,
             MetaError::Locked => Error::AccessDenied,

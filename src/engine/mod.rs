@@ -14,11 +14,16 @@ pub mod lifecycle;
 mod list;
 mod multipart;
 pub mod policy;
+mod quota;
 mod read;
+mod search;
 mod torrent;
 mod versions;
 
-pub use admin::{ROOT_TENANT, generate_key};
+pub use admin::{
+    MeterRange, MeterReport, ROOT_TENANT, TenantUsage, TokenScope, UsageReport, generate_key,
+    rfc3339,
+};
 pub use bucket_access::{BucketAccess, OWNER_ENFORCED};
 pub use checksum::{ChecksumSpec, TrailerValue};
 pub use error::{Error, Result};
@@ -28,6 +33,7 @@ pub use multipart::{
     UploadItem, UploadList, UploadQuery,
 };
 pub use read::{BodyStream, ByteRange};
+pub use search::{SearchItem, SearchPage, SearchQuery};
 pub use versions::{
     DefaultRetention, DeleteOutcome, LockRequest, RetentionPeriod, VersionItem, VersionPage,
     VersionQuery, check_version_id,
@@ -85,6 +91,8 @@ pub struct PutRequest {
     pub checksum: ChecksumSpec,
     /// The signed `x-amz-decoded-content-length` of an aws-chunked body: the bytes must match.
     pub expected_size: Option<u64>,
+    /// The request's `Content-Length` (of an aws-chunked body: its encoded length).
+    pub content_length: Option<u64>,
     pub lock: LockRequest,
 }
 
@@ -312,6 +320,11 @@ impl Engine {
         let (storage_class, tier) = storage_tier(req.storage_class.as_deref())?;
         let b = self.bucket(caller, bucket).await?;
         let lock = self.lock_for_write(&b, req.lock).await?;
+        if let Some(size) = req.expected_size.or(req.content_length) {
+            let bytes = i64::try_from(size).unwrap_or(i64::MAX);
+            let add = crate::meta::Held { bytes, objects: 1 };
+            self.precheck_quota(&b, key, add).await?;
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let result = self
             .write_and_commit(&id, &b, key, (tier, storage_class, lock), req, body)

@@ -51,6 +51,9 @@ pub enum MetaError {
     NoSuchKey,
     #[error("precondition failed")]
     PreconditionFailed,
+    /// The write would take its bucket or tenant over a quota.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     #[error("no such upload")]
     NoSuchUpload,
     /// The version named is a delete marker, which has no body.
@@ -618,11 +621,60 @@ pub enum AclOf<'a> {
     Upload(&'a str),
 }
 
-/// Usage figures for `admin usage`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A tenant's or a bucket's limits (`None`: no limit). Bytes count every stored version's size,
+/// objects every stored version; delete markers count in neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quota {
+    pub bytes: Option<i64>,
+    pub objects: Option<i64>,
+}
+
+impl Quota {
+    pub fn is_set(&self) -> bool {
+        self.bytes.is_some() || self.objects.is_some()
+    }
+
+    /// Whether a scope holding `held` may take `add` more.
+    pub fn admits(&self, held: Held, add: Held) -> bool {
+        let within = |limit: Option<i64>, now: i64, more: i64| {
+            limit.is_none_or(|l| more <= 0 || now.saturating_add(more) <= l)
+        };
+        within(self.bytes, held.bytes, add.bytes) && within(self.objects, held.objects, add.objects)
+    }
+}
+
+/// What a quota scope holds (or a write adds): stored versions and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Held {
+    pub bytes: i64,
+    pub objects: i64,
+}
+
+/// A bucket's and its tenant's quotas with what each holds: what a write into the bucket is
+/// checked against.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaState {
+    pub bucket_id: String,
+    pub tenant_id: String,
+    pub bucket: Quota,
+    pub tenant: Quota,
+    pub bucket_held: Held,
+    pub tenant_held: Held,
+}
+
+/// What a quota is set on.
+#[derive(Debug, Clone, Copy)]
+pub enum QuotaOf<'a> {
+    Tenant(&'a str),
+    Bucket(&'a str),
+}
+
+/// What one bucket holds on one tier, as kept with every commit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UsageRow {
     pub tenant: String,
     pub bucket: String,
+    pub tier: String,
     /// Current versions that are not delete markers, and their bytes.
     pub objects: i64,
     pub bytes: i64,
@@ -630,6 +682,88 @@ pub struct UsageRow {
     pub noncurrent_versions: i64,
     pub noncurrent_bytes: i64,
     pub delete_markers: i64,
+}
+
+/// Physical bytes on one tier attributed to a tenant: each referenced blob's size shared among
+/// the tenants whose versions reference it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PhysicalRow {
+    pub tenant: String,
+    pub tier: String,
+    pub bytes: i64,
+}
+
+/// `fsck`'s check of the usage tables against the rows they summarise.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UsageCheck {
+    /// Counters (per tenant, bucket, tier) that differ from a recount: `(kept, recounted)`.
+    pub usage: Vec<(UsageRow, UsageRow)>,
+    /// Attributed bytes (per tenant, tier) that differ from a recount: `(kept, recounted)`.
+    pub physical: Vec<(PhysicalRow, PhysicalRow)>,
+}
+
+impl UsageCheck {
+    pub fn is_clean(&self) -> bool {
+        self.usage.is_empty() && self.physical.is_empty()
+    }
+}
+
+/// Metered requests and bytes of one tenant's bucket, hour (hours since the Unix epoch) and
+/// pricing class (`metering::Class`); summed over a day, `hour` is the day's first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MeterRow {
+    pub tenant_id: String,
+    pub bucket: String,
+    pub hour: i64,
+    pub class: String,
+    pub requests: i64,
+    pub bytes_received: i64,
+    pub bytes_sent: i64,
+}
+
+/// Which metered figures to read: hours `from..to`, of one tenant and bucket or all, per hour
+/// or per day (UTC).
+#[derive(Debug, Clone, Copy)]
+pub struct MeterQuery<'a> {
+    pub tenant_id: Option<&'a str>,
+    pub bucket: Option<&'a str>,
+    pub from_hour: i64,
+    pub to_hour: i64,
+    pub by_day: bool,
+}
+
+/// An admin API bearer token (never the token itself: the database keeps its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AdminTokenRow {
+    pub id: String,
+    pub name: String,
+    /// `admin` (every call) or `metrics` (`/metrics` only).
+    pub scope: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A current version as the admin API's search sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchEntry {
+    pub id: String,
+    pub key: String,
+    pub size: i64,
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub created_at: i64,
+}
+
+/// One bucket's step of a search: current versions (not delete markers) created in
+/// `(after, before)` (microseconds, exclusive) and before the position `from` (`(created_at,
+/// id)`), newest first, `limit` at most.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchStep<'a> {
+    pub bucket_id: &'a str,
+    pub from: (i64, &'a str),
+    pub after: i64,
+    pub before: i64,
+    pub limit: usize,
 }
 
 #[async_trait::async_trait]
@@ -846,7 +980,34 @@ pub trait MetaStore: Send + Sync + 'static {
         cutoff: i64,
         unlink: PlaceFn<'_>,
     ) -> MetaResult<bool>;
+    /// What every bucket holds per tier, from the counters kept with every commit.
     async fn usage(&self) -> MetaResult<Vec<UsageRow>>;
+    /// Physical bytes attributed to each tenant per tier, kept with every commit.
+    async fn physical(&self) -> MetaResult<Vec<PhysicalRow>>;
+    /// Recounts usage and attribution from the version and segment rows and compares them with
+    /// the kept figures; with `repair`, replaces the kept figures by the recount (in one
+    /// transaction). Returns the differences found.
+    async fn check_usage(&self, repair: bool) -> MetaResult<UsageCheck>;
+    /// A bucket's and its tenant's quotas, with what each holds where it has one (`None`: no
+    /// such bucket).
+    async fn quota_state(&self, bucket_id: &str) -> MetaResult<Option<QuotaState>>;
+    /// Sets a tenant's or a bucket's quota (both limits at once). Returns whether it exists.
+    async fn set_quota(&self, of: QuotaOf<'_>, q: Quota) -> MetaResult<bool>;
+    /// A tenant's or a bucket's quota (`None`: no such tenant or bucket).
+    async fn quota(&self, of: QuotaOf<'_>) -> MetaResult<Option<Quota>>;
+    /// Stores a new admin token by its SHA-256 (hex).
+    async fn create_admin_token(&self, t: &AdminTokenRow, sha256: &str) -> MetaResult<()>;
+    async fn admin_tokens(&self) -> MetaResult<Vec<AdminTokenRow>>;
+    /// The token whose SHA-256 is `sha256` (revoked ones too).
+    async fn admin_token(&self, sha256: &str) -> MetaResult<Option<AdminTokenRow>>;
+    /// Revokes a token for good. Returns whether an unrevoked token had that id.
+    async fn revoke_admin_token(&self, id: &str, at: i64) -> MetaResult<bool>;
+    /// One bucket's step of an admin search, from the index `objects_created`.
+    async fn search_step(&self, s: SearchStep<'_>) -> MetaResult<Vec<SearchEntry>>;
+    /// Adds metered figures to the stored ones (in one transaction).
+    async fn add_metering(&self, rows: &[MeterRow]) -> MetaResult<()>;
+    /// Metered figures, summed per hour or per day, by period, tenant, bucket and class.
+    async fn metering(&self, q: MeterQuery<'_>) -> MetaResult<Vec<MeterRow>>;
     /// Blobs whose `ref_count` is not the number of COMMITTED segments plus upload parts that
     /// point at them, and references to blobs without a row. Empty when consistent.
     async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>>;

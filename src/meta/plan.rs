@@ -3,8 +3,10 @@
 //! writes these down in its own statements (SQLite: `sqlite::rule`; PostgreSQL: the function
 //! `js_commit`, which checks the conditions itself).
 
+use super::rows::to_i64;
 use super::*;
 use crate::blobs::Tier;
+use std::collections::HashMap;
 
 /// Conditional writes, checked against the current version inside the commit transaction.
 pub(super) fn check_condition(c: &WriteCondition, current: Option<&ObjectRow>) -> MetaResult<()> {
@@ -49,6 +51,95 @@ pub(super) fn replaced<'a>(
                 current.filter(|c| !is_null(c)),
             )
         }
+    }
+}
+
+/// What versions entering or leaving a state do to a bucket's counters, per tier: `[objects,
+/// bytes, noncurrent versions, noncurrent bytes, delete markers]`.
+#[derive(Default)]
+pub(super) struct UsageDelta {
+    tiers: Vec<(Tier, [i64; 5])>,
+}
+
+impl UsageDelta {
+    /// Counts `o` (`sign` 1) or uncounts it (-1) as current (`latest`) or noncurrent.
+    pub fn add(&mut self, o: &ObjectRow, latest: bool, sign: i64) {
+        let tier = tier_of_segments(&o.segments);
+        let size = to_i64(o.size);
+        let v = match (o.delete_marker, latest) {
+            (true, _) => [0, 0, 0, 0, 1],
+            (false, true) => [1, size, 0, 0, 0],
+            (false, false) => [0, 0, 1, size, 0],
+        };
+        let i = match self.tiers.iter().position(|(t, _)| *t == tier) {
+            Some(i) => i,
+            None => {
+                self.tiers.push((tier, [0; 5]));
+                self.tiers.len() - 1
+            }
+        };
+        for (acc, x) in self.tiers[i].1.iter_mut().zip(v) {
+            *acc += sign * x;
+        }
+    }
+
+    /// The tiers whose counters change.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Tier, [i64; 5])> + '_ {
+        self.tiers
+            .iter()
+            .filter(|(_, d)| d.iter().any(|v| *v != 0))
+            .copied()
+    }
+}
+
+/// What a new version adds to its bucket's quota scopes, less the version it replaces
+/// (`gone`); delete markers count in neither.
+pub(super) fn quota_delta(new: &ObjectRow, gone: Option<&ObjectRow>) -> Held {
+    let count = |o: &ObjectRow| match o.delete_marker {
+        true => Held::default(),
+        false => Held {
+            bytes: to_i64(o.size),
+            objects: 1,
+        },
+    };
+    let (add, sub) = (count(new), gone.map(count).unwrap_or_default());
+    Held {
+        bytes: add.bytes - sub.bytes,
+        objects: add.objects - sub.objects,
+    }
+}
+
+/// The quota checks of one transaction: what its earlier writes added to each scope, so that
+/// every write of a group commit is checked against the ones before it.
+#[derive(Default)]
+pub(super) struct Ledger {
+    added: HashMap<String, Held>,
+}
+
+impl Ledger {
+    /// Charges `add` to the scopes of `q` if both admit it; `QuotaExceeded` otherwise (and
+    /// nothing is charged).
+    pub fn admit(&mut self, q: &QuotaState, add: Held) -> MetaResult<()> {
+        let scopes = [
+            (format!("b:{}", q.bucket_id), q.bucket, q.bucket_held),
+            (format!("t:{}", q.tenant_id), q.tenant, q.tenant_held),
+        ];
+        for (scope, quota, held) in &scopes {
+            let before = self.added.get(scope).copied().unwrap_or_default();
+            let held = Held {
+                bytes: held.bytes + before.bytes,
+                objects: held.objects + before.objects,
+            };
+            if !quota.admits(held, add) {
+                return Err(MetaError::QuotaExceeded);
+            }
+        }
+        for (scope, _, _) in scopes {
+            let e = self.added.entry(scope).or_default();
+            e.bytes += add.bytes;
+            e.objects += add.objects;
+        }
+        Ok(())
     }
 }
 
@@ -342,4 +433,91 @@ pub(super) fn merge_versions(
     out.sort_by_key(order);
     out.truncate(limit);
     out
+}
+
+/// A row of `statements::HOLDERS_RECOUNT`: one tenant's references to one blob.
+pub(super) struct Holder {
+    pub tier: String,
+    pub hash: String,
+    pub tenant: String,
+    pub tenant_id: String,
+    pub size: i64,
+}
+
+/// Physical bytes per tenant and tier from who references each blob: its size shared among
+/// its holders, the remainder to the smallest tenant id (as the share triggers do).
+pub(super) fn attributed(mut holders: Vec<Holder>) -> Vec<PhysicalRow> {
+    holders.sort_by(|a, b| (&a.tier, &a.hash, &a.tenant_id).cmp(&(&b.tier, &b.hash, &b.tenant_id)));
+    let mut out: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for blob in holders.chunk_by(|a, b| a.tier == b.tier && a.hash == b.hash) {
+        let n = to_i64(blob.len());
+        for (i, h) in blob.iter().enumerate() {
+            let share = h.size / n + if i == 0 { h.size % n } else { 0 };
+            *out.entry((h.tenant.clone(), h.tier.clone())).or_default() += share;
+        }
+    }
+    out.into_iter()
+        .map(|((tenant, tier), bytes)| PhysicalRow {
+            tenant,
+            tier,
+            bytes,
+        })
+        .collect()
+}
+
+/// The kept usage figures against a recount: rows that differ (a missing row counts as
+/// zeros).
+pub(super) fn usage_check(
+    kept: Vec<UsageRow>,
+    recount: Vec<UsageRow>,
+    kept_physical: Vec<PhysicalRow>,
+    holders: Vec<Holder>,
+) -> UsageCheck {
+    let zero_usage = |t: &str, b: &str, tier: &str| UsageRow {
+        tenant: t.to_owned(),
+        bucket: b.to_owned(),
+        tier: tier.to_owned(),
+        objects: 0,
+        bytes: 0,
+        noncurrent_versions: 0,
+        noncurrent_bytes: 0,
+        delete_markers: 0,
+    };
+    let key = |u: &UsageRow| (u.tenant.clone(), u.bucket.clone(), u.tier.clone());
+    let usage = differences(
+        kept.into_iter().map(|u| (key(&u), u)).collect(),
+        recount.into_iter().map(|u| (key(&u), u)).collect(),
+        |(t, b, tier)| zero_usage(t, b, tier),
+    );
+    let pkey = |p: &PhysicalRow| (p.tenant.clone(), p.tier.clone());
+    let physical = differences(
+        kept_physical.into_iter().map(|p| (pkey(&p), p)).collect(),
+        attributed(holders)
+            .into_iter()
+            .map(|p| (pkey(&p), p))
+            .collect(),
+        |(tenant, tier)| PhysicalRow {
+            tenant: tenant.clone(),
+            tier: tier.clone(),
+            bytes: 0,
+        },
+    );
+    UsageCheck { usage, physical }
+}
+
+/// Pairs `(kept, recounted)` of every key where the two maps differ, a missing entry being
+/// `zero(key)`.
+fn differences<K: Ord + Clone, V: PartialEq + Clone>(
+    kept: BTreeMap<K, V>,
+    recount: BTreeMap<K, V>,
+    zero: impl Fn(&K) -> V,
+) -> Vec<(V, V)> {
+    let keys: std::collections::BTreeSet<&K> = kept.keys().chain(recount.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let a = kept.get(k).cloned().unwrap_or_else(|| zero(k));
+            let b = recount.get(k).cloned().unwrap_or_else(|| zero(k));
+            (a != b).then_some((a, b))
+        })
+        .collect()
 }

@@ -5,9 +5,10 @@
 
 use crate::blobs::{ChecksumAlgo, Tier};
 use crate::meta::{
-    AccessKey, BlobId, BlobRow, BucketRow, Checksum, KeyRow, ListEntry, Lock, LockMode, MetaError,
-    MetaResult, ObjectHeaders, ObjectPart, ObjectRow, PartRow, RefMismatch, Segment, TenantRow,
-    UploadRow, UsageRow, VersionEntry, Versioning,
+    AccessKey, AdminTokenRow, BlobId, BlobRow, BucketRow, Checksum, Held, KeyRow, ListEntry, Lock,
+    LockMode, MetaError, MetaResult, MeterRow, ObjectHeaders, ObjectPart, ObjectRow, PartRow,
+    PhysicalRow, Quota, QuotaState, RefMismatch, SearchEntry, Segment, TenantRow, UploadRow,
+    UsageRow, VersionEntry, Versioning,
 };
 use std::collections::BTreeMap;
 
@@ -477,11 +478,101 @@ pub(in crate::meta) fn mismatch_of<R: Cols>(r: &R) -> MetaResult<RefMismatch> {
     })
 }
 
-/// A row of `statements::USAGE`.
+/// A row of `statements::QUOTA_LIMITS` (nothing held yet).
+pub(in crate::meta) fn quota_limits_of<R: Cols>(r: &R) -> MetaResult<QuotaState> {
+    Ok(QuotaState {
+        bucket_id: r.get("bucket_id")?,
+        tenant_id: r.get("tenant_id")?,
+        bucket: Quota {
+            bytes: r.get("bucket_bytes")?,
+            objects: r.get("bucket_objects")?,
+        },
+        tenant: Quota {
+            bytes: r.get("tenant_bytes")?,
+            objects: r.get("tenant_objects")?,
+        },
+        ..QuotaState::default()
+    })
+}
+
+/// A row of `statements::BUCKET_HELD` or `TENANT_HELD`.
+pub(in crate::meta) fn held_of<R: Cols>(r: &R) -> MetaResult<Held> {
+    Ok(Held {
+        bytes: r.get("bytes")?,
+        objects: r.get("objects")?,
+    })
+}
+
+/// A row of `statements::TENANT_QUOTA` or `BUCKET_QUOTA`.
+pub(in crate::meta) fn quota_of<R: Cols>(r: &R) -> MetaResult<Quota> {
+    Ok(Quota {
+        bytes: r.get("bytes")?,
+        objects: r.get("objects")?,
+    })
+}
+
+/// A row of `statements::HOLDERS_RECOUNT`.
+pub(in crate::meta) fn holder_of<R: Cols>(r: &R) -> MetaResult<crate::meta::plan::Holder> {
+    Ok(crate::meta::plan::Holder {
+        tier: r.get("tier")?,
+        hash: r.get("hash")?,
+        tenant: r.get("tenant")?,
+        tenant_id: r.get("tenant_id")?,
+        size: r.get("size")?,
+    })
+}
+
+/// A row of `statements::ADMIN_TOKENS` or `ADMIN_TOKEN`.
+pub(in crate::meta) fn admin_token_of<R: Cols>(r: &R) -> MetaResult<AdminTokenRow> {
+    Ok(AdminTokenRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        scope: r.get("scope")?,
+        created_at: r.get("created_at")?,
+        revoked_at: r.get("revoked_at")?,
+    })
+}
+
+/// A row of `statements::SEARCH_STEP`.
+pub(in crate::meta) fn search_entry_of<R: Cols>(r: &R) -> MetaResult<SearchEntry> {
+    Ok(SearchEntry {
+        id: r.get("id")?,
+        key: r.get("key")?,
+        size: r.get("size")?,
+        etag: r.get::<Option<String>>("etag")?.unwrap_or_default(),
+        content_type: r.get("content_type")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+/// A row of `statements::METERING`.
+pub(in crate::meta) fn meter_of<R: Cols>(r: &R) -> MetaResult<MeterRow> {
+    Ok(MeterRow {
+        tenant_id: r.get("tenant_id")?,
+        bucket: r.get("bucket")?,
+        hour: r.get("hour")?,
+        class: r.get("class")?,
+        requests: r.get("requests")?,
+        bytes_received: r.get("bytes_received")?,
+        bytes_sent: r.get("bytes_sent")?,
+    })
+}
+
+/// A row of `statements::PHYSICAL`.
+pub(in crate::meta) fn physical_of<R: Cols>(r: &R) -> MetaResult<PhysicalRow> {
+    Ok(PhysicalRow {
+        tenant: r.get("tenant")?,
+        tier: r.get("tier")?,
+        bytes: r.get("bytes")?,
+    })
+}
+
+/// A row of `statements::USAGE` or `USAGE_RECOUNT`.
 pub(in crate::meta) fn usage_of<R: Cols>(r: &R) -> MetaResult<UsageRow> {
     Ok(UsageRow {
         tenant: r.get("tenant")?,
         bucket: r.get("bucket")?,
+        tier: r.get("tier")?,
         objects: r.get("objects")?,
         bytes: r.get("bytes")?,
         noncurrent_versions: r.get("noncurrent_versions")?,

@@ -195,6 +195,72 @@ pub(super) const INSERT_BUCKET: &str = "INSERT INTO buckets (id, tenant_id, name
     versioning, object_lock) VALUES ($1, $2, $3, $4, $5, $6) \
     ON CONFLICT (tenant_id, name) DO NOTHING";
 pub(super) const BUCKET_VERSIONING: &str = "SELECT versioning FROM buckets WHERE id = $1";
+
+/// A bucket's tenant and the quotas of both (`rows::quota_limits_of`).
+pub(super) const QUOTA_LIMITS: &str = "SELECT b.id AS bucket_id, b.tenant_id, \
+    b.quota_bytes AS bucket_bytes, b.quota_objects AS bucket_objects, \
+    t.quota_bytes AS tenant_bytes, t.quota_objects AS tenant_objects \
+    FROM buckets b JOIN tenants t ON t.id = b.tenant_id WHERE b.id = $1";
+
+/// What a bucket holds against its quota: every version but delete markers.
+pub(super) const BUCKET_HELD: &str = "SELECT \
+    CAST(COALESCE(SUM(bytes + noncurrent_bytes), 0) AS BIGINT) AS bytes, \
+    CAST(COALESCE(SUM(objects + noncurrent_versions), 0) AS BIGINT) AS objects \
+    FROM usage_counters WHERE bucket_id = $1";
+
+/// What a tenant holds against its quota.
+pub(super) const TENANT_HELD: &str = "SELECT \
+    CAST(COALESCE(SUM(u.bytes + u.noncurrent_bytes), 0) AS BIGINT) AS bytes, \
+    CAST(COALESCE(SUM(u.objects + u.noncurrent_versions), 0) AS BIGINT) AS objects \
+    FROM buckets b JOIN usage_counters u ON u.bucket_id = b.id WHERE b.tenant_id = $1";
+
+/// The attributed bytes from the holders, for PostgreSQL (ids compared bytewise, as SQLite's).
+pub(super) const REBUILD_PHYSICAL_PG: &str = "INSERT INTO tenant_physical (tenant_id, tier, \
+    shard, bytes) SELECT tenant_id, tier, 0, sum(share) FROM ( \
+    SELECT tenant_id, tier, size / count(*) OVER w \
+        + CASE WHEN tenant_id = min(tenant_id COLLATE \"C\") OVER w \
+            THEN size % count(*) OVER w ELSE 0 END AS share \
+    FROM blob_tenants WINDOW w AS (PARTITION BY tier, hash)) s GROUP BY tenant_id, tier";
+
+pub(super) const ADD_METERING: &str = "INSERT INTO metering (tenant_id, bucket, hour, class, \
+    requests, bytes_received, bytes_sent) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (tenant_id, hour, bucket, class) DO UPDATE SET \
+    requests = metering.requests + excluded.requests, \
+    bytes_received = metering.bytes_received + excluded.bytes_received, \
+    bytes_sent = metering.bytes_sent + excluded.bytes_sent";
+/// `$5`: hours per period (1 or 24).
+pub(super) const METERING: &str = "SELECT tenant_id, bucket, (hour / $5) * $5 AS hour, class, \
+    CAST(SUM(requests) AS BIGINT) AS requests, \
+    CAST(SUM(bytes_received) AS BIGINT) AS bytes_received, \
+    CAST(SUM(bytes_sent) AS BIGINT) AS bytes_sent \
+    FROM metering WHERE hour >= $1 AND hour < $2 \
+    AND (CAST($3 AS TEXT) IS NULL OR tenant_id = $3) \
+    AND (CAST($4 AS TEXT) IS NULL OR bucket = $4) \
+    GROUP BY tenant_id, bucket, (hour / $5) * $5, class \
+    ORDER BY 3, tenant_id, bucket, class";
+
+pub(super) const INSERT_ADMIN_TOKEN: &str = "INSERT INTO admin_tokens (id, name, sha256, scope, \
+    created_at) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const ADMIN_TOKENS: &str =
+    "SELECT id, name, scope, created_at, revoked_at FROM admin_tokens ORDER BY created_at, id";
+pub(super) const ADMIN_TOKEN: &str =
+    "SELECT id, name, scope, created_at, revoked_at FROM admin_tokens WHERE sha256 = $1";
+pub(super) const REVOKE_ADMIN_TOKEN: &str =
+    "UPDATE admin_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+/// An admin search's step in one bucket: a backward walk of `objects_created` from a position.
+pub(super) const SEARCH_STEP: &str = "SELECT id, key, size, etag, content_type, created_at \
+    FROM objects WHERE bucket_id = $1 AND is_latest AND NOT delete_marker \
+    AND (created_at, id) < ($2, $3) AND created_at > $4 AND created_at < $5 \
+    ORDER BY created_at DESC, id DESC LIMIT $6";
+
+pub(super) const SET_TENANT_QUOTA: &str =
+    "UPDATE tenants SET quota_bytes = $2, quota_objects = $3 WHERE id = $1";
+pub(super) const SET_BUCKET_QUOTA: &str =
+    "UPDATE buckets SET quota_bytes = $2, quota_objects = $3 WHERE id = $1";
+pub(super) const TENANT_QUOTA: &str =
+    "SELECT quota_bytes AS bytes, quota_objects AS objects FROM tenants WHERE id = $1";
+pub(super) const BUCKET_QUOTA: &str =
+    "SELECT quota_bytes AS bytes, quota_objects AS objects FROM buckets WHERE id = $1";
 pub(super) const SET_VERSIONING: &str =
     "UPDATE buckets SET versioning = $2, object_lock = $3 WHERE id = $1";
 pub(super) const LIST_BUCKETS: &str = const_format::concatcp!(
@@ -326,15 +392,66 @@ pub(super) const DELETE_UNREFERENCED_BLOB: &str =
     "DELETE FROM blobs WHERE tier = $1 AND hash = $2 AND ref_count = 0";
 pub(super) const MARK_CORRUPTED: &str =
     "UPDATE blobs SET corrupted = TRUE WHERE tier = $1 AND hash = $2";
-/// Per bucket: current objects, noncurrent versions and delete markers.
+/// Per bucket and tier, from the counters (`usage_counters`, summed over shards): current
+/// objects, noncurrent versions and delete markers. An empty bucket has one row of zeros.
 pub(super) const USAGE: &str = "SELECT t.name AS tenant, b.name AS bucket, \
+    COALESCE(u.tier, 'hot') AS tier, \
+    CAST(COALESCE(SUM(u.objects), 0) AS BIGINT) AS objects, \
+    CAST(COALESCE(SUM(u.bytes), 0) AS BIGINT) AS bytes, \
+    CAST(COALESCE(SUM(u.noncurrent_versions), 0) AS BIGINT) AS noncurrent_versions, \
+    CAST(COALESCE(SUM(u.noncurrent_bytes), 0) AS BIGINT) AS noncurrent_bytes, \
+    CAST(COALESCE(SUM(u.delete_markers), 0) AS BIGINT) AS delete_markers \
+    FROM buckets b JOIN tenants t ON t.id = b.tenant_id \
+    LEFT JOIN usage_counters u ON u.bucket_id = b.id \
+    GROUP BY t.name, b.name, u.tier ORDER BY t.name, b.name, u.tier";
+
+/// `USAGE` recounted from the version rows (a scan: fsck only).
+pub(super) const USAGE_RECOUNT: &str = "SELECT t.name AS tenant, b.name AS bucket, \
+    o.tier AS tier, \
     CAST(COUNT(CASE WHEN o.is_latest AND NOT o.delete_marker THEN 1 END) AS BIGINT) AS objects, \
-    CAST(COALESCE(SUM(CASE WHEN o.is_latest THEN o.size END), 0) AS BIGINT) AS bytes, \
+    CAST(COALESCE(SUM(CASE WHEN o.is_latest AND NOT o.delete_marker THEN o.size END), 0) \
+        AS BIGINT) AS bytes, \
     CAST(COUNT(CASE WHEN NOT o.is_latest AND NOT o.delete_marker THEN 1 END) AS BIGINT) \
         AS noncurrent_versions, \
-    CAST(COALESCE(SUM(CASE WHEN NOT o.is_latest THEN o.size END), 0) AS BIGINT) \
-        AS noncurrent_bytes, \
+    CAST(COALESCE(SUM(CASE WHEN NOT o.is_latest AND NOT o.delete_marker THEN o.size END), 0) \
+        AS BIGINT) AS noncurrent_bytes, \
     CAST(COUNT(CASE WHEN o.delete_marker THEN 1 END) AS BIGINT) AS delete_markers \
-    FROM buckets b JOIN tenants t ON t.id = b.tenant_id \
-    LEFT JOIN objects o ON o.bucket_id = b.id AND o.status = 'COMMITTED' \
-    GROUP BY t.name, b.name ORDER BY t.name, b.name";
+    FROM objects o JOIN buckets b ON b.id = o.bucket_id JOIN tenants t ON t.id = b.tenant_id \
+    WHERE o.status = 'COMMITTED' GROUP BY t.name, b.name, o.tier";
+
+/// Physical bytes attributed per tenant and tier (`tenant_physical`, summed over shards).
+pub(super) const PHYSICAL: &str = "SELECT t.name AS tenant, p.tier AS tier, \
+    CAST(SUM(p.bytes) AS BIGINT) AS bytes \
+    FROM tenant_physical p JOIN tenants t ON t.id = p.tenant_id \
+    GROUP BY t.name, p.tier ORDER BY t.name, p.tier";
+
+/// Which tenants' COMMITTED versions reference each blob, and how often (a scan: fsck only).
+pub(super) const HOLDERS_RECOUNT: &str = "SELECT s.tier AS tier, s.blob_hash AS hash, \
+    t.name AS tenant, CAST(MAX(s.size) AS BIGINT) AS size, CAST(COUNT(*) AS BIGINT) AS refs, \
+    b.tenant_id AS tenant_id \
+    FROM object_segments s JOIN objects o ON o.id = s.object_id AND o.status = 'COMMITTED' \
+    JOIN buckets b ON b.id = o.bucket_id JOIN tenants t ON t.id = b.tenant_id \
+    GROUP BY s.tier, s.blob_hash, b.tenant_id, t.name";
+
+/// fsck --repair: the kept usage figures replaced by a recount. On SQLite, deleting and
+/// inserting the holders runs the share triggers, which rebuild `tenant_physical` from
+/// nothing; PostgreSQL's commit shares explicitly, and its repair then runs
+/// `REBUILD_PHYSICAL_PG`.
+pub(super) const REBUILD_USAGE: [&str; 5] = [
+    "DELETE FROM usage_counters",
+    "INSERT INTO usage_counters (bucket_id, tier, shard, objects, bytes, noncurrent_versions, \
+        noncurrent_bytes, delete_markers) \
+    SELECT bucket_id, tier, 0, \
+        COUNT(CASE WHEN is_latest AND NOT delete_marker THEN 1 END), \
+        COALESCE(SUM(CASE WHEN is_latest AND NOT delete_marker THEN size END), 0), \
+        COUNT(CASE WHEN NOT is_latest AND NOT delete_marker THEN 1 END), \
+        COALESCE(SUM(CASE WHEN NOT is_latest AND NOT delete_marker THEN size END), 0), \
+        COUNT(CASE WHEN delete_marker THEN 1 END) \
+    FROM objects WHERE status = 'COMMITTED' GROUP BY bucket_id, tier",
+    "DELETE FROM blob_tenants",
+    "DELETE FROM tenant_physical",
+    "INSERT INTO blob_tenants (tier, hash, tenant_id, size, refs) \
+    SELECT s.tier, s.blob_hash, b.tenant_id, MAX(s.size), COUNT(*) \
+    FROM object_segments s JOIN objects o ON o.id = s.object_id AND o.status = 'COMMITTED' \
+    JOIN buckets b ON b.id = o.bucket_id GROUP BY s.tier, s.blob_hash, b.tenant_id",
+];

@@ -437,15 +437,22 @@ fn is_policy_op(op: &str) -> bool {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let (bucket, key) = match cx.s3_path() {
-            S3Path::Root => return Ok(()),
+            S3Path::Root => {
+                // ListBuckets: billed to the tenant listing.
+                if let Some(c) = cx.credentials() {
+                    let caller = self.engine.caller(&c.access_key).await;
+                    let op = cx.s3_op().name().to_owned();
+                    if let Ok(caller) = caller {
+                        bill(cx, &caller.tenant_id, "", &op);
+                    }
+                }
+                return Ok(());
+            }
             S3Path::Bucket { bucket } => (bucket.to_string(), None),
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
         let op = cx.s3_op().name().to_owned();
         let op = op.as_str();
-        if op == "CreateBucket" {
-            return Ok(());
-        }
         let requester = match cx.credentials() {
             Some(c) => Some(
                 self.engine
@@ -455,6 +462,13 @@ impl S3Access for Access {
             ),
             None => None,
         };
+        if op == "CreateBucket" {
+            // Billed to its creator, the bucket's owner to be.
+            if let Some(c) = &requester {
+                bill(cx, &c.tenant_id, &bucket, op);
+            }
+            return Ok(());
+        }
         let Some(n) = self.named(requester.as_ref(), &bucket).await? else {
             // A signed caller's operation answers for its own tenant; S3 tells anyone that a
             // bucket does not exist.
@@ -487,6 +501,7 @@ impl S3Access for Access {
                 _ => {}
             }
         }
+        bill(cx, &n.bucket.tenant_id, &n.bucket.name, op);
         cx.extensions_mut().insert(n);
         Ok(())
     }
@@ -627,5 +642,12 @@ impl S3Access for Access {
     async fn list_parts(&self, req: &mut S3Request<ListPartsInput>) -> S3Result<()> {
         unqualify(req, |i| &mut i.bucket);
         self.bucket(req, Perm::Write).await
+    }
+}
+
+/// Bills the request to `tenant_id`'s bucket `bucket` (metering), when the server meters it.
+fn bill(cx: &mut S3AccessContext<'_>, tenant_id: &str, bucket: &str, op: &str) {
+    if let Some(slot) = cx.extensions_mut().get::<Arc<crate::metering::Slot>>() {
+        slot.bill(tenant_id, bucket, crate::metering::Class::of_operation(op));
     }
 }

@@ -77,6 +77,11 @@ pub fn to_s3_error(e: Error) -> S3Error {
         Error::SignatureMismatch => C::SignatureDoesNotMatch,
         Error::IncompleteBody(_) => C::IncompleteBody,
         Error::PreconditionFailed => C::PreconditionFailed,
+        Error::QuotaExceeded(_) => {
+            let mut err = S3Error::with_message(C::Custom("QuotaExceeded".into()), e.to_string());
+            err.set_status_code(http::StatusCode::FORBIDDEN);
+            return err;
+        }
         Error::AccessDenied => C::AccessDenied,
         Error::InvalidStorageClass => C::InvalidStorageClass,
         Error::InvalidArgument(_) => C::InvalidArgument,

@@ -56,6 +56,8 @@ pub struct Tracked {
     timer: Option<Pin<Box<Sleep>>>,
     waiting: bool,
     stalled: Stalled,
+    /// Where the bytes read are metered (the server's, if it meters).
+    meter: Option<Arc<crate::metering::Slot>>,
 }
 
 /// Set when a request body timed out (see the module doc).
@@ -100,6 +102,10 @@ pub fn track(
     let (tx, rx) = oneshot::channel();
     let h1 = req.version() <= http::Version::HTTP_11;
     let stalled = Stalled::default();
+    let meter = req
+        .extensions()
+        .get::<Arc<crate::metering::Slot>>()
+        .cloned();
     let req = req.map(|b| Tracked {
         inner: Some(b),
         back: Some(tx),
@@ -109,6 +115,7 @@ pub fn track(
         timer: None,
         waiting: false,
         stalled: stalled.clone(),
+        meter,
     });
     (req, Leftover { rx, h1 }, stalled)
 }
@@ -160,6 +167,11 @@ impl Body for Tracked {
             Poll::Pending => return Poll::Pending,
             // Bytes came: the next wait starts afresh.
             _ => self.waiting = false,
+        }
+        if let (Poll::Ready(Some(Ok(f))), Some(m)) = (&r, &self.meter)
+            && let Some(data) = f.data_ref()
+        {
+            m.received(data.len() as u64);
         }
         if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             // Finished (or broken): nothing to hand back.

@@ -57,6 +57,7 @@ pub async fn put(
             .get("x-amz-decoded-content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok()),
+        content_length: input.content_length.and_then(|n| u64::try_from(n).ok()),
         lock: lock_request(
             input.object_lock_mode.as_ref(),
             input.object_lock_retain_until_date.as_ref(),

@@ -3,7 +3,7 @@
 
 use crate::blobs::Tier;
 use crate::engine::{Engine, Error, Result};
-use crate::meta::{BlobId, BlobRepair, RefMismatch};
+use crate::meta::{BlobId, BlobRepair, RefMismatch, UsageCheck};
 use std::time::{Duration, SystemTime};
 
 /// Rows read per query while walking the blobs table.
@@ -19,6 +19,8 @@ pub struct FsckReport {
     pub files_without_row: Vec<String>,
     /// Counts that differ from the references, and references to blobs without a row.
     pub refcount_mismatches: Vec<RefMismatch>,
+    /// Usage figures (kept with every commit) that differ from a recount.
+    pub usage: UsageCheck,
     pub repaired: u64,
 }
 
@@ -27,6 +29,7 @@ impl FsckReport {
         self.rows_without_file.is_empty()
             && self.files_without_row.is_empty()
             && self.refcount_mismatches.is_empty()
+            && self.usage.is_clean()
     }
 }
 
@@ -62,6 +65,37 @@ impl std::fmt::Display for FsckReport {
                     m.tier, m.hash, m.actual
                 )?,
             }
+        }
+        let u = &self.usage;
+        writeln!(
+            f,
+            "usage counters that differ from a recount: {}",
+            u.usage.len()
+        )?;
+        for (kept, real) in &u.usage {
+            writeln!(
+                f,
+                "  {}/{} ({}): kept {} objects, {} bytes; recounted {} objects, {} bytes",
+                kept.tenant,
+                kept.bucket,
+                kept.tier,
+                kept.objects,
+                kept.bytes,
+                real.objects,
+                real.bytes
+            )?;
+        }
+        writeln!(
+            f,
+            "attributed bytes that differ from a recount: {}",
+            u.physical.len()
+        )?;
+        for (kept, real) in &u.physical {
+            writeln!(
+                f,
+                "  {} ({}): kept {}, recounted {}",
+                kept.tenant, kept.tier, kept.bytes, real.bytes
+            )?;
         }
         writeln!(f, "repaired: {}", self.repaired)?;
         let verdict = if self.is_clean() {
@@ -100,6 +134,10 @@ pub async fn fsck(engine: &Engine, repair: bool, file_grace: Duration) -> Result
             r.repaired += 1;
         }
         r.refcount_mismatches.push(m);
+    }
+    r.usage = engine.meta().check_usage(repair).await?;
+    if repair {
+        r.repaired += (r.usage.usage.len() + r.usage.physical.len()) as u64;
     }
     Ok(r)
 }

@@ -58,9 +58,14 @@ async fn scrub_finds_a_flipped_byte(s: &TestServer) {
         .unwrap_err();
     assert_eq!(status(&e), 500);
     assert_eq!(code(&e), "InternalError");
-    // ...loudly: logged, and counted on /metrics.
+    // ...loudly: logged, and counted on /metrics (per-bucket gauges for a token holder).
+    let (_, token) = (s.engine())
+        .create_admin_token("scraper", just_storage::engine::TokenScope::Metrics)
+        .await
+        .expect("token");
     let req = format!(
-        "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n\
+         connection: close\r\n\r\n",
         s.addr()
     );
     let m = raw(s.addr(), req.as_bytes()).await;

@@ -7,6 +7,7 @@
 mod common;
 
 mod acl;
+mod admin_api;
 mod authcheck;
 mod availability;
 mod bad_input;
@@ -27,6 +28,7 @@ mod pg_planning;
 mod policy;
 mod process;
 mod protocol;
+mod quota;
 mod sigv4_forms;
 mod storage;
 mod tagging_versions;

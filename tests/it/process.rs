@@ -230,10 +230,43 @@ async fn reports_for_people_and_programs(db: Db) {
         .send()
         .await
         .expect("put");
+    let got = c.get_object().bucket("reports").key("k").send().await;
+    let got = got.expect("get").body.collect().await.expect("body");
+    assert_eq!(got.into_bytes().len(), body.len());
+    c.delete_object()
+        .bucket("reports")
+        .key("gone")
+        .send()
+        .await
+        .expect("delete");
+    // A clean stop flushes the metering.
     assert!(server.terminate().success());
 
+    // What the tenant did, by S3 pricing class: CreateBucket and PUT; GET; DELETE.
+    let m = json(&["admin", "metering", "--tenant", "acme", "--by", "day"]);
+    let rows = m.as_array().expect("metering rows");
+    let class = |c: &str| {
+        rows.iter()
+            .find(|r| r["class"] == c)
+            .unwrap_or_else(|| panic!("{c}: {m}"))
+    };
+    let put = class("put_copy_post_list");
+    assert_eq!(
+        (put["bucket"].as_str(), put["requests"].as_i64()),
+        (Some("reports"), Some(2))
+    );
+    let received = put["bytes_received"].as_u64().expect("bytes");
+    // The body, with aws-chunked framing and its trailing checksum.
+    assert!((100_000..101_000).contains(&received), "{put}");
+    let get = class("get_and_other");
+    assert_eq!(get["requests"].as_i64(), Some(1));
+    assert_eq!(get["bytes_sent"].as_u64(), Some(body.len() as u64));
+    assert_eq!(class("delete")["requests"].as_i64(), Some(1));
+    let (ok, text) = cli(&data, url, &["admin", "metering", "--tenant", "acme"]);
+    assert!(ok && text.contains("put_copy_post_list"), "{text}");
+
     let usage = json(&["admin", "usage"]);
-    let acme: Vec<&serde_json::Value> = (usage.as_array().expect("rows").iter())
+    let acme: Vec<&serde_json::Value> = (usage["buckets"].as_array().expect("rows").iter())
         .filter(|r| r["tenant"] == "acme")
         .collect();
     assert_eq!(acme.len(), 1, "{usage}");
@@ -242,6 +275,13 @@ async fn reports_for_people_and_programs(db: Db) {
         (Some("reports"), Some(1))
     );
     assert_eq!(acme[0]["bytes"].as_u64(), Some(body.len() as u64));
+    let tenants = usage["tenants"].as_array().expect("tenant rows");
+    let t = tenants
+        .iter()
+        .find(|t| t["tenant"] == "acme")
+        .expect("acme");
+    assert_eq!(t["physical_bytes"].as_u64(), Some(body.len() as u64), "{t}");
+    assert_eq!(t["dedup_ratio"].as_f64(), Some(1.0), "{t}");
 
     let fsck = json(&["fsck"]);
     assert_eq!(
@@ -403,7 +443,13 @@ async fn tenants_and_keys_from_the_cli(db: Db) {
     let buckets = json(&["admin", "bucket", "list", "--tenant", "acme"]);
     assert_eq!(buckets.as_array().map(Vec::len), Some(1), "{buckets}");
     let usage = json(&["admin", "usage", "--tenant", "acme"]);
-    assert_eq!(usage[0]["objects"].as_i64(), Some(2), "{usage}");
+    assert_eq!(usage["buckets"][0]["objects"].as_i64(), Some(2), "{usage}");
+    // The same 11 bytes twice: stored once.
+    assert_eq!(
+        usage["tenants"][0]["dedup_ratio"].as_f64(),
+        Some(2.0),
+        "{usage}"
+    );
 
     let (ok, refused) = run(&["admin", "tenant", "delete", "acme"]);
     assert!(!ok, "a tenant with buckets is not deleted: {refused}");

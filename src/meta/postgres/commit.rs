@@ -102,6 +102,7 @@ impl Outcome {
             (Item::Version(_), a) if a.starts_with("ok:") => written(true, &a[3..]),
             (Item::Version(_), a) if a.starts_with("null:") => written(false, &a[5..]),
             (Item::Version(_), "precondition_failed") => Err(MetaError::PreconditionFailed),
+            (Item::Version(_), "quota_exceeded") => Err(MetaError::QuotaExceeded),
             (Item::Version(_), "no_such_key") => Err(MetaError::NoSuchKey),
             (Item::Version(_), "no_such_bucket") => Err(MetaError::NoSuchBucket),
             (Item::Delete { .. }, "deleted") => Ok(Outcome::Deleted(Some(Deleted::Removed))),

@@ -994,6 +994,153 @@ impl MetaStore for PgMeta {
         rows.iter().map(rows::usage_of).collect()
     }
 
+    async fn physical(&self) -> MetaResult<Vec<PhysicalRow>> {
+        let rows = sqlx::query(PHYSICAL).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::physical_of).collect()
+    }
+
+    async fn check_usage(&self, repair: bool) -> MetaResult<UsageCheck> {
+        let mut tx = self.pool.begin().await?;
+        // No version changes between the reads (and the rebuild): writers wait for this.
+        sqlx::query("LOCK TABLE objects IN SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let all = |sql| sqlx::query(sql);
+        let kept = all(USAGE).fetch_all(&mut *tx).await?;
+        let recount = all(USAGE_RECOUNT).fetch_all(&mut *tx).await?;
+        let physical = all(PHYSICAL).fetch_all(&mut *tx).await?;
+        let holders = all(HOLDERS_RECOUNT).fetch_all(&mut *tx).await?;
+        let check = plan::usage_check(
+            kept.iter().map(rows::usage_of).collect::<MetaResult<_>>()?,
+            recount
+                .iter()
+                .map(rows::usage_of)
+                .collect::<MetaResult<_>>()?,
+            physical
+                .iter()
+                .map(rows::physical_of)
+                .collect::<MetaResult<_>>()?,
+            holders
+                .iter()
+                .map(rows::holder_of)
+                .collect::<MetaResult<_>>()?,
+        );
+        if repair && !check.is_clean() {
+            for sql in REBUILD_USAGE.into_iter().chain([REBUILD_PHYSICAL_PG]) {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(check)
+    }
+
+    async fn quota_state(&self, bucket_id: &str) -> MetaResult<Option<QuotaState>> {
+        let q = sqlx::query(QUOTA_LIMITS).bind(bucket_id);
+        let Some(row) = q.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let mut q = rows::quota_limits_of(&row)?;
+        if q.bucket.is_set() {
+            let row = sqlx::query(BUCKET_HELD).bind(bucket_id);
+            q.bucket_held = rows::held_of(&row.fetch_one(&self.pool).await?)?;
+        }
+        if q.tenant.is_set() {
+            let row = sqlx::query(TENANT_HELD).bind(&q.tenant_id);
+            q.tenant_held = rows::held_of(&row.fetch_one(&self.pool).await?)?;
+        }
+        Ok(Some(q))
+    }
+
+    async fn set_quota(&self, of: QuotaOf<'_>, q: Quota) -> MetaResult<bool> {
+        let (sql, id) = match of {
+            QuotaOf::Tenant(id) => (SET_TENANT_QUOTA, id),
+            QuotaOf::Bucket(id) => (SET_BUCKET_QUOTA, id),
+        };
+        let q = sqlx::query(sql).bind(id).bind(q.bytes).bind(q.objects);
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    async fn quota(&self, of: QuotaOf<'_>) -> MetaResult<Option<Quota>> {
+        let (sql, id) = match of {
+            QuotaOf::Tenant(id) => (TENANT_QUOTA, id),
+            QuotaOf::Bucket(id) => (BUCKET_QUOTA, id),
+        };
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(rows::quota_of).transpose()
+    }
+
+    async fn create_admin_token(&self, t: &AdminTokenRow, sha256: &str) -> MetaResult<()> {
+        sqlx::query(INSERT_ADMIN_TOKEN)
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(sha256)
+            .bind(&t.scope)
+            .bind(t.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn admin_tokens(&self) -> MetaResult<Vec<AdminTokenRow>> {
+        let rows = sqlx::query(ADMIN_TOKENS).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::admin_token_of).collect()
+    }
+
+    async fn admin_token(&self, sha256: &str) -> MetaResult<Option<AdminTokenRow>> {
+        let q = sqlx::query(ADMIN_TOKEN).bind(sha256);
+        let row = q.fetch_optional(&self.pool).await?;
+        row.as_ref().map(rows::admin_token_of).transpose()
+    }
+
+    async fn revoke_admin_token(&self, id: &str, at: i64) -> MetaResult<bool> {
+        let q = sqlx::query(REVOKE_ADMIN_TOKEN).bind(id).bind(at);
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    async fn search_step(&self, s: SearchStep<'_>) -> MetaResult<Vec<SearchEntry>> {
+        let rows = sqlx::query(SEARCH_STEP)
+            .bind(s.bucket_id)
+            .bind(s.from.0)
+            .bind(s.from.1)
+            .bind(s.after)
+            .bind(s.before)
+            .bind(to_i64(s.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::search_entry_of).collect()
+    }
+
+    async fn add_metering(&self, rows: &[MeterRow]) -> MetaResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(ADD_METERING)
+                .bind(&r.tenant_id)
+                .bind(&r.bucket)
+                .bind(r.hour)
+                .bind(&r.class)
+                .bind(r.requests)
+                .bind(r.bytes_received)
+                .bind(r.bytes_sent)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn metering(&self, q: MeterQuery<'_>) -> MetaResult<Vec<MeterRow>> {
+        let period: i64 = if q.by_day { 24 } else { 1 };
+        let rows = sqlx::query(METERING)
+            .bind(q.from_hour)
+            .bind(q.to_hour)
+            .bind(q.tenant_id)
+            .bind(q.bucket)
+            .bind(period)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::meter_of).collect()
+    }
+
     async fn refcount_mismatches(&self) -> MetaResult<Vec<RefMismatch>> {
         let rows = sqlx::query(REFCOUNT_MISMATCHES)
             .fetch_all(&self.pool)

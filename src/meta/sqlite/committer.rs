@@ -32,12 +32,13 @@ use super::readers;
 use super::rule::{self, Change, Script};
 use super::wal::WalSync;
 use crate::meta::plan::{
-    check_condition, check_removable, delete_marker, number_version, put_version, replaced,
+    Ledger, check_condition, check_removable, delete_marker, number_version, put_version,
+    quota_delta, replaced,
 };
 use crate::meta::rows::Lookup;
 use crate::meta::{
-    Deleted, MetaError, MetaResult, NULL_VERSION, ObjectRow, PutCommit, RemovedVersion, Segment,
-    Versioning,
+    Deleted, MetaError, MetaResult, NULL_VERSION, ObjectRow, PutCommit, QuotaState, RemovedVersion,
+    Segment, Versioning,
 };
 use futures::future::BoxFuture;
 use rusqlite::Connection;
@@ -221,6 +222,8 @@ pub(super) struct Seen {
     pub current: Option<ObjectRow>,
     /// In a suspended bucket, the key's null version when it is not the current one.
     pub null: Option<ObjectRow>,
+    /// The bucket's and its tenant's quotas, when either has one (a new version's read).
+    pub quota: Option<QuotaState>,
 }
 
 impl Read {
@@ -269,6 +272,7 @@ impl Read {
                     bucket: Some((bucket_id.clone(), v)),
                     current: super::version_in(c, bucket_id, key, id, false)?,
                     null: None,
+                    quota: None,
                 })
             }
             Read::ById {
@@ -294,7 +298,10 @@ pub(super) fn key_state(c: &Connection, bucket_id: &str, key: &str) -> MetaResul
         return Ok(Seen::default());
     };
     let current = super::latest_in(c, bucket_id, key)?;
-    with_null(c, bucket_id.to_owned(), v, current)
+    let mut seen = with_null(c, bucket_id.to_owned(), v, current)?;
+    seen.quota =
+        super::quota_state_on(c, bucket_id)?.filter(|q| q.bucket.is_set() || q.tenant.is_set());
+    Ok(seen)
 }
 
 fn with_null(
@@ -313,18 +320,19 @@ fn with_null(
         bucket: Some((bucket_id, versioning)),
         current,
         null,
+        quota: None,
     })
 }
 
 /// Plans `row` as the new current version of its key, given what `key_state` found: checks
-/// that what it replaces may go, numbers it, and appends the writes (`new_blob`, `release`:
-/// as `Change`'s).
+/// that what it replaces may go and that the quotas admit it (charging `ledger`), numbers it,
+/// and appends the writes (`new_blob`, `release`: as `Change`'s).
 pub(super) fn new_version(
     out: &mut Script,
     seen: &Seen,
     row: &mut ObjectRow,
-    new_blob: Option<&Segment>,
-    release: &[Segment],
+    (new_blob, release): (Option<&Segment>, &[Segment]),
+    ledger: &mut Ledger,
     now: i64,
 ) -> MetaResult<()> {
     let Some((bucket_id, versioning)) = &seen.bucket else {
@@ -333,6 +341,9 @@ pub(super) fn new_version(
     let current = seen.current.as_ref();
     let replaced = replaced(*versioning, current, seen.null.as_ref());
     check_removable(replaced.0, now, false)?;
+    if let Some(q) = &seen.quota {
+        ledger.admit(q, quota_delta(row, replaced.0))?;
+    }
     number_version(row, *versioning, current);
     let mut change = Change::of(bucket_id, replaced, Some(row));
     change.new_blob = new_blob;
@@ -365,8 +376,9 @@ async fn commit_batch(mut tx: Tx, batch: Vec<Job>) -> Vec<Planned> {
     let now = crate::now_micros();
     let mut planned = Vec::with_capacity(batch.len());
     let mut writes = Script::default();
+    let mut ledger = Ledger::default();
     for (job, seen) in batch.into_iter().zip(found) {
-        let done = plan(job.op, seen, now, &mut writes).await;
+        let done = plan(job.op, seen, now, &mut writes, &mut ledger).await;
         planned.push(Planned {
             reply: job.reply,
             done,
@@ -393,7 +405,13 @@ async fn commit_batch(mut tx: Tx, batch: Vec<Job>) -> Vec<Planned> {
 
 /// One job's checks, given what the read found; then its writes are appended to `out`. A job
 /// that fails adds nothing: every check comes first.
-async fn plan(op: Op, seen: Seen, now: i64, out: &mut Script) -> MetaResult<Done> {
+async fn plan(
+    op: Op,
+    seen: Seen,
+    now: i64,
+    out: &mut Script,
+    ledger: &mut Ledger,
+) -> MetaResult<Done> {
     let Some((bucket_id, versioning)) = seen.bucket.clone() else {
         return Err(MetaError::NoSuchBucket);
     };
@@ -401,19 +419,23 @@ async fn plan(op: Op, seen: Seen, now: i64, out: &mut Script) -> MetaResult<Done
     match op {
         Op::Put { commit: c, place } => {
             check_condition(&c.condition, current)?;
-            check_removable(
-                replaced(versioning, current, seen.null.as_ref()).0,
+            let mut row = put_version(&c);
+            // Planned apart and appended once the file is placed: a refusal adds nothing.
+            let mut mine = Script::default();
+            new_version(
+                &mut mine,
+                &seen,
+                &mut row,
+                (c.blob.as_ref(), &[]),
+                ledger,
                 now,
-                false,
             )?;
             if let Some(place) = place {
                 // The write lock is held since BEGIN IMMEDIATE: no collector (in this process
                 // or another) can unlink the file until this commits with its reference.
                 place.await.map_err(MetaError::Place)?;
             }
-            let mut row = put_version(&c);
-            // Its checks come before its writes: a refusal adds nothing to `out`.
-            new_version(out, &seen, &mut row, c.blob.as_ref(), &[], now)?;
+            out.append(mine);
             Ok(Done::Put(Box::new(row)))
         }
         Op::Delete { key, .. } => {

@@ -108,6 +108,22 @@ fn bucket_exists(c: &Connection, id: &str) -> MetaResult<bool> {
 }
 
 /// A bucket's versioning, if it exists.
+/// A bucket's and its tenant's quotas, with what each holds when it has one (`None`: no such
+/// bucket).
+fn quota_state_on(c: &Connection, bucket_id: &str) -> MetaResult<Option<QuotaState>> {
+    let Some(mut q) = first(c, QUOTA_LIMITS, &[&bucket_id], |r| rows::quota_limits_of(r))? else {
+        return Ok(None);
+    };
+    let held = |sql, id: &str| first(c, sql, &[&id], |r| rows::held_of(r));
+    if q.bucket.is_set() {
+        q.bucket_held = held(BUCKET_HELD, bucket_id)?.unwrap_or_default();
+    }
+    if q.tenant.is_set() {
+        q.tenant_held = held(TENANT_HELD, &q.tenant_id)?.unwrap_or_default();
+    }
+    Ok(Some(q))
+}
+
 fn versioning_of(c: &Connection, id: &str) -> MetaResult<Option<Versioning>> {
     let v: Option<Option<String>> = first(c, BUCKET_VERSIONING, &[&id], |r| r.get_index(0))?;
     v.map(|v| Versioning::from_db(v.as_deref())).transpose()
@@ -409,7 +425,8 @@ impl MetaStore for SqliteMeta {
             let mut row = plan::copy_version(&c, src);
             let mut w = Script::default();
             let now = crate::now_micros();
-            committer::new_version(&mut w, &seen, &mut row, None, &[], now)?;
+            let mut ledger = plan::Ledger::default();
+            committer::new_version(&mut w, &seen, &mut row, (None, &[]), &mut ledger, now)?;
             w.run(tx)?;
             Ok(row)
         })
@@ -701,7 +718,9 @@ impl MetaStore for SqliteMeta {
         let released: Vec<Segment> = parts.into_iter().filter_map(|p| p.blob).collect();
         let mut w = Script::default();
         let now = crate::now_micros();
-        committer::new_version(&mut w, &seen, &mut row, None, &released, now)?;
+        let mut ledger = plan::Ledger::default();
+        let parts = (None, released.as_slice());
+        committer::new_version(&mut w, &seen, &mut row, parts, &mut ledger, now)?;
         let (upload_id, done) = (c.upload_id.clone(), row.clone());
         tx.run(move |t| {
             w.run(t)?;
@@ -842,6 +861,122 @@ impl MetaStore for SqliteMeta {
     async fn usage(&self) -> MetaResult<Vec<UsageRow>> {
         (self.readers)
             .scan(|c| all_rows(c, USAGE, &[], |r| rows::usage_of(r)))
+            .await
+    }
+
+    async fn physical(&self) -> MetaResult<Vec<PhysicalRow>> {
+        (self.readers)
+            .scan(|c| all_rows(c, PHYSICAL, &[], |r| rows::physical_of(r)))
+            .await
+    }
+
+    async fn check_usage(&self, repair: bool) -> MetaResult<UsageCheck> {
+        // In the write transaction: no commit moves the figures between the two reads.
+        self.write(move |c| {
+            let kept = all_rows(c, USAGE, &[], |r| rows::usage_of(r))?;
+            let recount = all_rows(c, USAGE_RECOUNT, &[], |r| rows::usage_of(r))?;
+            let physical = all_rows(c, PHYSICAL, &[], |r| rows::physical_of(r))?;
+            let holders = all_rows(c, HOLDERS_RECOUNT, &[], |r| rows::holder_of(r))?;
+            let check = plan::usage_check(kept, recount, physical, holders);
+            if repair && !check.is_clean() {
+                for sql in REBUILD_USAGE {
+                    execute(c, sql, &[])?;
+                }
+            }
+            Ok(check)
+        })
+        .await
+    }
+
+    async fn quota_state(&self, bucket_id: &str) -> MetaResult<Option<QuotaState>> {
+        self.readers.point(|c| quota_state_on(c, bucket_id))
+    }
+
+    async fn set_quota(&self, of: QuotaOf<'_>, q: Quota) -> MetaResult<bool> {
+        let (sql, id) = match of {
+            QuotaOf::Tenant(id) => (SET_TENANT_QUOTA, id),
+            QuotaOf::Bucket(id) => (SET_BUCKET_QUOTA, id),
+        };
+        let args = args![id.to_owned(), q.bytes, q.objects];
+        Ok(self.write_one(sql, args).await? > 0)
+    }
+
+    async fn quota(&self, of: QuotaOf<'_>) -> MetaResult<Option<Quota>> {
+        let (sql, id) = match of {
+            QuotaOf::Tenant(id) => (TENANT_QUOTA, id),
+            QuotaOf::Bucket(id) => (BUCKET_QUOTA, id),
+        };
+        self.readers
+            .point(|c| first(c, sql, &[&id], |r| rows::quota_of(r)))
+    }
+
+    async fn create_admin_token(&self, t: &AdminTokenRow, sha256: &str) -> MetaResult<()> {
+        let args = args![
+            t.id.clone(),
+            t.name.clone(),
+            sha256.to_owned(),
+            t.scope.clone(),
+            t.created_at
+        ];
+        self.write_one(INSERT_ADMIN_TOKEN, args).await?;
+        Ok(())
+    }
+
+    async fn admin_tokens(&self) -> MetaResult<Vec<AdminTokenRow>> {
+        (self.readers)
+            .scan(|c| all_rows(c, ADMIN_TOKENS, &[], |r| rows::admin_token_of(r)))
+            .await
+    }
+
+    async fn admin_token(&self, sha256: &str) -> MetaResult<Option<AdminTokenRow>> {
+        (self.readers).point(|c| first(c, ADMIN_TOKEN, &[&sha256], |r| rows::admin_token_of(r)))
+    }
+
+    async fn revoke_admin_token(&self, id: &str, at: i64) -> MetaResult<bool> {
+        let args = args![id.to_owned(), at];
+        Ok(self.write_one(REVOKE_ADMIN_TOKEN, args).await? > 0)
+    }
+
+    async fn search_step(&self, s: SearchStep<'_>) -> MetaResult<Vec<SearchEntry>> {
+        let (bucket, from_id) = (s.bucket_id.to_owned(), s.from.1.to_owned());
+        let (from_at, after, before, limit) = (s.from.0, s.after, s.before, to_i64(s.limit));
+        (self.readers)
+            .scan(move |c| {
+                let args: [&dyn ToSql; 6] = [&bucket, &from_at, &from_id, &after, &before, &limit];
+                all_rows(c, SEARCH_STEP, &args, |r| rows::search_entry_of(r))
+            })
+            .await
+    }
+
+    async fn add_metering(&self, rows: &[MeterRow]) -> MetaResult<()> {
+        let rows = rows.to_vec();
+        self.write(move |c| {
+            for r in &rows {
+                let args: [&dyn ToSql; 7] = [
+                    &r.tenant_id,
+                    &r.bucket,
+                    &r.hour,
+                    &r.class,
+                    &r.requests,
+                    &r.bytes_received,
+                    &r.bytes_sent,
+                ];
+                execute(c, ADD_METERING, &args)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn metering(&self, q: MeterQuery<'_>) -> MetaResult<Vec<MeterRow>> {
+        let (tenant, bucket) = (q.tenant_id.map(str::to_owned), q.bucket.map(str::to_owned));
+        let period: i64 = if q.by_day { 24 } else { 1 };
+        let (from, to) = (q.from_hour, q.to_hour);
+        (self.readers)
+            .scan(move |c| {
+                let args: [&dyn ToSql; 5] = [&from, &to, &tenant, &bucket, &period];
+                all_rows(c, METERING, &args, |r| rows::meter_of(r))
+            })
             .await
     }
 

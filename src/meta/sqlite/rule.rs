@@ -58,6 +58,36 @@ const UPSERT_BLOB_SQL: &str = "INSERT INTO blobs (tier, hash, size, ref_count, z
 const INSERT_BLOB_DATA_SQL: &str = "INSERT INTO blob_data (tier, hash, data) \
     VALUES ($1, $2, $3) ON CONFLICT (tier, hash) DO NOTHING";
 
+/// Adds to a bucket's counters on one tier ($3..$7: objects, bytes, noncurrent versions and
+/// bytes, delete markers).
+const USAGE_SQL: &str = "INSERT INTO usage_counters (bucket_id, tier, shard, objects, bytes, \
+    noncurrent_versions, noncurrent_bytes, delete_markers) VALUES ($1, $2, 0, $3, $4, $5, $6, $7) \
+    ON CONFLICT (bucket_id, tier, shard) DO UPDATE SET objects = objects + excluded.objects, \
+    bytes = bytes + excluded.bytes, \
+    noncurrent_versions = noncurrent_versions + excluded.noncurrent_versions, \
+    noncurrent_bytes = noncurrent_bytes + excluded.noncurrent_bytes, \
+    delete_markers = delete_markers + excluded.delete_markers";
+
+/// The version `PROMOTE_SQL` made current leaves the noncurrent counters for the current ones
+/// (a delete marker stays a marker).
+const PROMOTED_USAGE_SQL: &str = "INSERT INTO usage_counters (bucket_id, tier, shard, objects, \
+    bytes, noncurrent_versions, noncurrent_bytes, delete_markers) \
+    SELECT bucket_id, tier, 0, 1, size, -1, -size, 0 FROM objects \
+    WHERE bucket_id = $1 AND key = $2 AND is_latest AND NOT delete_marker \
+    ON CONFLICT (bucket_id, tier, shard) DO UPDATE SET objects = objects + excluded.objects, \
+    bytes = bytes + excluded.bytes, \
+    noncurrent_versions = noncurrent_versions + excluded.noncurrent_versions, \
+    noncurrent_bytes = noncurrent_bytes + excluded.noncurrent_bytes";
+
+/// One more reference of the bucket's tenant on a blob (`$4`: its size).
+const HOLD_SQL: &str = "INSERT INTO blob_tenants (tier, hash, tenant_id, size, refs) \
+    SELECT $1, $2, tenant_id, $4, 1 FROM buckets WHERE id = $3 \
+    ON CONFLICT (tier, hash, tenant_id) DO UPDATE SET refs = refs + 1";
+
+/// One reference fewer (at zero the holder row goes: `holders_drop_empty`).
+const UNHOLD_SQL: &str = "UPDATE blob_tenants SET refs = refs - 1 \
+    WHERE tier = $1 AND hash = $2 AND tenant_id = (SELECT tenant_id FROM buckets WHERE id = $3)";
+
 /// A change of one key's versions in bucket `bucket_id`.
 pub(in crate::meta) struct Change<'a> {
     pub bucket_id: &'a str,
@@ -110,11 +140,18 @@ pub(in crate::meta) fn apply(w: &mut Script, c: &Change<'_>, now: i64) {
     match (c.new, c.gone) {
         (Some(n), _) => insert_object(w, c.bucket_id, n),
         (None, Some(g)) if g.is_latest => {
-            let args = vec![c.bucket_id.to_owned().into(), g.key.clone().into()];
-            w.stmt(PROMOTE_SQL, args);
+            let args = || vec![c.bucket_id.to_owned().into(), g.key.clone().into()];
+            w.stmt(PROMOTE_SQL, args());
+            w.stmt(PROMOTED_USAGE_SQL, args());
         }
         (None, _) => {}
     }
+    usage(w, c);
+    holders(
+        w,
+        c.bucket_id,
+        &deltas(added, &gone[..gone.len() - c.release.len()]),
+    );
     let (new, new_blob) = (c.new, c.new_blob);
     refs(w, &deltas(added, &gone), new_blob, now);
     if let Some(n) = new {
@@ -127,6 +164,45 @@ pub(in crate::meta) fn apply(w: &mut Script, c: &Change<'_>, now: i64) {
                 to_i64(s.size).into(),
             ];
             w.stmt(INSERT_SEGMENT_SQL, args);
+        }
+    }
+}
+
+/// The change's effect on its bucket's counters, one statement per tier it touches.
+fn usage(w: &mut Script, c: &Change<'_>) {
+    let mut by_tier = crate::meta::plan::UsageDelta::default();
+    if let Some(g) = c.gone {
+        by_tier.add(g, g.is_latest, -1);
+    }
+    if let Some(k) = c.noncurrent {
+        by_tier.add(k, true, -1);
+        by_tier.add(k, false, 1);
+    }
+    if let Some(n) = c.new {
+        by_tier.add(n, true, 1);
+    }
+    for (tier, d) in by_tier.nonzero() {
+        let mut args = vec![c.bucket_id.to_owned().into(), text(tier.as_str())];
+        args.extend(d.iter().map(|v| Value::from(*v)));
+        w.stmt(USAGE_SQL, args);
+    }
+}
+
+/// The bucket's tenant's references on blobs (`blob_tenants`): one up or down per segment its
+/// versions gained or lost (an upload's parts are not held).
+fn holders(w: &mut Script, bucket_id: &str, ds: &[Delta]) {
+    for d in ds {
+        let mut args = vec![
+            text(d.tier.as_str()),
+            d.hash.clone().into(),
+            bucket_id.to_owned().into(),
+        ];
+        match d.release {
+            true => w.stmt(UNHOLD_SQL, args),
+            false => {
+                args.push(to_i64(d.size).into());
+                w.stmt(HOLD_SQL, args);
+            }
         }
     }
 }
@@ -215,6 +291,11 @@ struct Stmt {
 }
 
 impl Script {
+    /// Adds `other`'s statements after these.
+    pub fn append(&mut self, other: Script) {
+        self.stmts.extend(other.stmts);
+    }
+
     pub fn stmt(&mut self, sql: &'static str, args: Vec<Value>) {
         self.stmts.push(Stmt {
             sql,

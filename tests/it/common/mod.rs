@@ -86,6 +86,8 @@ pub struct Options {
     pub head_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
+    /// Start the admin API (on a port of its own).
+    pub admin_api: bool,
 }
 
 impl Default for Options {
@@ -102,6 +104,7 @@ impl Default for Options {
             head_timeout_secs: None,
             idle_timeout_secs: None,
             body_timeout_secs: None,
+            admin_api: false,
         }
     }
 }
@@ -140,6 +143,7 @@ impl TestServer {
             head_timeout_secs: opts.head_timeout_secs,
             idle_timeout_secs: opts.idle_timeout_secs,
             body_timeout_secs: opts.body_timeout_secs,
+            admin_listen: opts.admin_api.then(|| "127.0.0.1:0".to_owned()),
             root_access_key: Some(ROOT_KEY.into()),
             root_secret_key: Some(ROOT_SECRET.into()),
             ..Default::default()
@@ -637,15 +641,14 @@ pub fn printed_root(banner: &[String]) -> Option<(String, String)> {
     Some((find("root access key:")?, find("root secret key:")?))
 }
 
-/// fsck-style check: every blob's ref_count equals the references to it.
+/// fsck-style check: every blob's ref_count equals the references to it, and the usage
+/// figures kept with every commit equal a recount.
 pub async fn assert_refcounts(s: &TestServer) {
-    let bad = s
-        .engine()
-        .meta()
-        .refcount_mismatches()
-        .await
-        .expect("refcount query");
+    let meta = s.engine().meta();
+    let bad = meta.refcount_mismatches().await.expect("refcount query");
     assert!(bad.is_empty(), "ref_count mismatches: {bad:?}");
+    let usage = meta.check_usage(false).await.expect("usage check");
+    assert!(usage.is_clean(), "usage drifted: {usage:?}");
 }
 
 /// Runs a command to completion, killing it (and failing) after `limit`.
@@ -697,4 +700,86 @@ pub fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> (bool,
         eprintln!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     (out.status.success(), stdout)
+}
+
+/// Runs `sql` on the server's database directly (to damage what a test then checks is found).
+pub async fn exec_sql(s: &TestServer, sql: &str) {
+    match &s.pg {
+        Some(pg) => {
+            let pool = sqlx::PgPool::connect(&pg.url()).await.expect("connect");
+            let owned = sql.to_owned();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(owned))
+                .execute(&pool)
+                .await
+                .expect("exec");
+            pool.close().await;
+        }
+        None => {
+            let path = s.data_dir().join("meta.db");
+            let c = rusqlite::Connection::open(path).expect("open SQLite");
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .expect("busy timeout");
+            c.execute_batch(sql).expect(sql);
+        }
+    }
+}
+
+/// The first column of every row of `sql` on the server's database, as text (for EXPLAIN).
+pub async fn query_text(s: &TestServer, sql: &str) -> Vec<String> {
+    match &s.pg {
+        Some(pg) => {
+            let pool = sqlx::PgPool::connect(&pg.url()).await.expect("connect");
+            let owned = sql.to_owned();
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(owned))
+                .fetch_all(&pool)
+                .await
+                .expect("query");
+            pool.close().await;
+            rows.into_iter().map(|r| r.0).collect()
+        }
+        None => {
+            let path = s.data_dir().join("meta.db");
+            let c = rusqlite::Connection::open(path).expect("open SQLite");
+            let mut stmt = c.prepare(sql).expect("prepare");
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let cols: Vec<String> = (0..n)
+                        .map(|i| match r.get_ref(i) {
+                            Ok(rusqlite::types::ValueRef::Text(t)) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            Ok(rusqlite::types::ValueRef::Integer(v)) => v.to_string(),
+                            _ => String::new(),
+                        })
+                        .collect();
+                    Ok(cols.join(" "))
+                })
+                .expect("query");
+            rows.map(|r| r.expect("row")).collect()
+        }
+    }
+}
+
+/// A call of the admin API: status, JSON body (`Null` if none or not JSON), headers.
+pub async fn admin_call(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value, RawResponse) {
+    let addr = s.running().admin_addr.expect("admin API started");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let r = raw(addr, req.as_bytes()).await;
+    let v = serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, v, r)
 }
