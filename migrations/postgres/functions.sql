@@ -113,12 +113,6 @@ DECLARE
     pt TEXT;
     ps BIGINT;
     pm BOOLEAN;
-    -- Blobs whose holders changed, and the holders that are new.
-    ch_tier TEXT[];
-    ch_hash TEXT[];
-    nw_tier TEXT[];
-    nw_hash TEXT[];
-    nw_tenant TEXT[];
     v_key TEXT[];
     v_vid TEXT[];
     -- The current version (for a permanent delete: the version named), and the null version
@@ -558,8 +552,11 @@ BEGIN
         RAISE EXCEPTION '% referenced blob(s) have no row', v_lost USING ERRCODE = 'JS001';
     END IF;
     -- Holders: each tenant's references on blobs, +1 per segment of a new version, -1 per
-    -- segment of one gone (upload parts are not held). Blobs that gained or lost a holder have
-    -- their shares recomputed (`js_reshare`).
+    -- segment of one gone (upload parts are not held), and the shares of the blobs that gained
+    -- or lost a holder, in one statement. Its reads see the holders as they were (`m.was`):
+    -- no other commit changes them meanwhile, as each holds the blob's row lock (taken above).
+    -- Every holder's share moves from size / n_was to size / n_now, the remainder to the
+    -- smallest tenant id; shares are per backend rows (`shard`), summed when read.
     IF TRUE = ANY (v_act) THEN
         WITH h AS (
             SELECT s.tier, s.hash, v_tenant[s.item] AS tenant_id, s.size, 1 AS n
@@ -572,32 +569,49 @@ BEGIN
         ), d AS (
             SELECT h.tier, h.hash, h.tenant_id, max(h.size) AS size, sum(h.n) AS net
                 FROM h GROUP BY h.tier, h.hash, h.tenant_id HAVING sum(h.n) <> 0
+        ), m AS (
+            -- Every holder of a changed blob, before and after.
+            SELECT COALESCE(t.tier, d.tier) AS tier, COALESCE(t.hash, d.hash) AS hash,
+                    COALESCE(t.tenant_id, d.tenant_id) AS tenant_id,
+                    COALESCE(t.size, d.size) AS size, COALESCE(t.refs, 0) > 0 AS was,
+                    COALESCE(t.refs, 0) + COALESCE(d.net, 0) > 0 AS now
+                FROM (SELECT t.* FROM blob_tenants t
+                        WHERE (t.tier, t.hash) IN (SELECT d.tier, d.hash FROM d)) t
+                FULL JOIN d ON d.tier = t.tier AND d.hash = t.hash
+                    AND d.tenant_id = t.tenant_id
+        ), k AS (
+            SELECT m.tier, m.hash, count(*) FILTER (WHERE m.was) AS n_was,
+                    count(*) FILTER (WHERE m.now) AS n_now,
+                    min(m.tenant_id COLLATE "C") FILTER (WHERE m.was) AS min_was,
+                    min(m.tenant_id COLLATE "C") FILTER (WHERE m.now) AS min_now
+                FROM m GROUP BY m.tier, m.hash HAVING bool_or(m.was <> m.now)
+        ), shares AS (
+            INSERT INTO tenant_physical AS p (tenant_id, tier, shard, bytes)
+            SELECT m.tenant_id, m.tier, pg_backend_pid() % 16, sum(
+                    CASE WHEN m.now THEN m.size / NULLIF(k.n_now, 0)
+                        + CASE WHEN m.tenant_id = k.min_now
+                            THEN m.size % NULLIF(k.n_now, 0) ELSE 0 END
+                    ELSE 0 END
+                    - CASE WHEN m.was THEN m.size / NULLIF(k.n_was, 0)
+                        + CASE WHEN m.tenant_id = k.min_was
+                            THEN m.size % NULLIF(k.n_was, 0) ELSE 0 END
+                    ELSE 0 END)
+                FROM m JOIN k ON k.tier = m.tier AND k.hash = m.hash
+                GROUP BY m.tenant_id, m.tier ORDER BY m.tenant_id, m.tier
+            ON CONFLICT (tenant_id, tier, shard) DO UPDATE SET bytes = p.bytes + excluded.bytes
         ), up AS (
             INSERT INTO blob_tenants AS t (tier, hash, tenant_id, size, refs)
             SELECT d.tier, d.hash, d.tenant_id, d.size, d.net FROM d WHERE d.net > 0
                 ORDER BY d.tier, d.hash, d.tenant_id
             ON CONFLICT (tier, hash, tenant_id) DO UPDATE SET refs = t.refs + excluded.refs
-            RETURNING t.tier, t.hash, t.tenant_id, (xmax = 0) AS created
         ), down AS (
             UPDATE blob_tenants t SET refs = t.refs + d.net FROM d
                 WHERE d.net < 0 AND t.tier = d.tier AND t.hash = d.hash
-                    AND t.tenant_id = d.tenant_id
-                RETURNING t.tier, t.hash, t.refs
-        ), c AS (
-            SELECT up.tier, up.hash, up.tenant_id FROM up WHERE up.created
-            UNION ALL
-            SELECT down.tier, down.hash, NULL FROM down WHERE down.refs = 0
+                    AND t.tenant_id = d.tenant_id AND t.refs + d.net > 0
         )
-        SELECT array_agg(c.tier), array_agg(c.hash),
-                array_agg(c.tier) FILTER (WHERE c.tenant_id IS NOT NULL),
-                array_agg(c.hash) FILTER (WHERE c.tenant_id IS NOT NULL),
-                array_agg(c.tenant_id) FILTER (WHERE c.tenant_id IS NOT NULL)
-            INTO ch_tier, ch_hash, nw_tier, nw_hash, nw_tenant
-            FROM c;
-        IF ch_tier IS NOT NULL THEN
-            PERFORM js_reshare(ch_tier, ch_hash, COALESCE(nw_tier, '{}'),
-                COALESCE(nw_hash, '{}'), COALESCE(nw_tenant, '{}'));
-        END IF;
+        DELETE FROM blob_tenants t USING d
+            WHERE d.net < 0 AND t.tier = d.tier AND t.hash = d.hash
+                AND t.tenant_id = d.tenant_id AND t.refs + d.net <= 0;
     END IF;
 
     -- Inline bytes, once their blob rows exist (the foreign key); bytes already there stay.
@@ -614,44 +628,5 @@ BEGIN
         FROM unnest(s_item, s_seq, s_tier, s_hash, s_size) AS s(item, seq, tier, hash, size)
         WHERE s.item > 0 AND v_act[s.item];
     RETURN v_out;
-END
-$$;
-
--- Blobs (`c_tier`, `c_hash`) gained or lost holders: in `blob_tenants`, a holder whose refs
--- fell to 0 is leaving, one listed in `nw_*` is new. Every holder's share moves from
--- size / n_was to size / n_now (the remainder to the smallest tenant id), then the leaving
--- rows go. Shares are per backend rows (`shard`), summed when read.
-CREATE FUNCTION js_reshare(c_tier TEXT[], c_hash TEXT[], nw_tier TEXT[], nw_hash TEXT[],
-    nw_tenant TEXT[])
-RETURNS VOID LANGUAGE plpgsql AS $$
-BEGIN
-    WITH c AS (
-        SELECT DISTINCT x.tier, x.hash FROM unnest(c_tier, c_hash) AS x(tier, hash)
-    ), m AS (
-        SELECT h.tier, h.hash, h.tenant_id, h.size,
-                NOT EXISTS (SELECT 1 FROM unnest(nw_tier, nw_hash, nw_tenant) AS n(t, hh, tn)
-                    WHERE n.t = h.tier AND n.hh = h.hash AND n.tn = h.tenant_id) AS was,
-                h.refs > 0 AS now
-            FROM c JOIN blob_tenants h ON h.tier = c.tier AND h.hash = c.hash
-    ), k AS (
-        SELECT tier, hash, count(*) FILTER (WHERE was) AS n_was,
-                count(*) FILTER (WHERE now) AS n_now,
-                min(tenant_id COLLATE "C") FILTER (WHERE was) AS min_was,
-                min(tenant_id COLLATE "C") FILTER (WHERE now) AS min_now
-            FROM m GROUP BY tier, hash
-    )
-    INSERT INTO tenant_physical AS p (tenant_id, tier, shard, bytes)
-    SELECT m.tenant_id, m.tier, pg_backend_pid() % 16, sum(
-            CASE WHEN m.now THEN m.size / NULLIF(k.n_now, 0)
-                + CASE WHEN m.tenant_id = k.min_now THEN m.size % NULLIF(k.n_now, 0) ELSE 0 END
-            ELSE 0 END
-            - CASE WHEN m.was THEN m.size / NULLIF(k.n_was, 0)
-                + CASE WHEN m.tenant_id = k.min_was THEN m.size % NULLIF(k.n_was, 0) ELSE 0 END
-            ELSE 0 END)
-        FROM m JOIN k ON k.tier = m.tier AND k.hash = m.hash
-        GROUP BY m.tenant_id, m.tier ORDER BY m.tenant_id, m.tier
-    ON CONFLICT (tenant_id, tier, shard) DO UPDATE SET bytes = p.bytes + excluded.bytes;
-    DELETE FROM blob_tenants h USING unnest(c_tier, c_hash) AS x(tier, hash)
-        WHERE h.tier = x.tier AND h.hash = x.hash AND h.refs = 0;
 END
 $$;

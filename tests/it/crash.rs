@@ -122,8 +122,9 @@ impl Env {
     }
 
     /// The consistency check after `gc`, with every server process stopped: no temp file, no
-    /// WRITING/DELETING row, `refcount_mismatches()` empty, every referenced blob has its file
-    /// or inline bytes (with the right content) and every blob file and blob row is referenced.
+    /// WRITING/DELETING row, `refcount_mismatches()` empty, the usage figures equal a recount,
+    /// every referenced blob has its file or inline bytes (with the right content) and every
+    /// blob file and blob row is referenced.
     async fn check_store(&self) {
         let url = self.meta_url();
         let meta = just_storage::meta::open(&url)
@@ -133,6 +134,7 @@ impl Env {
             .refcount_mismatches()
             .await
             .expect("refcount_mismatches");
+        let usage = meta.check_usage(false).await.expect("usage check");
         drop(meta);
         let referenced = db_pairs(&url, REFERENCED_SQL).await;
         let rows = db_pairs(&url, "SELECT tier, hash FROM blobs").await;
@@ -166,6 +168,9 @@ impl Env {
         }
         if !mismatches.is_empty() {
             problems.push(format!("refcount_mismatches(): {mismatches:?}"));
+        }
+        if !usage.is_clean() {
+            problems.push(format!("usage figures drifted: {usage:?}"));
         }
         for ((_, hash), path) in &files {
             let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
