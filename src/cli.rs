@@ -9,6 +9,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as `text` for people or one JSON object per line (`json`), on stderr. `serve`
+    /// writes one line per S3 request (target `access`).
+    #[arg(long, value_enum, global = true, env = "JUST_STORAGE_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

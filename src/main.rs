@@ -1,8 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use just_storage::cli::{
-    AdminCommand, BucketCommand, Cli, Command, KeyCommand, Output, Period, QuotaCommand, Scope,
-    TenantCommand, TokenCommand,
+    AdminCommand, BucketCommand, Cli, Command, KeyCommand, LogFormat, Output, Period, QuotaCommand,
+    Scope, TenantCommand, TokenCommand,
 };
 use just_storage::config::{Config, ServeArgs};
 use just_storage::engine::{Engine, Limits, TokenScope, rfc3339};
@@ -10,13 +10,20 @@ use just_storage::engine::{Engine, Limits, TokenScope, rfc3339};
 fn main() -> anyhow::Result<()> {
     just_storage::server::tune_malloc();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,s3s=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Kept to the end: dropping it flushes the lines still queued.
+    let (writer, _flush) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,s3s=off".into());
+    // Colours only for a terminal: a file or a collector gets plain lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(writer);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

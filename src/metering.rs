@@ -72,16 +72,40 @@ impl Class {
 /// that never name an existing bucket of a known tenant are not metered.
 #[derive(Default)]
 pub struct Slot {
-    who: OnceLock<(String, String, Class)>,
+    who: OnceLock<Billed>,
     received: AtomicU64,
 }
 
+/// Whom a request is billed to, and for what.
+pub struct Billed {
+    pub tenant_id: String,
+    /// `""`: none (ListBuckets).
+    pub bucket: String,
+    /// The S3 operation (s3s's name).
+    pub operation: String,
+    pub class: Class,
+}
+
 impl Slot {
-    /// Bills the request to `tenant_id`'s bucket `bucket` (`""`: none, e.g. ListBuckets).
-    pub fn bill(&self, tenant_id: &str, bucket: &str, class: Class) {
-        let _ = self
-            .who
-            .set((tenant_id.to_owned(), bucket.to_owned(), class));
+    /// Bills the request (S3 operation `operation`) to `tenant_id`'s bucket `bucket` (`""`:
+    /// none, e.g. ListBuckets).
+    pub fn bill(&self, tenant_id: &str, bucket: &str, operation: &str) {
+        let _ = self.who.set(Billed {
+            tenant_id: tenant_id.to_owned(),
+            bucket: bucket.to_owned(),
+            operation: operation.to_owned(),
+            class: Class::of_operation(operation),
+        });
+    }
+
+    /// Whom the request was billed to, once the access check knew.
+    pub fn billed(&self) -> Option<&Billed> {
+        self.who.get()
+    }
+
+    /// The request body's bytes read so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     pub fn received(&self, n: u64) {
@@ -108,7 +132,13 @@ pub struct Meter {
 impl Meter {
     /// Records a finished request (`sent`: response body bytes).
     pub fn record(&self, slot: &Slot, sent: u64) {
-        let Some((tenant, bucket, class)) = slot.who.get() else {
+        let Some(Billed {
+            tenant_id: tenant,
+            bucket,
+            class,
+            ..
+        }) = slot.who.get()
+        else {
             return;
         };
         let hour = crate::now_micros().div_euclid(3_600_000_000);
@@ -251,7 +281,7 @@ mod tests {
     fn records_add_up_per_bucket_and_class_and_are_bounded() {
         let m = Meter::default();
         let slot = Slot::default();
-        slot.bill("t1", "b1", Class::PutCopyPostList);
+        slot.bill("t1", "b1", "PutObject");
         slot.received(100);
         m.record(&slot, 5);
         m.record(&slot, 5);
@@ -265,7 +295,7 @@ mod tests {
         assert_eq!(m.take().len(), 1, "put back after a failed flush");
         for i in 0..MAX_ENTRIES + 10 {
             let s = Slot::default();
-            s.bill("t2", &format!("b{i}"), Class::GetAndOther);
+            s.bill("t2", &format!("b{i}"), "GetObject");
             m.record(&s, 1);
         }
         let rows = m.take();

@@ -334,8 +334,14 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
                 let mut req = req;
                 req.extensions_mut().insert(slot.clone());
                 let resp = app.s3.call(req, &request_id).await;
+                let done = metered::Finished {
+                    request_id: request_id.clone(),
+                    method: method.clone(),
+                    status: resp.status().as_u16(),
+                    started,
+                };
                 let meter = app.meter.clone();
-                resp.map(|b| Body::http_body_unsync(metered::Metered::new(b, meter, slot)))
+                resp.map(|b| Body::http_body_unsync(metered::Metered::new(b, meter, slot, done)))
             }
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -645,9 +645,10 @@ impl S3Access for Access {
     }
 }
 
-/// Bills the request to `tenant_id`'s bucket `bucket` (metering), when the server meters it.
+/// Bills the request to `tenant_id`'s bucket `bucket` (metering, the request log), when the
+/// server meters it.
 fn bill(cx: &mut S3AccessContext<'_>, tenant_id: &str, bucket: &str, op: &str) {
     if let Some(slot) = cx.extensions_mut().get::<Arc<crate::metering::Slot>>() {
-        slot.bill(tenant_id, bucket, crate::metering::Class::of_operation(op));
+        slot.bill(tenant_id, bucket, op);
     }
 }

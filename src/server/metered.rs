@@ -1,5 +1,7 @@
 //! A response body that counts the bytes it sends and, when it is done (or dropped, by a
-//! client that went away), records the request with the metering.
+//! client that went away), records the request with the metering and writes its one log line
+//! (target `access`: request id, tenant, operation, bucket, status, bytes, duration; never a
+//! key, a signature or a secret).
 
 use crate::metering::{Meter, Slot};
 use bytes::Bytes;
@@ -7,21 +9,32 @@ use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// What the request's log line says besides what the slot holds.
+pub struct Finished {
+    pub request_id: String,
+    pub method: http::Method,
+    pub status: u16,
+    pub started: Instant,
+}
 
 pub struct Metered<B> {
     inner: B,
     sent: u64,
     meter: Arc<Meter>,
     slot: Arc<Slot>,
+    done: Finished,
 }
 
 impl<B> Metered<B> {
-    pub fn new(inner: B, meter: Arc<Meter>, slot: Arc<Slot>) -> Self {
+    pub fn new(inner: B, meter: Arc<Meter>, slot: Arc<Slot>, done: Finished) -> Self {
         Metered {
             inner,
             sent: 0,
             meter,
             slot,
+            done,
         }
     }
 }
@@ -55,5 +68,20 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Metered<B> {
 impl<B> Drop for Metered<B> {
     fn drop(&mut self) {
         self.meter.record(&self.slot, self.sent);
+        let billed = self.slot.billed();
+        let d = &self.done;
+        tracing::info!(
+            target: "access",
+            request_id = %d.request_id,
+            method = %d.method,
+            tenant = billed.map_or("", |b| b.tenant_id.as_str()),
+            operation = billed.map_or("", |b| b.operation.as_str()),
+            bucket = billed.map_or("", |b| b.bucket.as_str()),
+            status = d.status,
+            bytes_in = self.slot.bytes_received(),
+            bytes_out = self.sent,
+            duration_ms = d.started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
     }
 }

@@ -528,3 +528,109 @@ async fn tenants_and_keys_from_the_cli_sqlite() {
 async fn tenants_and_keys_from_the_cli_postgres() {
     tenants_and_keys_from_the_cli(Db::Postgres).await;
 }
+
+/// `--log-format json`: one line per S3 request with its id, tenant, operation, bucket,
+/// status, bytes and duration, matching what the client saw; no key, signature or secret.
+async fn one_json_line_per_request(db: Db) {
+    let store = Store::new(db).await;
+    let (data, url) = (store.data(), store.url());
+    let log = store.dir.path().join("server.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let env = [
+        ("RUST_LOG", "info"),
+        ("JUST_STORAGE_LOG_FORMAT", "json"),
+        ("JUST_STORAGE_ROOT_ACCESS_KEY", "JSLOGTESTKEY00000000"),
+        (
+            "JUST_STORAGE_ROOT_SECRET_KEY",
+            "logtestsecretlogtestsecretlogtestsecret0",
+        ),
+    ];
+    let server = Proc::spawn_logging(&data, url.as_deref(), &env, file.into());
+    let c = client(server.addr, env[2].1, env[3].1);
+    c.create_bucket()
+        .bucket("logged")
+        .send()
+        .await
+        .expect("bucket");
+    let put = c
+        .put_object()
+        .bucket("logged")
+        .key("k")
+        .body(ByteStream::from(bytes(5000, 1)))
+        .send()
+        .await
+        .expect("put");
+    let get = c
+        .get_object()
+        .bucket("logged")
+        .key("k")
+        .send()
+        .await
+        .expect("get");
+    let got = get.body.collect().await.expect("body").into_bytes();
+    assert_eq!(got.len(), 5000);
+    let missing = c.get_object().bucket("logged").key("nope").send().await;
+    assert_eq!(missing.err().map(|e| status(&e)), Some(404));
+    let presigned = c
+        .get_object()
+        .bucket("logged")
+        .key("k")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .expect("presign"),
+        )
+        .await
+        .expect("presigned");
+    assert_eq!(fetch(server.addr, presigned.uri()).await.status, 200);
+    assert!(server.terminate().success());
+    drop(put);
+
+    let text = std::fs::read_to_string(&log).expect("read log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let access: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["target"] == "access").collect();
+    assert_eq!(access.len(), 5, "{text}");
+    let f = |i: usize, k: &str| access[i]["fields"][k].clone();
+    let ops: Vec<String> = (0..5)
+        .map(|i| f(i, "operation").as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "CreateBucket",
+            "PutObject",
+            "GetObject",
+            "GetObject",
+            "GetObject"
+        ]
+    );
+    let statuses: Vec<u64> = (0..5)
+        .map(|i| f(i, "status").as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 404, 200]);
+    assert_eq!(f(1, "bucket"), "logged");
+    assert!(f(1, "bytes_in").as_u64().expect("bytes_in") >= 5000);
+    assert_eq!(f(2, "bytes_out").as_u64(), Some(5000));
+    assert!(f(2, "duration_ms").as_f64().is_some());
+    assert_eq!(f(0, "request_id").as_str().map(str::len), Some(32));
+    assert!(!f(0, "tenant").as_str().unwrap_or("").is_empty());
+    // Never the key, its secret, or a signature.
+    for secret in [env[2].1, env[3].1, "Signature", "X-Amz-Credential"] {
+        assert!(!text.contains(secret), "{secret} in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_json_line_per_request_sqlite() {
+    one_json_line_per_request(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_json_line_per_request_postgres() {
+    one_json_line_per_request(Db::Postgres).await;
+}

@@ -543,9 +543,19 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `just-storage serve` on `127.0.0.1:0`; `env` are extra environment variables.
+    pub fn spawn(data_dir: &Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Proc {
+        Self::spawn_logging(data_dir, database_url, env, std::process::Stdio::inherit())
+    }
+
+    /// `spawn`, its log lines (stderr) going to `stderr`.
     // The child is reaped by `Drop` (kill + wait) or `terminate`.
     #[allow(clippy::zombie_processes)]
-    pub fn spawn(data_dir: &Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Proc {
+    pub fn spawn_logging(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> Proc {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_just-storage"));
         cmd.arg("serve")
@@ -557,7 +567,7 @@ impl Proc {
             .env_remove("JUST_STORAGE_ROOT_ACCESS_KEY")
             .env_remove("JUST_STORAGE_ROOT_SECRET_KEY")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit());
+            .stderr(stderr);
         if let Some(url) = database_url {
             cmd.arg("--database-url").arg(url);
         }
