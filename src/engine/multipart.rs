@@ -260,16 +260,16 @@ impl Engine {
     }
 
     /// Streams one part into a blob and records it (replacing an earlier part of that number).
-    #[allow(clippy::too_many_arguments)]
+    /// `declared`: the part's size as the request declares it, if it does: a part that alone
+    /// would take the bucket or tenant over a quota is refused before it is stored (the
+    /// completion checks the whole object exactly).
     pub async fn upload_part<S>(
         &self,
         caller: &Caller,
-        bucket: &str,
-        key: &str,
+        (bucket, key): (&str, &str),
         upload_id: &str,
         part_number: i32,
-        content_md5: Option<[u8; 16]>,
-        checksum: ChecksumSpec,
+        (content_md5, checksum, declared): (Option<[u8; 16]>, ChecksumSpec, Option<u64>),
         body: S,
     ) -> Result<(PartRow, Checksum)>
     where
@@ -279,6 +279,11 @@ impl Engine {
         check_part_number(part_number)?;
         let b = self.bucket(caller, bucket).await?;
         let up = self.upload_of(&b.id, key, upload_id).await?;
+        if let Some(size) = declared {
+            let bytes = i64::try_from(size).unwrap_or(i64::MAX);
+            let add = crate::meta::Held { bytes, objects: 0 };
+            self.precheck_quota(&b, key, add).await?;
+        }
         // With an algorithm chosen at creation, parts must use it; without one, a part may
         // carry any checksum (verified), and CRC64NVME is stored for the object's.
         if let (Some(want), Some(got)) = (up.checksum_algo, checksum.algo)
@@ -397,20 +402,12 @@ impl Engine {
         {
             return Err(Error::InvalidRange);
         }
+        let size = range.map_or(src.size, |r| r.end - r.start);
         let body = self.open_body(&src, range).await?;
         let body = body.map(|r| r.map_err(|e| BodyError::Client(format!("reading source: {e}"))));
         let spec = ChecksumSpec::default();
-        self.upload_part(
-            caller,
-            bucket,
-            key,
-            upload_id,
-            part_number,
-            None,
-            spec,
-            body,
-        )
-        .await
+        let part = (None, spec, Some(size));
+        (self.upload_part(caller, (bucket, key), upload_id, part_number, part, body)).await
     }
 
     #[allow(clippy::too_many_arguments)]

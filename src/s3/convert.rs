@@ -308,3 +308,11 @@ pub fn checksum_spec(
         trailer,
     })
 }
+
+/// The signed `x-amz-decoded-content-length` of an aws-chunked body.
+pub fn decoded_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}

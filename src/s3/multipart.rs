@@ -107,16 +107,16 @@ pub async fn upload_part(
         req.trailing_headers.as_ref(),
     )?;
     let body = input.body.unwrap_or_else(convert::empty_body);
+    let declared = convert::decoded_length(&req.headers)
+        .or_else(|| input.content_length.and_then(|n| u64::try_from(n).ok()));
     let (part, answered) = g
         .engine
         .upload_part(
             &caller,
-            &input.bucket,
-            &input.key,
+            (&input.bucket, &input.key),
             &input.upload_id,
             input.part_number,
-            md5,
-            checksum,
+            (md5, checksum, declared),
             convert::body(body),
         )
         .await

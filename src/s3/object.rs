@@ -52,11 +52,7 @@ pub async fn put(
         content_md5: convert::content_md5(input.content_md5.as_deref())?,
         condition,
         checksum,
-        expected_size: req
-            .headers
-            .get("x-amz-decoded-content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok()),
+        expected_size: convert::decoded_length(&req.headers),
         content_length: input.content_length.and_then(|n| u64::try_from(n).ok()),
         lock: lock_request(
             input.object_lock_mode.as_ref(),

@@ -277,6 +277,21 @@ async fn quota_edges(s: &TestServer) {
     assert_eq!((status(&err), code(&err).as_str()), (403, "QuotaExceeded"));
     let head = c.head_object().bucket("qb2").key("big").send().await;
     assert_eq!(head.err().map(|e| status(&e)), Some(404));
+    // A part that alone would go over is refused before it is stored.
+    let over = c
+        .upload_part()
+        .bucket("qb2")
+        .key("big")
+        .upload_id(id)
+        .part_number(3)
+        .body(ByteStream::from(bytes(7 << 20, 3)))
+        .send()
+        .await
+        .expect_err("a part over the quota");
+    assert_eq!(
+        (status(&over), code(&over).as_str()),
+        (403, "QuotaExceeded")
+    );
     assert_usage_consistent(s).await;
     assert_refcounts(s).await;
 }
