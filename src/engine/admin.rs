@@ -245,9 +245,11 @@ impl Engine {
             self.tenant(t).await?;
         }
         let wanted = |t: &str| tenant.is_none_or(|w| w == t);
-        let buckets: Vec<UsageRow> = (self.meta.usage().await?)
-            .into_iter()
+        // Tenant rows always sum the whole tenant, whatever bucket is asked for.
+        let all_buckets = self.meta.usage().await?;
+        let buckets: Vec<UsageRow> = (all_buckets.iter())
             .filter(|u| wanted(&u.tenant) && bucket.is_none_or(|b| b == u.bucket))
+            .cloned()
             .collect();
         let mut tenants: std::collections::BTreeMap<String, TenantUsage> = Default::default();
         for t in self.meta.tenants().await? {
@@ -261,10 +263,6 @@ impl Engine {
                 tenants.insert(t.name, entry);
             }
         }
-        let all_buckets = match bucket {
-            None => buckets.clone(),
-            Some(_) => self.meta.usage().await?,
-        };
         for u in &all_buckets {
             if let Some(t) = tenants.get_mut(&u.tenant) {
                 t.objects += u.objects;
