@@ -42,7 +42,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 MiB = 1024 * 1024
-HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=10, read=60))
+# Over https (compat-tests/run.sh https) the raw requests trust the test CA, as boto3 does.
+HTTP = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=10, read=60),
+                           ca_certs=os.environ.get("AWS_CA_BUNDLE"))
 
 
 class CheckFailed(Exception):

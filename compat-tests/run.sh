@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs every compat script (compat-tests/*.sh except this one, and
 # compat-tests/*.py) against a freshly started real just-storage server,
-# once per metadata backend.
+# once per metadata backend, and once over https (SQLite, a test CA the clients
+# trust through AWS_CA_BUNDLE, as users configure them).
 #
-# Usage: compat-tests/run.sh [sqlite|postgres|all]     (default: all)
+# Usage: compat-tests/run.sh [sqlite|postgres|https|all]     (default: all)
+#
+# A script whose first lines say "compat: https-only" runs only in the https
+# pass; it gets JS_SERVER_PID, JS_TLS_DIR and JS_TLS_SH (lib/tls.sh) to replace
+# the server's certificate.
 #
 # Env:
 #   JS_BIN              server binary; if unset it is built with
@@ -19,11 +24,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 COMPAT_DIR="$ROOT/compat-tests"
 cd "$ROOT"
 
-usage() { echo "usage: $0 [sqlite|postgres|all]" >&2; }
+usage() { echo "usage: $0 [sqlite|postgres|https|all]" >&2; }
 case "${1:-all}" in
     sqlite) BACKENDS=(sqlite) ;;
     postgres | postgresql | pg) BACKENDS=(postgres) ;;
-    all | both) BACKENDS=(sqlite postgres) ;;
+    https | tls) BACKENDS=(https) ;;
+    all) BACKENDS=(sqlite postgres https) ;;
     -h | --help) usage; exit 0 ;;
     *) usage; exit 2 ;;
 esac
@@ -42,6 +48,8 @@ CHILD_PID=""
 SERVER_LOG=""
 WORK=""
 DB_NAME=""
+SCHEME=http
+TLS_CA=""
 FAILURES=()
 
 cleanup_backend() {
@@ -91,7 +99,16 @@ log "compat scripts: ${SCRIPTS[*]}"
 
 run_script() {
     local backend="$1" script="$2" rc=0
-    local -a cmd
+    local -a cmd tls_env=()
+    if head -n 30 "$COMPAT_DIR/$script" | grep -q 'compat: https-only'; then
+        [[ "$backend" == https ]] || return 0
+    fi
+    if [[ "$backend" == https ]]; then
+        # What a user sets to trust a private CA: aws-cli and botocore read AWS_CA_BUNDLE,
+        # curl CURL_CA_BUNDLE, rclone RCLONE_CA_CERT.
+        tls_env=(AWS_CA_BUNDLE="$TLS_CA" CURL_CA_BUNDLE="$TLS_CA" RCLONE_CA_CERT="$TLS_CA"
+            JS_SERVER_PID="$SERVER_PID" JS_TLS_DIR="$WORK/tls" JS_TLS_SH="$COMPAT_DIR/lib/tls.sh")
+    fi
     case "$script" in
         *.py) cmd=("$PYTHON" "$COMPAT_DIR/$script") ;;
         *) cmd=(bash "$COMPAT_DIR/$script") ;;
@@ -102,7 +119,7 @@ run_script() {
         -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 \
         AWS_CONFIG_FILE="$WORK/aws-config-empty" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials-empty" \
         AWS_EC2_METADATA_DISABLED=true \
-        ENDPOINT="http://127.0.0.1:$PORT" \
+        ENDPOINT="$SCHEME://127.0.0.1:$PORT" "${tls_env[@]}" \
         AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
         AWS_DEFAULT_REGION=us-east-1 \
         TMPDIR="$WORK" \
@@ -137,7 +154,18 @@ run_backend() {
     fi
 
     log "######## backend: $backend"
-    start_server "$backend"
+    if [[ "$backend" == https ]]; then
+        mkdir -p "$WORK/tls"
+        bash "$COMPAT_DIR/lib/tls.sh" ca "$WORK/tls"
+        bash "$COMPAT_DIR/lib/tls.sh" issue "$WORK/tls" first
+        SCHEME=https
+        TLS_CA="$WORK/tls/ca.pem"
+        start_server sqlite --tls-cert "$WORK/tls/tls.crt" --tls-key "$WORK/tls/tls.key"
+    else
+        SCHEME=http
+        TLS_CA=""
+        start_server "$backend"
+    fi
     for script in "${SCRIPTS[@]}"; do
         run_script "$backend" "$script"
     done

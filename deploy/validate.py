@@ -17,8 +17,11 @@ What is checked:
     selectors and ports, PodDisruptionBudget and ServiceMonitor selectors, StorageClasses;
   * the gateway's settings: every JUST_STORAGE_* name exists in src/config.rs, the listen
     address, the tier directories and the SQLite file are on the mounted volumes, probes;
-  * PromQL of every alert and dashboard query parses, and every metric it names is exported by
-    src/ (or is one of the PLANNED metrics, listed as such);
+  * PromQL of every alert and dashboard query parses; every metric it names is a series that
+    src/metrics.rs exports (names derived from its prometheus-client registrations: prefix,
+    `_total` for counters, `_bucket`/`_sum`/`_count` for histograms); the labels it matches on,
+    groups by or shows in a legend are labels of those metrics (or target labels), and a label
+    that is a number in src/ (the status code) is not matched against a word (`"5xx"`);
   * the Grafana dashboard, the compose file and the Dockerfile (statically: no engine needed).
 """
 
@@ -39,24 +42,18 @@ RENDER = os.path.abspath(sys.argv[2])
 DEPLOY = os.path.join(ROOT, "deploy")
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 
-# Metrics the dashboard and alerts use before the gateway exports them. Each dashboard panel
-# that uses one says PLANNED in its title; the alert comment says so too.
-PLANNED_METRICS = {
-    "juststorage_request_duration_seconds",  # histogram, label `operation`
-    "juststorage_bytes_received_total",
-    "juststorage_bytes_sent_total",
-    "juststorage_requests_in_flight",
-    "juststorage_gc_backlog_blobs",  # gauge
-}
 # Metrics from outside the gateway.
 EXTERNAL_METRICS = {
     "up",
     "kubelet_volume_stats_available_bytes",
     "kubelet_volume_stats_capacity_bytes",
 }
+# Labels Prometheus adds to every scraped series (the Prometheus operator's target labels).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "container", "endpoint"}
 # Secrets the overlays reference but do not contain: who creates them.
 EXTERNAL_SECRETS = {
     "juststorage-root": "the operator (deploy/README.md), example in root-credentials.example.yaml",
+    "juststorage-metrics-token": "the operator (deploy/README.md, Monitoring), when the ServiceMonitor sends a token",
 }
 
 failures = []
@@ -108,29 +105,258 @@ def gateway_env_names():
     return set(re.findall(r'env\s*=\s*"(JUST_STORAGE_[A-Z0-9_]+)"', text))
 
 
-def exported_metric_names():
-    """juststorage_* names that appear in src/ (the exposition is written there)."""
-    names = set()
+# The exposition is written by the `prometheus-client` crate: a registry made with
+# `Registry::with_prefix("juststorage")` gets `r.register("requests", help, metric)` calls, and
+# the encoder writes `juststorage_requests_total` for a Counter, `juststorage_<name>` for a Gauge,
+# and `juststorage_<name>_bucket` / `_sum` / `_count` for a Histogram. The full names are derived
+# here from the Rust source: each registered name, the type of the value registered (through
+# `static`, `let`, struct fields, `type` aliases and `Family<Labels, Metric>`), and the fields of
+# the label struct. A registration this cannot resolve is a failure, never a silent pass.
+SERIES_SUFFIXES = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count")}
+METRIC_KINDS = set(SERIES_SUFFIXES)
+
+
+def strip_rust_comments(text):
+    """`text` without // and /* */ comments (string and char literals kept as they are)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif c == "'" and (m := re.match(r"'(\\.|[^\\'])'", text[i:i + 4])):  # a char literal
+            out.append(m.group(0))
+            i += len(m.group(0))
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def split_top(s, sep=","):
+    """`s` split at `sep` outside (), [], {}, <> and string literals."""
+    parts, depth, cur, i = [], 0, "", 0
+    while i < len(s):
+        c = s[i]
+        if c == '"':
+            j = i + 1
+            while j < len(s) and s[j] != '"':
+                j += 2 if s[j] == "\\" else 1
+            cur += s[i:j + 1]
+            i = j + 1
+            continue
+        if c in "([{<":
+            depth += 1
+        elif c in ")]}>" and not (c == ">" and i > 0 and s[i - 1] == "-"):  # `->` is no bracket
+            depth -= 1
+        if c == sep and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def balanced(text, start, open_="(", close=")"):
+    """The text between text[start] (== open_) and its matching close."""
+    depth, i = 0, start
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < len(text) and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == open_:
+            depth += 1
+        elif c == close and not (c == ">" and i > 0 and text[i - 1] == "-"):  # `->` is no bracket
+            depth -= 1
+            if depth == 0:
+                return text[start + 1:i]
+        i += 1
+    raise ValueError(f"unbalanced {open_}{close}")
+
+
+def rust_metrics(path):
+    """({series name: {"family", "kind", "labels": {label: rust type}}}, [problems]) of the
+    metrics one prometheus-client file registers."""
+    text = strip_rust_comments(open(path).read())
+    where = rel(path)
+    problems = []
+    # type aliases: `type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;`
+    aliases = {}
+    for m in re.finditer(r"\btype\s+(\w+)\s*(?:<([^>=]*)>)?\s*=\s*([^;]+);", text):
+        aliases[m.group(1)] = ([p.strip() for p in (m.group(2) or "").split(",") if p.strip()], m.group(3).strip())
+    # structs: their fields, and which of them are label sets
+    structs, label_structs = {}, set()
+    for m in re.finditer(r"(#\[derive\(([^)]*)\)\]\s*)?(?:pub(?:\([^)]*\))?\s+)?struct\s+(\w+)\s*\{", text):
+        body = balanced(text, m.end() - 1, "{", "}")
+        fields = {}
+        for f in split_top(body):
+            fm = re.match(r"(?:pub(?:\([^)]*\))?\s+)?(\w+)\s*:\s*(.+)$", f.strip(), re.S)
+            if fm:
+                fields[fm.group(1)] = " ".join(fm.group(2).split())
+        structs[m.group(3)] = fields
+        if m.group(2) and "EncodeLabelSet" in m.group(2):
+            label_structs.add(m.group(3))
+    # what each name is declared as: statics, lets, struct fields
+    decls = {}
+    for m in re.finditer(r"\bstatic\s+(\w+)\s*:\s*", text):
+        decls.setdefault(m.group(1), []).append(text[m.end():text.index("=", m.end())].strip())
+    for m in re.finditer(r"\blet\s+(?:mut\s+)?(\w+)\s*(?::\s*([^=]+?))?\s*=\s*", text):
+        decls.setdefault(m.group(1), []).append((m.group(2) or text[m.end():text.index(";", m.end())]).strip())
+    for fields in structs.values():
+        for f, t in fields.items():
+            decls.setdefault(f, []).append(t)
+
+    def generic(t):
+        """`Name<args>` or `Name::<args>…` -> (Name, [args]); `Name` -> (Name, [])."""
+        t = t.strip().lstrip("&").strip()
+        m = re.match(r"([A-Za-z_][\w:]*?)\s*(?:::)?\s*(<|$|::|\(|\s)", t)
+        if not m:
+            return None, []
+        name = m.group(1).split("::")[-1]
+        lt = t.find("<", m.start(1))
+        if lt >= 0 and re.fullmatch(r"\s*(::)?\s*", t[m.end(1):lt]):
+            return name, split_top(balanced(t, lt, "<", ">"))
+        return name, []
+
+    def metric_of(t, depth=0):
+        """(kind, label struct or None) of a type (or constructor expression) text."""
+        if depth > 8:
+            return None
+        name, args = generic(t)
+        if name in ("LazyLock", "Arc", "Box") and args:
+            return metric_of(args[0], depth + 1)
+        if name in aliases:
+            params, body = aliases[name]
+            for p, a in zip(params, args):
+                body = re.sub(rf"\b{re.escape(p)}\b", a, body)
+            return metric_of(body, depth + 1)
+        if name == "Family" and len(args) >= 2:
+            inner = metric_of(args[1], depth + 1)
+            return (inner[0], generic(args[0])[0]) if inner else None
+        if name in METRIC_KINDS:
+            return name, None
+        return None
+
+    def resolve(ident):
+        found = {r for t in decls.get(ident, []) if (r := metric_of(t))}
+        return found.pop() if len(found) == 1 else None
+
+    prefixes = set(re.findall(r'Registry::with_prefix\(\s*"([^"]*)"\s*\)', text))
+    if re.search(r"Registry::(default|new)\s*\(", text):
+        prefixes.add("")
+    if re.search(r"\bsub_registry", text):
+        problems.append(f"{where}: sub-registries are not understood by validate.py")
+    if len(prefixes) != 1:
+        problems.append(f"{where}: registries with {len(prefixes)} different prefixes ({sorted(prefixes)}): "
+                        "validate.py cannot tell which metric gets which")
+        return {}, problems
+    prefix = prefixes.pop()
+    prefix = prefix + "_" if prefix else ""
+
+    registered = []  # (name, kind, label struct)
+    for m in re.finditer(r"\.register(_with_unit)?\s*\(", text):
+        if m.group(1):
+            problems.append(f"{where}: register_with_unit (a unit suffix) is not understood by validate.py")
+            continue
+        args = split_top(balanced(text, m.end() - 1))
+        if len(args) < 3:
+            problems.append(f"{where}: register({', '.join(args)}) has fewer than 3 arguments")
+            continue
+        name_arg, value = args[0], args[2]
+        lit = re.fullmatch(r'"([a-zA-Z_:][a-zA-Z0-9_:]*)"', name_arg)
+        if lit:
+            ident = re.findall(r"[A-Za-z_]\w*", re.sub(r"\.clone\(\)|\bclone\b", "", value))
+            r = resolve(ident[-1]) if ident else None
+            if r is None:
+                problems.append(f"{where}: cannot tell the metric type of `{value}` (registered as {lit.group(1)})")
+                continue
+            registered.append((lit.group(1), *r))
+            continue
+        # A name from a loop: `for (name, help, c) in counters { r.register(name, help, …) }` over
+        # `let counters: [(&str, &str, &Counter); N] = [("…", "…", &X), …];`
+        loop = None
+        for lm in re.finditer(r"\bfor\s*\(([^)]*)\)\s*in\s*&?(\w+)", text[:m.start()]):
+            if name_arg in [v.strip() for v in lm.group(1).split(",")]:
+                loop = lm
+        if loop is None:
+            problems.append(f"{where}: register({name_arg}, …): not a string literal nor a loop variable")
+            continue
+        loop_vars = [v.strip() for v in loop.group(1).split(",")]
+        pos = loop_vars.index(name_arg)
+        am = re.search(rf"\blet\s+{loop.group(2)}\s*:\s*\[\s*\(([^\]]*)\)\s*;\s*\d+\s*\]\s*=\s*\[", text)
+        if am is None:
+            problems.append(f"{where}: register({name_arg}, …) loops over `{loop.group(2)}`, "
+                            "which has no `[(…); N]` type annotation")
+            continue
+        elem = split_top(am.group(1))
+        value_ident = re.findall(r"[A-Za-z_]\w*", value.replace(".clone()", ""))
+        vpos = loop_vars.index(value_ident[0]) if value_ident and value_ident[0] in loop_vars else None
+        r = metric_of(elem[vpos]) if vpos is not None and vpos < len(elem) else None
+        if r is None:
+            problems.append(f"{where}: cannot tell the metric type of `{value}` in the loop over {loop.group(2)}")
+            continue
+        for it in split_top(balanced(text, am.end() - 1, "[", "]")):
+            fields = split_top(balanced(it, 0)) if it.startswith("(") else []
+            lit = re.fullmatch(r'"([a-zA-Z_:][a-zA-Z0-9_:]*)"', fields[pos]) if len(fields) > pos else None
+            if lit is None:
+                problems.append(f"{where}: an element of {loop.group(2)} has no literal name: {it[:60]}")
+                continue
+            registered.append((lit.group(1), *r))
+
+    exported = {}
+    for name, kind, labels_of in registered:
+        labels = dict(structs.get(labels_of, {})) if labels_of else {}
+        if labels_of and labels_of not in label_structs:
+            problems.append(f"{where}: {name}: label struct {labels_of} not found (or not EncodeLabelSet)")
+        family = prefix + name
+        for suffix in SERIES_SUFFIXES[kind]:
+            series_labels = dict(labels, le="f64") if suffix == "_bucket" else labels
+            series = family + suffix
+            if series in exported:
+                problems.append(f"{where}: {series} is registered twice")
+            exported[series] = {"family": family, "kind": kind, "labels": series_labels}
+    return exported, problems
+
+
+def exported_metrics():
+    """Every series name the gateway exports (files of src/ that use prometheus_client)."""
+    exported, problems = {}, []
     for d, _, files in os.walk(os.path.join(ROOT, "src")):
-        for f in files:
-            if f.endswith(".rs"):
-                names |= set(re.findall(r"juststorage_[a-z0-9_]+", open(os.path.join(d, f)).read()))
-    return names
+        for f in sorted(files):
+            path = os.path.join(d, f)
+            if f.endswith(".rs") and "prometheus_client" in open(path).read():
+                e, p = rust_metrics(path)
+                exported.update(e)
+                problems += p
+    if not exported:
+        problems.append("no metric registrations found in src/ (prometheus_client): the extraction in validate.py is broken")
+    return exported, problems
 
 
 ENV_NAMES = gateway_env_names()
-EXPORTED = exported_metric_names()
+EXPORTED, EXPORT_PROBLEMS = exported_metrics()
 
 
-def metric_known(name, pool):
-    """A name used in a query matches an exported one directly, as a histogram series, or with
-    the `_total` suffix a Prometheus client library adds to counters."""
-    cands = {name}
-    for suffix in ("_bucket", "_sum", "_count", "_total"):
-        if name.endswith(suffix):
-            cands.add(name[: -len(suffix)])
-    return any(c in pool or c + "_total" in pool for c in cands)
-
+def metric_known(name):
+    """`name` is a series the gateway exports, exactly (`juststorage_requests_total`, a histogram's
+    `…_bucket`), or one of the external metrics."""
+    return name in EXPORTED or name in EXTERNAL_METRICS
 
 # ------------------------------------------------------------------------- CRD schemas
 DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
@@ -300,6 +526,12 @@ SERVICE_MONITOR = crd({
                 "honorLabels": {"type": "boolean"}, "honorTimestamps": {"type": "boolean"},
                 "relabelings": {"type": "array"}, "metricRelabelings": {"type": "array"},
                 "tlsConfig": {"type": "object"}, "params": {"type": "object"},
+                # A bearer token from a Secret: a `metrics` token adds the per-tenant gauges.
+                "authorization": {"type": "object", "additionalProperties": False, "properties": {
+                    "type": {"type": "string"},
+                    "credentials": {"type": "object", "required": ["key"], "additionalProperties": False,
+                                    "properties": {"name": {"type": "string"}, "key": {"type": "string"},
+                                                   "optional": {"type": "boolean"}}}}},
             }}},
     },
 })
@@ -539,6 +771,9 @@ def check_references(label, docs):
             check(any(ep.get("port") == p.get("name") for s in matched for p in s["spec"].get("ports", [])),
                   f"{label}: ServiceMonitor/{mname} endpoint port {ep.get('port')} is a port of that Service")
             check(ep.get("path") == "/metrics", f"{label}: ServiceMonitor/{mname} scrapes /metrics")
+            creds = ep.get("authorization", {}).get("credentials")
+            if creds:
+                secret_known(creds.get("name"), f"ServiceMonitor/{mname} authorization")
 
 
 # ------------------------------------------------------------------------- PromQL
@@ -551,38 +786,107 @@ GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 
 
 def promql_metrics(expr, where):
-    """Parses `expr` and returns the metric names it selects (None if it does not parse)."""
+    """Parses `expr`: (its AST, the metric names it selects); None if it does not parse. Without
+    promql-parser the AST is None and the names are found by pattern."""
     if promql_parser is None:
-        return set(re.findall(r"\b((?:juststorage|kubelet)_[a-z0-9_]+|up(?=\{))", expr))
+        return None, set(re.findall(r"\b((?:juststorage|kubelet)_[a-z0-9_]+|up(?=\{))", expr))
     try:
         ast = promql_parser.parse(expr)
     except Exception as e:  # noqa: BLE001 (the parser raises ValueError and friends)
         fail(f"{where}: PromQL does not parse: {e}: {expr!r}")
         return None
-    names = set()
+    return ast, {s.name for s in selectors(ast)}
+
+
+def selectors(node):
+    """The vector selectors (with a metric name) under `node`."""
+    out = []
 
     def pre(n):
         if isinstance(n, promql_parser.VectorSelector) and n.name:
-            names.add(n.name)
+            out.append(n)
 
-    promql_parser.walk(ast, pre)
-    return names
+    promql_parser.walk(node, pre)
+    return out
+
+
+def available_labels(node):
+    """Labels the series under `node` may carry: those of its metrics (from src/), the target
+    labels, and those label_replace creates. None when a metric from outside the gateway is
+    among them (its labels are not known here)."""
+    labels = set(TARGET_LABELS)
+    for sel in selectors(node):
+        if sel.name not in EXPORTED:
+            return None
+        labels |= set(EXPORTED[sel.name]["labels"])
+
+    def pre(n):
+        if (isinstance(n, promql_parser.Call) and n.func.name == "label_replace" and len(n.args) > 1
+                and isinstance(n.args[1], promql_parser.StringLiteral)):
+            labels.add(n.args[1].val)
+
+    promql_parser.walk(node, pre)
+    return labels
+
+
+INTEGER_TYPE = re.compile(r"[ui](8|16|32|64|128|size)")
 
 
 def check_metric_names(where, names):
+    """Every name is a series src/metrics.rs exports (exactly: `…_total`, `…_bucket`), or an
+    external metric."""
     bad = []
-    planned = []
     for n in sorted(names):
-        if n in EXTERNAL_METRICS:
+        if metric_known(n):
             continue
-        if metric_known(n, EXPORTED):
+        near = sorted(e for e in EXPORTED if e.startswith(n + "_") or n.startswith(EXPORTED[e]["family"] + "_")
+                      or e == n + "_total")
+        bad.append(n + (f" (exported: {', '.join(near)})" if near else ""))
+    check(not bad, f"{where}: every metric is exported by src/metrics.rs" + (f" (unknown: {', '.join(bad)})" if bad else ""))
+
+
+def check_labels(ast, where, shown=()):
+    """The labels `ast` matches on, groups by or matches vectors on, and the labels `shown`
+    (legend, annotations) uses, are labels its metrics carry; a numeric label (the status code)
+    is not matched against a word."""
+    if ast is None:
+        return
+    bad = []
+    for sel in selectors(ast):
+        info = EXPORTED.get(sel.name)
+        if info is None:
             continue
-        if metric_known(n, PLANNED_METRICS):
-            planned.append(n)
-            continue
-        bad.append(n)
-    check(not bad, f"{where}: every metric is exported by src/ or planned" + (f" (unknown: {', '.join(bad)})" if bad else ""))
-    return planned
+        for m in sel.matchers.matchers:
+            if m.name == "__name__" or m.name in TARGET_LABELS:
+                continue
+            if m.name not in info["labels"]:
+                bad.append(f"{sel.name} has no label `{m.name}` (it has: {', '.join(sorted(info['labels'])) or 'none'})")
+            elif INTEGER_TYPE.fullmatch(info["labels"][m.name]) and re.search(r"[A-Za-z]", m.value):
+                bad.append(f"{sel.name}: `{m.name}` is a number ({info['labels'][m.name]} in src/), "
+                           f"matched against {m.value!r}")
+
+    def pre(n):
+        names, scope = [], n
+        if (isinstance(n, promql_parser.AggregateExpr) and n.modifier is not None
+                and n.modifier.type == promql_parser.AggModifierType.By):
+            names, scope = list(n.modifier.labels), n.expr
+        elif isinstance(n, promql_parser.BinaryExpr) and n.modifier is not None:
+            if n.modifier.matching is not None:
+                names += list(n.modifier.matching.labels)
+            names += list(n.modifier.group_labels or [])
+        if names:
+            avail = available_labels(scope)
+            if avail is not None:
+                bad.extend(f"`{x}` (in by/on/ignoring/group_left) is no label of {', '.join(sorted({s.name for s in selectors(scope)}))}"
+                           for x in names if x not in avail)
+
+    promql_parser.walk(ast, pre)
+    if shown:
+        avail = available_labels(ast)
+        if avail is not None:
+            bad.extend(f"`{x}` (shown) is no label of {', '.join(sorted({s.name for s in selectors(ast)}))}"
+                       for x in shown if x not in avail)
+    check(not bad, f"{where}: labels used are labels of its metrics" + (f" ({'; '.join(bad)})" if bad else ""))
 
 
 def check_prometheus_rules(label, docs):
@@ -593,13 +897,15 @@ def check_prometheus_rules(label, docs):
         for g in d["spec"]["groups"]:
             for r in g["rules"]:
                 where = f"{label}: PrometheusRule {g['name']}/{r.get('alert') or r.get('record')}"
-                names = promql_metrics(str(r["expr"]), where)
-                if names is None:
+                parsed = promql_metrics(str(r["expr"]), where)
+                if parsed is None:
                     continue
+                ast, names = parsed
                 ok(f"{where}: expression parses")
-                planned = check_metric_names(where, names)
-                for p in planned:
-                    note(f"{where} uses PLANNED metric {p} (not exported yet: the alert cannot fire)")
+                check_metric_names(where, names)
+                shown = {x for v in r.get("annotations", {}).values()
+                         for x in re.findall(r"\$labels\.(\w+)", v)}
+                check_labels(ast, where, shown)
                 if "alert" in r:
                     alerts += 1
                     check(r.get("labels", {}).get("severity") in ("warning", "critical"),
@@ -653,30 +959,34 @@ def check_grafana():
         targets = p.get("targets", [])
         check(bool(targets), f"{pw}: has queries")
         check(p.get("datasource", {}).get("uid") == "${datasource}", f"{pw}: uses the datasource variable")
-        planned_here = set()
+        check("PLANNED" not in p.get("title", "") + p.get("description", ""),
+              f"{pw}: says nothing of PLANNED metrics (every metric it uses must be exported)")
         for t in targets:
             expr = t.get("expr", "")
             for k, v in GRAFANA_VARS.items():
                 expr = expr.replace(k, v)
-            names = promql_metrics(expr, pw)
-            if names is None:
+            parsed = promql_metrics(expr, f"{pw} {t.get('refId')}")
+            if parsed is None:
                 continue
+            ast, names = parsed
             used |= names
-            planned_here |= set(check_metric_names(pw, names))
-        if planned_here:
-            check("PLANNED" in p.get("title", ""),
-                  f"{pw}: uses planned metric(s) {', '.join(sorted(planned_here))} and says PLANNED in its title")
-    for m in ("juststorage_requests_total", "juststorage_request_seconds_total",
+            check_metric_names(f"{pw} {t.get('refId')}", names)
+            shown = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", t.get("legendFormat", "")))
+            check_labels(ast, f"{pw} {t.get('refId')}", shown)
+    for m in ("juststorage_requests_total", "juststorage_request_duration_seconds_bucket",
+              "juststorage_bytes_received_total", "juststorage_bytes_sent_total",
+              "juststorage_requests_in_flight", "juststorage_commit_batch_size_bucket",
+              "juststorage_worker_runs_total",
               "juststorage_gc_blobs_removed_total", "juststorage_orphans_removed_total",
               "juststorage_scrub_corrupted_total", "juststorage_lifecycle_expired_total",
-              "juststorage_bucket_bytes", "juststorage_bucket_objects",
-              "juststorage_request_duration_seconds_bucket", "juststorage_bytes_received_total",
-              "juststorage_bytes_sent_total", "juststorage_requests_in_flight"):
+              "juststorage_corrupted_reads_total",
+              "juststorage_blobs", "juststorage_blob_bytes", "juststorage_gc_backlog_blobs",
+              "juststorage_dedup_ratio", "juststorage_db_pool_connections",
+              "juststorage_bucket_bytes", "juststorage_bucket_objects", "juststorage_tenant_physical_bytes"):
         check(m in used, f"{where}: a panel shows {m}")
-    exported_unused = sorted(n for n in EXPORTED if not any(
-        u == n or u.startswith(n + "_") or n == u + "_total" for u in used))
-    if exported_unused:
-        note(f"{where}: metrics exported by src/ that no panel shows: {', '.join(exported_unused)}")
+    families_unused = sorted({i["family"] for i in EXPORTED.values()} - {EXPORTED[u]["family"] for u in used if u in EXPORTED})
+    if families_unused:
+        note(f"{where}: metrics exported by src/ that no panel shows: {', '.join(families_unused)}")
 
 
 # ------------------------------------------------------------------------- compose
@@ -891,7 +1201,11 @@ section.start = 0
 
 
 def main():
-    print(f"gateway settings from src/config.rs: {len(ENV_NAMES)}; metric names in src/: {len(EXPORTED)}")
+    families = {i["family"] for i in EXPORTED.values()}
+    print(f"gateway settings from src/config.rs: {len(ENV_NAMES)}; metrics registered in src/: "
+          f"{len(families)} ({len(EXPORTED)} series names)")
+    for p in EXPORT_PROBLEMS:
+        fail(p)
     if promql_parser is None:
         note("promql-parser is not installed: PromQL is not parsed; metric names are checked by pattern only")
     rendered = {}
@@ -924,14 +1238,7 @@ def main():
     check_dockerfile()
     section(None)
 
-    planned_missing = sorted(m for m in PLANNED_METRICS if not metric_known(m, EXPORTED))
-    planned_present = sorted(set(PLANNED_METRICS) - set(planned_missing))
     print()
-    if planned_missing:
-        print("planned metrics not exported by src/ yet: " + ", ".join(planned_missing))
-    if planned_present:
-        print("planned metrics now exported (drop PLANNED from their panel titles and this list): "
-              + ", ".join(planned_present))
     if failures:
         print(f"\n{len(failures)} check(s) failed:")
         for f in failures:

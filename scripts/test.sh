@@ -4,7 +4,8 @@
 #      (aws CLI v1 and boto3 with pip, rclone with apt-get),
 #   2. makes sure PostgreSQL is up on 127.0.0.1:5432,
 #   3. cargo test (all targets, then doctests; dev profile with optimised dependencies),
-#   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone), SQLite and PostgreSQL at once.
+#   4. compat-tests/run.sh (real server, aws CLI + boto3 + rclone), SQLite and PostgreSQL at once,
+#      then over https (SQLite).
 #   4b. compat-tests/s3-tests/run.sh (ceph/s3-tests against the committed pass list), both at once.
 #   4c. deploy/validate.sh (the Kubernetes manifests, compose file, dashboard and Dockerfile).
 #   5. scripts/bench-smoke.sh (the benchmark tool's tiny smoke profile, SQLite only).
@@ -72,14 +73,16 @@ cargo test --doc
 # ------------------------------------------------------------------ compat tests
 # The two backends run at once (each has its own server, port, data dir, database and bucket
 # names): the scripts mostly wait on client start-up, so this saves minutes of CI.
-log "compat-tests/run.sh sqlite and postgres, concurrently"
+log "compat-tests/run.sh sqlite (then https) and postgres, concurrently"
 # With the example in the same build, dev-dependency features are unified as in `cargo test`,
 # so this reuses the test build's artifacts (`--bin` alone rebuilt the crate and its
 # dependencies with other features: 2+ minutes of CI).
 cargo build --bin just-storage --example bench
 export JS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/just-storage"
 compat_logs="$(mktemp -d "${TMPDIR:-/tmp}/js-compat-logs.XXXXXX")"
-bash compat-tests/run.sh sqlite >"$compat_logs/sqlite.log" 2>&1 &
+# The https pass (SQLite behind TLS, a test CA, a certificate reload under load) follows the
+# SQLite one in the same job.
+(bash compat-tests/run.sh sqlite && bash compat-tests/run.sh https) >"$compat_logs/sqlite.log" 2>&1 &
 sqlite_pid=$!
 bash compat-tests/run.sh postgres >"$compat_logs/postgres.log" 2>&1 &
 postgres_pid=$!

@@ -172,7 +172,7 @@ async fn handle(api: Api, req: Request<Incoming>) -> Response<Body> {
     };
     let (status, body, content_type) = match answer {
         Ok(Answer::Json(status, v)) => (status, v.to_string(), "application/json"),
-        Ok(Answer::Text(body)) => (StatusCode::OK, body, "text/plain; version=0.0.4"),
+        Ok(Answer::Text(body)) => (StatusCode::OK, body, crate::metrics::CONTENT_TYPE),
         Err(Fail(status, code, message)) => {
             let v = json!({ "error": { "code": code, "message": message, "request_id": id } });
             (status, v.to_string(), "application/json")
@@ -268,7 +268,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Answer, Fail> {
     let scope = authenticate(api, &req).await?;
     if pattern == "/metrics" {
         return Ok(Answer::Text(
-            crate::server::metrics_text(api.engine.meta(), true).await,
+            crate::server::metrics_text(&api.engine, true).await,
         ));
     }
     if scope != TokenScope::Admin {

@@ -22,6 +22,8 @@ pub enum ConfigError {
     Fault(String),
     #[error("inline_max_bytes {0} is over the limit of {limit}", limit = crate::blobs::INLINE_LIMIT)]
     InlineMax(usize),
+    #[error("--tls-cert and --tls-key must be given together")]
+    Tls,
     #[error("the {0} timeout must be at least 1 second")]
     ZeroTimeout(&'static str),
 }
@@ -36,6 +38,12 @@ pub struct ServeArgs {
     /// given.
     #[arg(long, env = "JUST_STORAGE_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// PEM certificate chain for TLS on the S3 listener (with --tls-key); reloaded on SIGHUP.
+    #[arg(long, env = "JUST_STORAGE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, env = "JUST_STORAGE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Data directory; hot and cold tiers are its `hot/` and `cold/` [default: ./data].
     #[arg(long, env = "JUST_STORAGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -119,6 +127,8 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     admin_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     hot_dir: Option<PathBuf>,
     cold_dir: Option<PathBuf>,
@@ -172,6 +182,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin API's listener (`None`: off).
     pub admin_listen: Option<SocketAddr>,
+    /// TLS on the S3 listener (`None`: plain HTTP).
+    pub tls: Option<crate::server::TlsFiles>,
     pub hot_dir: PathBuf,
     pub cold_dir: PathBuf,
     pub database_url: String,
@@ -206,6 +218,11 @@ impl Config {
             Some(s) => Some(s.parse().map_err(|e| ConfigError::Listen(s.clone(), e))?),
             None => None,
         };
+        let tls = match (a.tls_cert.or(f.tls_cert), a.tls_key.or(f.tls_key)) {
+            (Some(cert), Some(key)) => Some(crate::server::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::Tls),
+        };
         let data_dir = a
             .data_dir
             .or(f.data_dir)
@@ -228,6 +245,7 @@ impl Config {
         Ok(Config {
             listen,
             admin_listen,
+            tls,
             hot_dir,
             cold_dir,
             database_url,

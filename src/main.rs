@@ -107,7 +107,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("root access key: {id}");
         println!("root secret key: {secret}");
     }
-    println!("JustStorage listening on http://{}", running.addr);
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    println!("JustStorage listening on {scheme}://{}", running.addr);
     if let Some(at) = running.admin_addr {
         println!("admin API on http://{at}");
     }

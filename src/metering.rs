@@ -72,6 +72,8 @@ impl Class {
 /// that never name an existing bucket of a known tenant are not metered.
 #[derive(Default)]
 pub struct Slot {
+    /// The S3 operation (s3s's name), once s3s has routed the request.
+    operation: OnceLock<&'static str>,
     who: OnceLock<Billed>,
     received: AtomicU64,
 }
@@ -82,20 +84,30 @@ pub struct Billed {
     /// `""`: none (ListBuckets).
     pub bucket: String,
     /// The S3 operation (s3s's name).
-    pub operation: String,
+    pub operation: &'static str,
     pub class: Class,
 }
 
 impl Slot {
     /// Bills the request (S3 operation `operation`) to `tenant_id`'s bucket `bucket` (`""`:
     /// none, e.g. ListBuckets).
-    pub fn bill(&self, tenant_id: &str, bucket: &str, operation: &str) {
+    pub fn bill(&self, tenant_id: &str, bucket: &str, operation: &'static str) {
         let _ = self.who.set(Billed {
             tenant_id: tenant_id.to_owned(),
             bucket: bucket.to_owned(),
-            operation: operation.to_owned(),
+            operation,
             class: Class::of_operation(operation),
         });
+    }
+
+    /// Names the request's S3 operation (for metrics and the log line), billed or not.
+    pub fn identify(&self, operation: &'static str) {
+        let _ = self.operation.set(operation);
+    }
+
+    /// The S3 operation, once s3s has routed the request.
+    pub fn operation(&self) -> Option<&'static str> {
+        self.operation.get().copied()
     }
 
     /// Whom the request was billed to, once the access check knew.
@@ -111,6 +123,31 @@ impl Slot {
     pub fn received(&self, n: u64) {
         self.received.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// Distinct operation names kept, at most: s3s has about a hundred.
+const MAX_OPERATIONS: usize = 256;
+
+/// s3s's operation name as a `&'static str` (metric labels, bills): each distinct name is
+/// leaked once, and there are at most `MAX_OPERATIONS` of them.
+pub fn operation_name(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{LazyLock, RwLock};
+    static NAMES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(RwLock::default);
+    // A poisoned lock holds a whole set (inserts cannot half-happen).
+    if let Some(n) = NAMES.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        return n;
+    }
+    let mut names = NAMES.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    if names.len() >= MAX_OPERATIONS {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

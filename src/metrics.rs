@@ -1,203 +1,373 @@
-//! Prometheus metrics: process-wide counters, rendered in the text exposition format on
-//! `/metrics`. Counters are plain atomics (no registry, no locks on the request path); the
-//! per-bucket usage gauges are read from the database at scrape time.
+//! Prometheus metrics through `prometheus-client`, exposed as OpenMetrics text on `/metrics`.
+//! Process-wide families and counters are updated by the request path (`server`), the commit
+//! paths and the workers; figures that live in the database (usage, blobs, the collector's
+//! backlog) are read at scrape time and given to `render` as a `Scraped`.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::{EncodeLabelSet, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
 
-/// A monotonically increasing counter.
-pub struct Counter(AtomicU64);
+/// The operation label of a request refused before s3s named its operation (a bad signature,
+/// a malformed request, a check in front of s3s).
+pub const UNIDENTIFIED: &str = "unknown";
 
-impl Counter {
-    const fn new() -> Counter {
-        Counter(AtomicU64::new(0))
-    }
-
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    status: u16,
 }
 
-const METHODS: [&str; 6] = ["GET", "PUT", "HEAD", "DELETE", "POST", "OTHER"];
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-/// Requests by method and status class; request time in microseconds by method.
-static REQUESTS: [[Counter; 5]; 6] = [const { [const { Counter::new() }; 5] }; 6];
-static REQUEST_MICROS: [Counter; 6] = [const { Counter::new() }; 6];
-
-pub static CORRUPTED_READS: Counter = Counter::new();
-pub static GC_BLOBS_REMOVED: Counter = Counter::new();
-pub static GC_ROWS_PURGED: Counter = Counter::new();
-pub static ORPHANS_REMOVED: Counter = Counter::new();
-pub static UPLOADS_ABORTED: Counter = Counter::new();
-pub static LIFECYCLE_EXPIRED: Counter = Counter::new();
-pub static SCRUB_BLOBS_CHECKED: Counter = Counter::new();
-pub static SCRUB_BYTES: Counter = Counter::new();
-pub static SCRUB_CORRUPTED: Counter = Counter::new();
-
-/// Records one finished request.
-pub fn request(method: &http::Method, status: u16, micros: u64) {
-    let m = METHODS
-        .iter()
-        .position(|m| *m == method.as_str())
-        .unwrap_or(METHODS.len() - 1);
-    let c = usize::from(status / 100).clamp(1, 5) - 1;
-    REQUESTS[m][c].inc();
-    REQUEST_MICROS[m].add(micros);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    operation: &'static str,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Request latency buckets: 0.5 ms to ~75 s, ×2.5 each.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.5, 14))
+}
+
+/// Commit batch sizes: 1 to 512 versions, ×2 each (the group commits' bounds are below that).
+fn batch_sizes() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 10))
+}
+
+struct Requests {
+    total: Family<RequestLabels, Counter>,
+    duration: Histograms<OpLabels>,
+    received: Family<OpLabels, Counter>,
+    sent: Family<OpLabels, Counter>,
+    in_flight: Gauge,
+}
+
+static REQUESTS: LazyLock<Requests> = LazyLock::new(|| Requests {
+    total: Family::default(),
+    duration: Family::new_with_constructor(latency),
+    received: Family::default(),
+    sent: Family::default(),
+    in_flight: Gauge::default(),
+});
+
+static COMMIT_BATCH: LazyLock<Histogram> = LazyLock::new(batch_sizes);
+
+pub static CORRUPTED_READS: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static GC_BLOBS_REMOVED: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static GC_ROWS_PURGED: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static ORPHANS_REMOVED: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static UPLOADS_ABORTED: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static LIFECYCLE_EXPIRED: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static SCRUB_BLOBS_CHECKED: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static SCRUB_BYTES: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static SCRUB_CORRUPTED: LazyLock<Counter> = LazyLock::new(Counter::default);
+/// Worker passes, by worker and outcome.
+static WORKER_RUNS: LazyLock<Family<WorkerLabels, Counter>> = LazyLock::new(Family::default);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: &'static str,
+    outcome: &'static str,
+}
+
+/// The registry of the process-wide metrics; names get the `juststorage_` prefix, and
+/// counters the `_total` suffix, from the encoder.
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut r = Registry::with_prefix("juststorage");
+    let q = &*REQUESTS;
+    r.register(
+        "requests",
+        "S3 requests by operation and status code.",
+        q.total.clone(),
     );
+    r.register(
+        "request_duration_seconds",
+        "Time from a request's arrival to the end of its response body, by operation.",
+        q.duration.clone(),
+    );
+    r.register(
+        "bytes_received",
+        "Request body bytes received, by operation.",
+        q.received.clone(),
+    );
+    r.register(
+        "bytes_sent",
+        "Response body bytes sent, by operation.",
+        q.sent.clone(),
+    );
+    r.register(
+        "requests_in_flight",
+        "S3 requests being answered.",
+        q.in_flight.clone(),
+    );
+    r.register(
+        "commit_batch_size",
+        "Versions committed per metadata transaction (group commit).",
+        COMMIT_BATCH.clone(),
+    );
+    let counters: [(&str, &str, &Counter); 9] = [
+        (
+            "corrupted_reads",
+            "GETs refused because a blob failed its integrity check.",
+            &CORRUPTED_READS,
+        ),
+        (
+            "gc_blobs_removed",
+            "Blob files removed by the collector.",
+            &GC_BLOBS_REMOVED,
+        ),
+        (
+            "gc_rows_purged",
+            "DELETING object rows removed by the collector.",
+            &GC_ROWS_PURGED,
+        ),
+        (
+            "orphans_removed",
+            "Unfinished uploads (rows and temp files) removed by the sweep.",
+            &ORPHANS_REMOVED,
+        ),
+        (
+            "uploads_aborted",
+            "Incomplete multipart uploads aborted for age or by a lifecycle rule.",
+            &UPLOADS_ABORTED,
+        ),
+        (
+            "lifecycle_expired",
+            "Versions and delete markers removed, or hidden, by lifecycle rules.",
+            &LIFECYCLE_EXPIRED,
+        ),
+        (
+            "scrub_blobs_checked",
+            "Blobs re-hashed by the scrubber.",
+            &SCRUB_BLOBS_CHECKED,
+        ),
+        (
+            "scrub_bytes",
+            "Bytes re-hashed by the scrubber.",
+            &SCRUB_BYTES,
+        ),
+        (
+            "scrub_corrupted",
+            "Blobs the scrubber found corrupted.",
+            &SCRUB_CORRUPTED,
+        ),
+    ];
+    for (name, help, c) in counters {
+        r.register(name, help, (*c).clone());
+    }
+    r.register(
+        "worker_runs",
+        "Passes of the background workers (gc, scrub, lifecycle), by outcome.",
+        WORKER_RUNS.clone(),
+    );
+    r
+});
+
+/// Counts one S3 request as in flight until dropped.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        REQUESTS.in_flight.inc();
+        InFlight(())
+    }
 }
 
-/// Per-tenant figures, shown only to a scrape that presents a token (`server::metrics_text`).
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        REQUESTS.in_flight.dec();
+    }
+}
+
+/// One finished S3 request: its operation, status, time and body bytes each way.
+pub fn request(operation: &'static str, status: u16, seconds: f64, received: u64, sent: u64) {
+    let q = &*REQUESTS;
+    q.total
+        .get_or_create(&RequestLabels { operation, status })
+        .inc();
+    let op = OpLabels { operation };
+    q.duration.get_or_create(&op).observe(seconds);
+    if received > 0 {
+        q.received.get_or_create(&op).inc_by(received);
+    }
+    if sent > 0 {
+        q.sent.get_or_create(&op).inc_by(sent);
+    }
+}
+
+/// One group commit of `n` versions.
+pub fn commit_batch(n: usize) {
+    COMMIT_BATCH.observe(n as f64);
+}
+
+/// One pass of a background worker.
+pub fn worker_run(worker: &'static str, ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    WORKER_RUNS
+        .get_or_create(&WorkerLabels { worker, outcome })
+        .inc();
+}
+
+/// Figures read from the database at scrape time.
 #[derive(Default)]
-pub struct TenantFigures {
-    /// `(tenant, bucket, objects, bytes)`: current objects and their bytes.
+pub struct Scraped {
+    /// `(tenant, bucket, objects, bytes)`: current objects and their bytes; shown only to a
+    /// scrape that presents a token (`server::metrics_text`).
     pub buckets: Vec<(String, String, i64, i64)>,
-    /// `(tenant, tier, bytes)`: physical bytes attributed to the tenant.
+    /// `(tenant, tier, bytes)`: physical bytes attributed to a tenant; token holders only.
     pub physical: Vec<(String, String, i64)>,
+    /// Per tier: blobs kept as files and inline, their bytes, and blobs nobody references.
+    pub blobs: Vec<crate::meta::BlobStats>,
+    /// Logical bytes (current and noncurrent versions) over physical bytes, when both known.
+    pub dedup_ratio: Option<f64>,
+    /// The metadata database's connection pool, where it has one.
+    pub pool: Option<crate::meta::PoolState>,
 }
 
-/// The exposition text; per-tenant gauges only from `tenants`.
-pub fn render(tenants: &TenantFigures) -> String {
-    let usage = &tenants.buckets;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BucketLabels {
+    tenant: String,
+    bucket: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantTier {
+    tenant: String,
+    tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierPlace {
+    tier: String,
+    place: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+/// The scrape-time gauges, in a registry of their own built for one scrape.
+fn scraped_registry(s: &Scraped) -> Registry {
+    let mut r = Registry::with_prefix("juststorage");
+    let objects = Family::<BucketLabels, Gauge>::default();
+    let bytes = Family::<BucketLabels, Gauge>::default();
+    for (tenant, bucket, n, b) in &s.buckets {
+        let l = BucketLabels {
+            tenant: tenant.clone(),
+            bucket: bucket.clone(),
+        };
+        objects.get_or_create(&l).set(*n);
+        bytes.get_or_create(&l).set(*b);
+    }
+    r.register("bucket_objects", "Current objects per bucket.", objects);
+    r.register(
+        "bucket_bytes",
+        "Logical bytes of current objects per bucket.",
+        bytes,
+    );
+    let physical = Family::<TenantTier, Gauge>::default();
+    for (tenant, tier, b) in &s.physical {
+        let l = TenantTier {
+            tenant: tenant.clone(),
+            tier: tier.clone(),
+        };
+        physical.get_or_create(&l).set(*b);
+    }
+    r.register(
+        "tenant_physical_bytes",
+        "Blob bytes attributed to a tenant (each blob shared among the tenants that reference it).",
+        physical,
+    );
+    let blobs = Family::<TierPlace, Gauge>::default();
+    let blob_bytes = Family::<TierPlace, Gauge>::default();
+    let backlog = Family::<TierLabels, Gauge>::default();
+    for t in &s.blobs {
+        for (place, n, b) in [
+            ("file", t.files, t.file_bytes),
+            ("inline", t.inline, t.inline_bytes),
+        ] {
+            let l = TierPlace {
+                tier: t.tier.clone(),
+                place,
+            };
+            blobs.get_or_create(&l).set(n);
+            blob_bytes.get_or_create(&l).set(b);
+        }
+        backlog
+            .get_or_create(&TierLabels {
+                tier: t.tier.clone(),
+            })
+            .set(t.unreferenced);
+    }
+    r.register(
+        "blobs",
+        "Distinct bodies stored, per tier, as files or inline in the database.",
+        blobs,
+    );
+    r.register(
+        "blob_bytes",
+        "Bytes of the distinct bodies stored, per tier, as files or inline.",
+        blob_bytes,
+    );
+    r.register(
+        "gc_backlog_blobs",
+        "Blobs no version references, waiting for the collector's grace period.",
+        backlog,
+    );
+    if let Some(ratio) = s.dedup_ratio {
+        let g = Gauge::<f64, AtomicU64>::default();
+        g.set(ratio);
+        r.register(
+            "dedup_ratio",
+            "Logical bytes of all versions over the physical bytes they reference.",
+            g,
+        );
+    }
+    if let Some(p) = &s.pool {
+        let conns = Family::<PoolLabels, Gauge>::default();
+        conns
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(p.idle);
+        conns
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(p.size - p.idle);
+        r.register(
+            "db_pool_connections",
+            "Connections of the metadata database's pool, by state.",
+            conns,
+        );
+        let max = Gauge::<i64>::default();
+        max.set(p.max);
+        r.register(
+            "db_pool_max_connections",
+            "Connections the metadata database's pool may open.",
+            max,
+        );
+    }
+    r
+}
+
+/// The OpenMetrics exposition text: the process-wide metrics, then `scraped`.
+pub fn render(scraped: &Scraped) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP juststorage_requests_total S3 requests by method and status class.\n# TYPE juststorage_requests_total counter"
-    );
-    for (mi, m) in METHODS.iter().enumerate() {
-        for (ci, c) in CLASSES.iter().enumerate() {
-            let v = REQUESTS[mi][ci].get();
-            if v > 0 {
-                let _ = writeln!(
-                    out,
-                    "juststorage_requests_total{{method=\"{m}\",status=\"{c}\"}} {v}"
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP juststorage_request_seconds_total Time spent answering requests, by method.\n# TYPE juststorage_request_seconds_total counter"
-    );
-    for (mi, m) in METHODS.iter().enumerate() {
-        let v = REQUEST_MICROS[mi].get();
-        if v > 0 {
-            let _ = writeln!(
-                out,
-                "juststorage_request_seconds_total{{method=\"{m}\"}} {}",
-                v as f64 / 1e6
-            );
-        }
-    }
-    counter(
-        &mut out,
-        "juststorage_corrupted_reads_total",
-        "GETs refused because a blob failed its integrity check.",
-        CORRUPTED_READS.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_gc_blobs_removed_total",
-        "Blob files removed by the collector.",
-        GC_BLOBS_REMOVED.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_gc_rows_purged_total",
-        "DELETING object rows removed by the collector.",
-        GC_ROWS_PURGED.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_orphans_removed_total",
-        "Unfinished uploads (rows and temp files) removed by the sweep.",
-        ORPHANS_REMOVED.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_uploads_aborted_total",
-        "Incomplete multipart uploads aborted for age or by a lifecycle rule.",
-        UPLOADS_ABORTED.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_lifecycle_expired_total",
-        "Versions and delete markers removed, or hidden, by lifecycle rules.",
-        LIFECYCLE_EXPIRED.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_scrub_blobs_checked_total",
-        "Blobs re-hashed by the scrubber.",
-        SCRUB_BLOBS_CHECKED.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_scrub_bytes_total",
-        "Bytes re-hashed by the scrubber.",
-        SCRUB_BYTES.get(),
-    );
-    counter(
-        &mut out,
-        "juststorage_scrub_corrupted_total",
-        "Blobs the scrubber found corrupted.",
-        SCRUB_CORRUPTED.get(),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP juststorage_bucket_objects Current objects per bucket.\n# TYPE juststorage_bucket_objects gauge"
-    );
-    for (t, b, n, _) in usage {
-        let _ = writeln!(
-            out,
-            "juststorage_bucket_objects{{tenant=\"{}\",bucket=\"{}\"}} {n}",
-            esc(t),
-            esc(b)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP juststorage_bucket_bytes Logical bytes of current objects per bucket.\n# TYPE juststorage_bucket_bytes gauge"
-    );
-    for (t, b, _, n) in usage {
-        let _ = writeln!(
-            out,
-            "juststorage_bucket_bytes{{tenant=\"{}\",bucket=\"{}\"}} {n}",
-            esc(t),
-            esc(b)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP juststorage_tenant_physical_bytes Blob bytes attributed to a tenant (each blob shared among the tenants that reference it).\n# TYPE juststorage_tenant_physical_bytes gauge"
-    );
-    for (t, tier, n) in &tenants.physical {
-        let _ = writeln!(
-            out,
-            "juststorage_tenant_physical_bytes{{tenant=\"{}\",tier=\"{}\"}} {n}",
-            esc(t),
-            esc(tier)
-        );
-    }
+    // Writing to a String cannot fail; an encoder error would be a bug in a metric's name.
+    let written = text::encode_registry(&mut out, &REGISTRY)
+        .and_then(|()| text::encode_registry(&mut out, &scraped_registry(scraped)))
+        .and_then(|()| text::encode_eof(&mut out));
+    debug_assert!(written.is_ok(), "metrics encode");
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+/// The exposition's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

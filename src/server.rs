@@ -3,7 +3,10 @@
 
 mod idle;
 mod metered;
+mod tls;
 mod too_large;
+
+pub use tls::{TlsError, TlsFiles};
 
 use crate::blobs::BlobStore;
 use crate::config::{Config, Timeouts};
@@ -74,6 +77,8 @@ pub enum StartError {
     Engine(#[from] crate::engine::Error),
     #[error("protocol: {0}")]
     Protocol(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A started server.
@@ -124,9 +129,17 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         },
     );
     let created_root = engine.ensure_root(cfg.root_key.clone()).await?;
+    let certs = cfg.tls.clone().map(tls::Certs::load).transpose()?;
+    let acceptor = match &certs {
+        Some(c) => Some(tokio_rustls::TlsAcceptor::from(c.server_config()?)),
+        None => None,
+    };
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
+    if let Some(c) = certs {
+        tokio::spawn(tls::reload_on_hangup(c, stop_rx.clone()));
+    }
     let app = App {
         s3: crate::s3::Protocol::new(
             engine.clone(),
@@ -191,14 +204,14 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     let keys = tokio::spawn(async move { e.watch_keys(keys_stop).await });
     let timeouts = cfg.timeouts.clone();
     let task = tokio::spawn(async move {
-        serve(listener, app, timeouts, stop_rx).await;
+        serve(listener, app, timeouts, acceptor, stop_rx).await;
         let _ = gc.await;
         let _ = scrub.await;
         let _ = lifecycle.await;
         let _ = keys.await;
         let _ = metering.await;
     });
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, tls = cfg.tls.is_some(), "listening");
     Ok(Running {
         addr,
         admin_addr,
@@ -221,6 +234,7 @@ async fn serve(
     listener: TcpListener,
     app: App,
     timeouts: Timeouts,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = ConnBuilder::new(TokioExecutor::new());
@@ -235,6 +249,7 @@ async fn serve(
         .max_buf_size(crate::s3::READ_BUFFER)
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.head);
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -256,41 +271,90 @@ async fn serve(
         };
         // Small requests and responses must not wait for Nagle's algorithm.
         let _ = sock.set_nodelay(true);
-        let app = app.clone();
+        let conn = Connection {
+            app: app.clone(),
+            peer: crate::s3::Peer {
+                ip: peer.ip(),
+                tls: tls.is_some(),
+            },
+            builder: builder.clone(),
+            graceful: graceful.watcher(),
+            idle: timeouts.idle,
+            _permit: permit,
+        };
+        match &tls {
+            None => {
+                tokio::spawn(conn.run(sock));
+            }
+            Some(acceptor) => {
+                // The handshake runs in the connection's task, bounded like a request head.
+                let handshake = acceptor.accept(sock);
+                let limit = timeouts.head;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok(s)) => conn.run(s).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("shutdown grace elapsed; dropping connections"),
+    }
+}
+
+/// One accepted connection, served over a plain or a TLS stream.
+struct Connection {
+    app: App,
+    peer: crate::s3::Peer,
+    builder: Arc<ConnBuilder<TokioExecutor>>,
+    graceful: hyper_util::server::graceful::Watcher,
+    idle: Duration,
+    /// Holds one of `MAX_CONNECTIONS` slots until the connection ends.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn run<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let act = idle::Activity::new();
         let svc_act = act.clone();
+        let (app, peer) = (self.app, self.peer);
         let svc = hyper::service::service_fn(move |req| {
             let app = app.clone();
             let handling = svc_act.handling();
             let act = svc_act.clone();
             async move {
                 let mut req = req;
-                req.extensions_mut().insert(crate::s3::Peer(peer.ip()));
-                let resp = handle(app, req).await;
+                req.extensions_mut().insert(peer);
+                let head = req.method() == http::Method::HEAD;
+                let mut resp = handle(app, req).await;
+                if head {
+                    // HTTP/1.1 drops a HEAD response's body by itself; HTTP/2 would send it
+                    // as DATA, which clients reject (an error's XML on a 404, say).
+                    *resp.body_mut() = Body::empty();
+                }
                 let resp = resp.map(|b| idle::Sending::new(b, act.streaming()));
                 drop(handling);
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
-        let io = idle::Watched::new(sock, act.clone());
+        let io = idle::Watched::new(io, act.clone());
         let io = TokioIo::new(too_large::HeadTooLarge::new(io));
-        let conn = builder.serve_connection(io, svc).into_owned();
-        let conn = graceful.watch(conn);
-        let idle = timeouts.idle;
-        tokio::spawn(async move {
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection ended with error");
-                },
-                () = act.expired(idle) => tracing::debug!(%peer, "closing an idle connection"),
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("shutdown grace elapsed; dropping connections"),
+        let conn = self.builder.serve_connection(io, svc).into_owned();
+        let conn = self.graceful.watch(conn);
+        tokio::select! {
+            r = conn => if let Err(e) = r {
+                tracing::debug!(peer = %peer.ip, error = %e, "connection ended with error");
+            },
+            () = act.expired(self.idle) => tracing::debug!(peer = %peer.ip, "closing an idle connection"),
+        }
     }
 }
 
@@ -330,6 +394,7 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
             Some("metrics") => metrics(&app, &req).await,
             Some(_) => text(StatusCode::OK, "ok\n"),
             None => {
+                let in_flight = crate::metrics::InFlight::start();
                 let slot = Arc::new(crate::metering::Slot::default());
                 let mut req = req;
                 req.extensions_mut().insert(slot.clone());
@@ -339,6 +404,7 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
                     method: method.clone(),
                     status: resp.status().as_u16(),
                     started,
+                    _in_flight: in_flight,
                 };
                 let meter = app.meter.clone();
                 resp.map(|b| Body::http_body_unsync(metered::Metered::new(b, meter, slot, done)))
@@ -348,11 +414,6 @@ async fn handle(app: App, req: Request<Incoming>) -> Response<Body> {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
         tracing::debug!(status = resp.status().as_u16(), "done");
-        if probe.is_none() {
-            // Time to the response head; bodies stream on afterwards.
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            crate::metrics::request(&method, resp.status().as_u16(), micros);
-        }
         resp
     }
     .instrument(span)
@@ -379,46 +440,64 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     if token.is_some() && !full {
         return text(StatusCode::UNAUTHORIZED, "unknown or revoked token\n");
     }
-    let mut r = Response::new(Body::from(metrics_text(app.engine.meta(), full).await));
+    let mut r = Response::new(Body::from(metrics_text(&app.engine, full).await));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     r
 }
 
-/// The Prometheus exposition; with `tenants`, the per-tenant and per-bucket gauges (read from
-/// the database; without it, the counters are still served).
-pub async fn metrics_text(meta: &Arc<dyn MetaStore>, tenants: bool) -> String {
-    let mut figures = crate::metrics::TenantFigures::default();
-    if tenants {
-        match meta.usage().await {
-            Ok(rows) => {
-                let mut per_bucket: std::collections::BTreeMap<(String, String), (i64, i64)> =
-                    Default::default();
-                for u in rows {
-                    let e = per_bucket.entry((u.tenant, u.bucket)).or_default();
-                    e.0 += u.objects;
-                    e.1 += u.bytes;
-                }
-                figures.buckets = per_bucket
-                    .into_iter()
-                    .map(|((t, b), (n, bytes))| (t, b, n, bytes))
-                    .collect();
-            }
-            Err(e) => tracing::warn!(error = %e, "metrics: usage query failed"),
-        }
-        match meta.physical().await {
-            Ok(rows) => {
-                figures.physical = rows
-                    .into_iter()
-                    .map(|p| (p.tenant, p.tier, p.bytes))
-                    .collect()
-            }
-            Err(e) => tracing::warn!(error = %e, "metrics: physical query failed"),
+/// The Prometheus exposition; with `tenants`, the per-tenant and per-bucket gauges. A failed
+/// database read leaves its gauges out (and is logged); the process's own metrics are always
+/// served.
+pub async fn metrics_text(engine: &Engine, tenants: bool) -> String {
+    let meta = engine.meta();
+    let mut scraped = crate::metrics::Scraped {
+        pool: meta.pool_state(),
+        ..Default::default()
+    };
+    match engine.blob_stats().await {
+        Ok(b) => scraped.blobs = b,
+        Err(e) => tracing::warn!(error = %e, "metrics: blob query failed"),
+    }
+    let usage = meta.usage().await;
+    let physical = meta.physical().await;
+    if let (Ok(u), Ok(p)) = (&usage, &physical) {
+        let logical: i64 = u.iter().map(|r| r.bytes + r.noncurrent_bytes).sum();
+        let stored: i64 = p.iter().map(|r| r.bytes).sum();
+        if stored > 0 {
+            scraped.dedup_ratio = Some(logical as f64 / stored as f64);
         }
     }
-    crate::metrics::render(&figures)
+    match usage {
+        Ok(rows) if tenants => {
+            let mut per_bucket: std::collections::BTreeMap<(String, String), (i64, i64)> =
+                Default::default();
+            for u in rows {
+                let e = per_bucket.entry((u.tenant, u.bucket)).or_default();
+                e.0 += u.objects;
+                e.1 += u.bytes;
+            }
+            scraped.buckets = per_bucket
+                .into_iter()
+                .map(|((t, b), (n, bytes))| (t, b, n, bytes))
+                .collect();
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: usage query failed"),
+    }
+    match physical {
+        Ok(rows) if tenants => {
+            scraped.physical = rows
+                .into_iter()
+                .map(|p| (p.tenant, p.tier, p.bytes))
+                .collect()
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: physical query failed"),
+    }
+    crate::metrics::render(&scraped)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

@@ -3,7 +3,8 @@
 # database.
 #
 # The caller sets JS_BIN, WORK (scratch directory), SERVER_LOG, ACCESS_KEY, SECRET_KEY and, for
-# PostgreSQL, DB_NAME; it defines log() and die().
+# PostgreSQL, DB_NAME; for a TLS server also SCHEME=https and TLS_CA (the CA's PEM file); it
+# defines log() and die().
 
 PG_HOST="${JS_PG_HOST:-127.0.0.1}"
 PG_PORT="${JS_PG_PORT:-5432}"
@@ -119,7 +120,8 @@ start_server() {
                 fi
                 die "server exited with status $rc before becoming healthy"
             fi
-            if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null &&
+            if curl -fsS -o /dev/null --max-time 2 ${TLS_CA:+--cacert "$TLS_CA"} \
+                "${SCHEME:-http}://127.0.0.1:$port/health" 2>/dev/null &&
                 kill -0 "$SERVER_PID" 2>/dev/null; then
                 PORT="$port"
                 log "server up (pid $SERVER_PID) on 127.0.0.1:$PORT after $i polls"

@@ -444,3 +444,26 @@ impl Engine {
         })
     }
 }
+
+/// `Engine::blob_stats`' last read, and when it was made.
+pub(super) type BlobStatsRead = (std::time::Instant, Vec<crate::meta::BlobStats>);
+
+/// How long `Engine::blob_stats` serves a read again: it scans every blob row.
+const BLOB_STATS_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Engine {
+    /// Blobs per tier, read at most once a minute (scrapes come more often than that, and from
+    /// every replica).
+    pub async fn blob_stats(&self) -> Result<Vec<crate::meta::BlobStats>> {
+        // Held across the read: concurrent scrapes wait for one scan instead of each running it.
+        let mut cached = self.blob_stats.lock().await;
+        if let Some((at, stats)) = &*cached
+            && at.elapsed() < BLOB_STATS_FOR
+        {
+            return Ok(stats.clone());
+        }
+        let stats = self.meta.blob_stats().await?;
+        *cached = Some((std::time::Instant::now(), stats.clone()));
+        Ok(stats)
+    }
+}

@@ -122,6 +122,10 @@ pub struct Engine {
     limits: Limits,
     keys: Arc<keys::KeyCache>,
     access: Arc<bucket_access::AccessCache>,
+    /// This process among the gateways sharing the database (the holder of worker leases).
+    instance: Arc<str>,
+    /// `blob_stats`' last answer and when it was read.
+    blob_stats: Arc<tokio::sync::Mutex<Option<admin::BlobStatsRead>>>,
 }
 
 impl Engine {
@@ -132,11 +136,18 @@ impl Engine {
             limits,
             keys: Arc::default(),
             access: Arc::default(),
+            instance: uuid::Uuid::new_v4().simple().to_string().into(),
+            blob_stats: Arc::default(),
         }
     }
 
     pub fn meta(&self) -> &Arc<dyn MetaStore> {
         &self.meta
+    }
+
+    /// This process's id among the gateways that share the database.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Drops cached keys when one loses its rights, until `stop` fires (run by `serve`).

@@ -23,10 +23,10 @@ macro_rules! embed {
     };
 }
 
-const SQLITE: Files =
-    embed!("sqlite": 1 "0001_init.sql", 2 "0002_versioning.sql", 3 "0003_usage.sql");
-const POSTGRES: Files =
-    embed!("postgres": 1 "0001_init.sql", 2 "0002_versioning.sql", 3 "0003_usage.sql");
+const SQLITE: Files = embed!("sqlite":
+    1 "0001_init.sql", 2 "0002_versioning.sql", 3 "0003_usage.sql", 4 "0004_leases.sql");
+const POSTGRES: Files = embed!("postgres":
+    1 "0001_init.sql", 2 "0002_versioning.sql", 3 "0003_usage.sql", 4 "0004_leases.sql");
 
 /// Every PostgreSQL function, `CREATE OR REPLACE`d.
 const POSTGRES_FUNCTIONS: &str = include_str!(concat!(

@@ -693,6 +693,29 @@ pub struct PhysicalRow {
     pub bytes: i64,
 }
 
+/// The blobs of one tier (`/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobStats {
+    pub tier: String,
+    /// Blobs kept as files, and their bytes.
+    pub files: i64,
+    pub file_bytes: i64,
+    /// Blobs kept inline in the database, and their bytes.
+    pub inline: i64,
+    pub inline_bytes: i64,
+    /// Blobs no version references, waiting for the collector.
+    pub unreferenced: i64,
+}
+
+/// A connection pool's state (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections open, of which idle, and the most it may open.
+    pub size: i64,
+    pub idle: i64,
+    pub max: i64,
+}
+
 /// `fsck`'s check of the usage tables against the rows they summarise.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct UsageCheck {
@@ -984,6 +1007,15 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn usage(&self) -> MetaResult<Vec<UsageRow>>;
     /// Physical bytes attributed to each tenant per tier, kept with every commit.
     async fn physical(&self) -> MetaResult<Vec<PhysicalRow>>;
+    /// Takes or renews the lease `name` for `holder` until `until` (Unix seconds) if no other
+    /// holder's lease runs past `now`; true when `holder` holds it.
+    async fn take_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> MetaResult<bool>;
+    /// Blobs per tier (a scan of the blob rows).
+    async fn blob_stats(&self) -> MetaResult<Vec<BlobStats>>;
+    /// The connection pool's state, where the store has one.
+    fn pool_state(&self) -> Option<PoolState> {
+        None
+    }
     /// Recounts usage and attribution from the version and segment rows and compares them with
     /// the kept figures; with `repair`, replaces the kept figures by the recount (in one
     /// transaction). Returns the differences found.

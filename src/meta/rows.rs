@@ -5,10 +5,10 @@
 
 use crate::blobs::{ChecksumAlgo, Tier};
 use crate::meta::{
-    AccessKey, AdminTokenRow, BlobId, BlobRow, BucketRow, Checksum, Held, KeyRow, ListEntry, Lock,
-    LockMode, MetaError, MetaResult, MeterRow, ObjectHeaders, ObjectPart, ObjectRow, PartRow,
-    PhysicalRow, Quota, QuotaState, RefMismatch, SearchEntry, Segment, TenantRow, UploadRow,
-    UsageRow, VersionEntry, Versioning,
+    AccessKey, AdminTokenRow, BlobId, BlobRow, BlobStats, BucketRow, Checksum, Held, KeyRow,
+    ListEntry, Lock, LockMode, MetaError, MetaResult, MeterRow, ObjectHeaders, ObjectPart,
+    ObjectRow, PartRow, PhysicalRow, Quota, QuotaState, RefMismatch, SearchEntry, Segment,
+    TenantRow, UploadRow, UsageRow, VersionEntry, Versioning,
 };
 use std::collections::BTreeMap;
 
@@ -564,6 +564,18 @@ pub(in crate::meta) fn physical_of<R: Cols>(r: &R) -> MetaResult<PhysicalRow> {
         tenant: r.get("tenant")?,
         tier: r.get("tier")?,
         bytes: r.get("bytes")?,
+    })
+}
+
+/// A row of `statements::BLOB_STATS`.
+pub(in crate::meta) fn blob_stats_of<R: Cols>(r: &R) -> MetaResult<BlobStats> {
+    Ok(BlobStats {
+        tier: r.get("tier")?,
+        files: r.get("files")?,
+        file_bytes: r.get("file_bytes")?,
+        inline: r.get("inline")?,
+        inline_bytes: r.get("inline_bytes")?,
+        unreferenced: r.get("unreferenced")?,
     })
 }
 

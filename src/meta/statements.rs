@@ -425,6 +425,18 @@ pub(super) const PHYSICAL: &str = "SELECT t.name AS tenant, p.tier AS tier, \
     FROM tenant_physical p JOIN tenants t ON t.id = p.tenant_id \
     GROUP BY t.name, p.tier ORDER BY t.name, p.tier";
 
+/// Blobs per tier: kept as files or inline, their bytes, and those nobody references (a scan
+/// of `blobs`: `/metrics` reads it at most once a minute).
+pub(super) const BLOB_STATS: &str = "SELECT b.tier AS tier, \
+    CAST(COUNT(CASE WHEN d.hash IS NULL THEN 1 END) AS BIGINT) AS files, \
+    CAST(COALESCE(SUM(CASE WHEN d.hash IS NULL THEN b.size END), 0) AS BIGINT) AS file_bytes, \
+    CAST(COUNT(d.hash) AS BIGINT) AS inline, \
+    CAST(COALESCE(SUM(CASE WHEN d.hash IS NOT NULL THEN b.size END), 0) AS BIGINT) \
+        AS inline_bytes, \
+    CAST(COUNT(CASE WHEN b.ref_count = 0 THEN 1 END) AS BIGINT) AS unreferenced \
+    FROM blobs b LEFT JOIN blob_data d ON d.tier = b.tier AND d.hash = b.hash \
+    GROUP BY b.tier ORDER BY b.tier";
+
 /// Which tenants' COMMITTED versions reference each blob, and how often (a scan: fsck only).
 pub(super) const HOLDERS_RECOUNT: &str = "SELECT s.tier AS tier, s.blob_hash AS hash, \
     t.name AS tenant, CAST(MAX(s.size) AS BIGINT) AS size, CAST(COUNT(*) AS BIGINT) AS refs, \
@@ -455,3 +467,9 @@ pub(super) const REBUILD_USAGE: [&str; 5] = [
     FROM object_segments s JOIN objects o ON o.id = s.object_id AND o.status = 'COMMITTED' \
     JOIN buckets b ON b.id = o.bucket_id GROUP BY s.tier, s.blob_hash, b.tenant_id",
 ];
+
+/// Takes or renews lease `$1` for holder `$2` until `$3`, if it is free, lapsed (its end at or
+/// before `$4`, now) or already `$2`'s: one row affected when taken, none when another holds it.
+pub(super) const TAKE_LEASE: &str = "INSERT INTO worker_leases (name, holder, until) \
+    VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+    until = excluded.until WHERE worker_leases.until <= $4 OR worker_leases.holder = $2";

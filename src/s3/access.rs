@@ -436,14 +436,17 @@ fn is_policy_op(op: &str) -> bool {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let op = crate::metering::operation_name(cx.s3_op().name());
+        if let Some(slot) = cx.extensions_mut().get::<Arc<crate::metering::Slot>>() {
+            slot.identify(op);
+        }
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => {
                 // ListBuckets: billed to the tenant listing.
                 if let Some(c) = cx.credentials() {
                     let caller = self.engine.caller(&c.access_key).await;
-                    let op = cx.s3_op().name().to_owned();
                     if let Ok(caller) = caller {
-                        bill(cx, &caller.tenant_id, "", &op);
+                        bill(cx, &caller.tenant_id, "", op);
                     }
                 }
                 return Ok(());
@@ -451,8 +454,6 @@ impl S3Access for Access {
             S3Path::Bucket { bucket } => (bucket.to_string(), None),
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
-        let op = cx.s3_op().name().to_owned();
-        let op = op.as_str();
         let requester = match cx.credentials() {
             Some(c) => Some(
                 self.engine
@@ -647,7 +648,7 @@ impl S3Access for Access {
 
 /// Bills the request to `tenant_id`'s bucket `bucket` (metering, the request log), when the
 /// server meters it.
-fn bill(cx: &mut S3AccessContext<'_>, tenant_id: &str, bucket: &str, op: &str) {
+fn bill(cx: &mut S3AccessContext<'_>, tenant_id: &str, bucket: &str, op: &'static str) {
     if let Some(slot) = cx.extensions_mut().get::<Arc<crate::metering::Slot>>() {
         slot.bill(tenant_id, bucket, op);
     }

@@ -274,10 +274,11 @@ pub async fn torrent(
         .rsplit('/')
         .find(|s| !s.is_empty())
         .unwrap_or("object");
-    let https = req
-        .headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let https = req.extensions.get::<super::Peer>().is_some_and(|p| p.tls)
+        || req
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let url = req
         .headers
         .get(http::header::HOST)

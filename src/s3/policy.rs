@@ -9,9 +9,14 @@ use crate::engine::policy::{Context, Policy};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-/// The client's address, put in each request's extensions by the server (for `aws:SourceIp`).
+/// The client's connection, put in each request's extensions by the server (for
+/// `aws:SourceIp` and `aws:SecureTransport`).
 #[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::IpAddr);
+pub struct Peer {
+    pub ip: std::net::IpAddr,
+    /// The request came over TLS.
+    pub tls: bool,
+}
 
 pub async fn put(
     g: &Gateway,
@@ -176,11 +181,11 @@ pub fn context(
         }
     }
     signing(&mut cx, headers, uri);
-    if let Some(Peer(ip)) = peer {
-        cx.set("aws:SourceIp", ip.to_string());
+    if let Some(p) = peer {
+        cx.set("aws:SourceIp", p.ip.to_string());
     }
-    // The S3 listener speaks plain HTTP.
-    cx.set("aws:SecureTransport", "false");
+    let tls = peer.is_some_and(|p| p.tls);
+    cx.set("aws:SecureTransport", if tls { "true" } else { "false" });
     let now = time::OffsetDateTime::now_utc();
     cx.set("aws:EpochTime", now.unix_timestamp().to_string());
     if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {

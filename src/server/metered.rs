@@ -1,7 +1,7 @@
 //! A response body that counts the bytes it sends and, when it is done (or dropped, by a
-//! client that went away), records the request with the metering and writes its one log line
-//! (target `access`: request id, tenant, operation, bucket, status, bytes, duration; never a
-//! key, a signature or a secret).
+//! client that went away), records the request with the metering and the metrics and writes
+//! its one log line (target `access`: request id, tenant, operation, bucket, status, bytes,
+//! duration; never a key, a signature or a secret).
 
 use crate::metering::{Meter, Slot};
 use bytes::Bytes;
@@ -17,6 +17,8 @@ pub struct Finished {
     pub method: http::Method,
     pub status: u16,
     pub started: Instant,
+    /// Counts the request in flight until the body is done (dropped with this).
+    pub _in_flight: crate::metrics::InFlight,
 }
 
 pub struct Metered<B> {
@@ -70,17 +72,30 @@ impl<B> Drop for Metered<B> {
         self.meter.record(&self.slot, self.sent);
         let billed = self.slot.billed();
         let d = &self.done;
+        let operation = self
+            .slot
+            .operation()
+            .unwrap_or(crate::metrics::UNIDENTIFIED);
+        let elapsed = d.started.elapsed();
+        let received = self.slot.bytes_received();
+        crate::metrics::request(
+            operation,
+            d.status,
+            elapsed.as_secs_f64(),
+            received,
+            self.sent,
+        );
         tracing::info!(
             target: "access",
             request_id = %d.request_id,
             method = %d.method,
             tenant = billed.map_or("", |b| b.tenant_id.as_str()),
-            operation = billed.map_or("", |b| b.operation.as_str()),
+            operation,
             bucket = billed.map_or("", |b| b.bucket.as_str()),
             status = d.status,
-            bytes_in = self.slot.bytes_received(),
+            bytes_in = received,
             bytes_out = self.sent,
-            duration_ms = d.started.elapsed().as_secs_f64() * 1e3,
+            duration_ms = elapsed.as_secs_f64() * 1e3,
             "request"
         );
     }

@@ -290,11 +290,17 @@ pub async fn lifecycle_loop(
             _ = tokio::time::sleep(cfg.interval) => {}
             _ = stop.changed() => return,
         }
-        match lifecycle_once(&engine, cfg.day_secs).await {
+        // One gateway applies the rules: two at once would each expire the same versions.
+        if !super::hold_lease(&engine, "lifecycle", super::lease_ttl(cfg.interval)).await {
+            continue;
+        }
+        let result = lifecycle_once(&engine, cfg.day_secs).await;
+        crate::metrics::worker_run("lifecycle", result.is_ok());
+        match result {
             Ok(r) if r.buckets > 0 => {
                 crate::metrics::LIFECYCLE_EXPIRED
-                    .add(r.expired + r.noncurrent_removed + r.markers_removed);
-                crate::metrics::UPLOADS_ABORTED.add(r.uploads_aborted);
+                    .inc_by(r.expired + r.noncurrent_removed + r.markers_removed);
+                crate::metrics::UPLOADS_ABORTED.inc_by(r.uploads_aborted);
                 tracing::debug!(?r, "lifecycle pass");
             }
             Ok(_) => {}

@@ -149,6 +149,30 @@ async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -
     Ok(())
 }
 
+/// Whether this gateway makes the next `name` pass: it holds (or now takes) the pass's lease,
+/// for `ttl`. Gateways sharing a database each try before every pass; the holder renews it, and
+/// when it dies another takes over once it lapses. A database error skips the pass.
+pub async fn hold_lease(engine: &Engine, name: &str, ttl: Duration) -> bool {
+    let now = crate::now_micros() / 1_000_000;
+    let until = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+    match engine
+        .meta()
+        .take_lease(name, engine.instance(), now, until)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, lease = name, "lease check failed; skipping this pass");
+            false
+        }
+    }
+}
+
+/// A lease outlives two missed passes and a minute, so a slow pass keeps it.
+fn lease_ttl(interval: Duration) -> Duration {
+    interval.saturating_mul(2) + Duration::from_secs(60)
+}
+
 /// The scrubber loop inside `serve`: one bounded pass every `interval` until `stop` fires.
 pub async fn scrub_loop(
     engine: Engine,
@@ -161,11 +185,16 @@ pub async fn scrub_loop(
             _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
+        // Every gateway sees the same blob files: one of them re-reads them.
+        if !hold_lease(&engine, "scrub", lease_ttl(interval)).await {
+            continue;
+        }
         let result = scrub_once(&engine, mb_per_sec, 10_000).await;
+        crate::metrics::worker_run("scrub", result.is_ok());
         if let Ok(r) = &result {
-            crate::metrics::SCRUB_BLOBS_CHECKED.add(r.checked);
-            crate::metrics::SCRUB_BYTES.add(r.bytes);
-            crate::metrics::SCRUB_CORRUPTED.add(r.corrupted);
+            crate::metrics::SCRUB_BLOBS_CHECKED.inc_by(r.checked);
+            crate::metrics::SCRUB_BYTES.inc_by(r.bytes);
+            crate::metrics::SCRUB_CORRUPTED.inc_by(r.corrupted);
         }
         match result {
             Ok(r) if r.corrupted > 0 => tracing::error!(?r, "scrub found corrupted blobs"),
@@ -182,12 +211,14 @@ pub async fn gc_loop(engine: Engine, cfg: GcConfig, mut stop: tokio::sync::watch
             _ = tokio::time::sleep(cfg.interval) => {}
             _ = stop.changed() => return,
         }
-        match gc_once(&engine, &cfg).await {
+        let result = gc_once(&engine, &cfg).await;
+        crate::metrics::worker_run("gc", result.is_ok());
+        match result {
             Ok(r) if r != GcReport::default() => {
-                crate::metrics::GC_BLOBS_REMOVED.add(r.blobs_removed);
-                crate::metrics::GC_ROWS_PURGED.add(r.purged_rows);
-                crate::metrics::ORPHANS_REMOVED.add(r.orphan_temp_files);
-                crate::metrics::UPLOADS_ABORTED.add(r.uploads_aborted);
+                crate::metrics::GC_BLOBS_REMOVED.inc_by(r.blobs_removed);
+                crate::metrics::GC_ROWS_PURGED.inc_by(r.purged_rows);
+                crate::metrics::ORPHANS_REMOVED.inc_by(r.orphan_temp_files);
+                crate::metrics::UPLOADS_ABORTED.inc_by(r.uploads_aborted);
                 tracing::info!(?r, "gc run");
             }
             Ok(_) => {}

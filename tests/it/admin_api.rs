@@ -352,6 +352,7 @@ async fn metrics_name_tenants_only_to_token_holders(s: &TestServer) {
         .send()
         .await
         .expect("bucket");
+    put_bytes(&s.client, "secret-project", "plan", b"the plan").await;
     let r = anon(s, "GET", "/metrics", b"").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("juststorage_requests_total"));
@@ -374,6 +375,11 @@ async fn metrics_name_tenants_only_to_token_holders(s: &TestServer) {
     assert_eq!(raw(s.addr(), req.as_bytes()).await.status, 401);
     let (st, _, r) = admin_call(s, "GET", "/metrics", Some(&metrics), None).await;
     assert_eq!(st, 200);
-    assert!(r.body.contains("juststorage_tenant_physical_bytes"));
+    assert!(
+        r.body
+            .contains("juststorage_tenant_physical_bytes{tenant=\"root\",tier=\"hot\"} 8"),
+        "{}",
+        r.body
+    );
 }
 both_dbs!(metrics_name_tenants_only_to_token_holders, opts());

@@ -79,7 +79,7 @@ async fn scrub_finds_a_flipped_byte(s: &TestServer) {
     assert!(corrupted >= 1, "{}", m.body);
     assert!(
         m.body
-            .contains("juststorage_requests_total{method=\"GET\",status=\"5xx\"}"),
+            .contains("juststorage_requests_total{operation=\"GetObject\",status=\"500\"}"),
         "{}",
         m.body
     );

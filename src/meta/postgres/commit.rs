@@ -180,6 +180,7 @@ impl Group {
     pub fn start(conns: Arc<Unpooled>) -> Group {
         let batcher = Batcher::start(GROUPS_IN_FLIGHT, MAX_GROUP, move |items: Vec<Item>| {
             let conns = conns.clone();
+            crate::metrics::commit_batch(items.len());
             async move {
                 // A deadlock victim runs again whole before its items are split up.
                 let outcomes = super::retry_deadlocks(|| async {

@@ -999,6 +999,28 @@ impl MetaStore for PgMeta {
         rows.iter().map(rows::physical_of).collect()
     }
 
+    async fn take_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> MetaResult<bool> {
+        let q = sqlx::query(TAKE_LEASE)
+            .bind(name)
+            .bind(holder)
+            .bind(until)
+            .bind(now);
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    async fn blob_stats(&self) -> MetaResult<Vec<BlobStats>> {
+        let rows = sqlx::query(BLOB_STATS).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::blob_stats_of).collect()
+    }
+
+    fn pool_state(&self) -> Option<PoolState> {
+        Some(PoolState {
+            size: i64::from(self.pool.size()),
+            idle: i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX),
+            max: i64::from(self.pool.options().get_max_connections()),
+        })
+    }
+
     async fn check_usage(&self, repair: bool) -> MetaResult<UsageCheck> {
         let mut tx = self.pool.begin().await?;
         // No version changes between the reads (and the rebuild): writers wait for this.

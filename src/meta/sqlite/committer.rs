@@ -162,6 +162,7 @@ async fn run(writer: Arc<Writer>, wal: Arc<WalSync>, mut rx: mpsc::Receiver<Job>
         }
         later.append(&mut held);
         held = later;
+        crate::metrics::commit_batch(batch.len());
         let answers = match writer.begin().await {
             Ok(tx) => commit_batch(tx, batch).await,
             Err(e) => {

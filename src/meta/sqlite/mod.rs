@@ -870,6 +870,17 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
+    async fn take_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> MetaResult<bool> {
+        let args = args![name.to_owned(), holder.to_owned(), until, now];
+        Ok(self.write_one(TAKE_LEASE, args).await? > 0)
+    }
+
+    async fn blob_stats(&self) -> MetaResult<Vec<BlobStats>> {
+        (self.readers)
+            .scan(|c| all_rows(c, BLOB_STATS, &[], |r| rows::blob_stats_of(r)))
+            .await
+    }
+
     async fn check_usage(&self, repair: bool) -> MetaResult<UsageCheck> {
         // In the write transaction: no commit moves the figures between the two reads.
         self.write(move |c| {

@@ -592,7 +592,10 @@ impl Proc {
             let line = rx
                 .recv_timeout(std::time::Duration::from_secs(30))
                 .expect("server printed its address within 30 s");
-            if let Some(addr) = line.strip_prefix("JustStorage listening on http://") {
+            let listening = line
+                .strip_prefix("JustStorage listening on http://")
+                .or_else(|| line.strip_prefix("JustStorage listening on https://"));
+            if let Some(addr) = listening {
                 let addr = addr.trim().parse().expect("address");
                 return Proc {
                     child,
