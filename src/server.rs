@@ -137,9 +137,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
-    if let Some(c) = certs {
-        tokio::spawn(tls::reload_on_hangup(c, stop_rx.clone()));
-    }
+    tokio::spawn(tls::reload_on_hangup(certs, stop_rx.clone()));
     let app = App {
         s3: crate::s3::Protocol::new(
             engine.clone(),

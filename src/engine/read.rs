@@ -103,7 +103,9 @@ struct State {
     current: Option<Source>,
 }
 
-/// Opens the first segment now (errors surface before the response starts), the rest lazily.
+/// Opens the first segment now and checks that every later segment's file holds its bytes,
+/// so that a missing or short blob (a restore from snapshots of different times) fails the
+/// request before the response starts instead of cutting it short; the rest open lazily.
 pub(super) async fn open(
     blobs: &BlobStore,
     segments: &[Segment],
@@ -114,12 +116,38 @@ pub(super) async fn open(
         Some(p) => Some(open_piece(blobs, p).await?),
         None => None,
     };
+    check_files(blobs, pieces.as_slice()).await?;
     let state = State {
         blobs: blobs.clone(),
         pieces,
         current,
     };
     Ok(Box::pin(futures::stream::try_unfold(state, next_chunk)))
+}
+
+/// Every file piece's blob exists and is long enough (one blocking hand-off for all).
+async fn check_files(blobs: &BlobStore, pieces: &[Piece]) -> std::io::Result<()> {
+    let wanted: Vec<(std::path::PathBuf, u64)> = pieces
+        .iter()
+        .filter(|p| p.inline.is_none())
+        .map(|p| (blobs.blob_path(p.tier, &p.hash), p.offset + p.len))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let checked = tokio::task::spawn_blocking(move || {
+        for (path, end) in wanted {
+            let len = std::fs::metadata(&path)?.len();
+            if len < end {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("blob file {} is shorter than its segment", path.display()),
+                ));
+            }
+        }
+        Ok(())
+    });
+    checked.await.map_err(std::io::Error::other)?
 }
 
 async fn open_piece(blobs: &BlobStore, p: Piece) -> std::io::Result<Source> {

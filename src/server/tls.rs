@@ -97,8 +97,12 @@ fn read(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
     Ok(Arc::new(ck))
 }
 
-/// Reloads `certs` on every SIGHUP until `stop`.
-pub async fn reload_on_hangup(certs: Arc<Certs>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Reloads `certs` on every SIGHUP until `stop`. Without TLS a SIGHUP is logged and ignored
+/// (its default action would stop the server).
+pub async fn reload_on_hangup(
+    certs: Option<Arc<Certs>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -112,6 +116,10 @@ pub async fn reload_on_hangup(certs: Arc<Certs>, mut stop: tokio::sync::watch::R
             s = hup.recv() => if s.is_none() { return },
             _ = stop.changed() => return,
         }
+        let Some(certs) = &certs else {
+            tracing::info!("SIGHUP: no TLS certificate to reload");
+            continue;
+        };
         match certs.reload() {
             Ok(()) => {
                 tracing::info!(cert = %certs.files.cert.display(), "TLS certificate reloaded")
