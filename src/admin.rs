@@ -115,6 +115,7 @@ fn bad(msg: impl Into<String>) -> Fail {
 /// Serves the admin API on `listener` until `stop`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     engine: Engine,
     maintenance: Maintenance,
     mut stop: watch::Receiver<bool>,
@@ -149,9 +150,24 @@ pub async fn serve(
             let api = api.clone();
             async move { Ok::<_, std::convert::Infallible>(handle(api, req).await) }
         });
-        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(sock), svc);
+        let (builder, tls) = (builder.clone(), tls.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                        .await;
+                }
+                // The handshake is bounded like a request head.
+                Some(tls) => match tokio::time::timeout(READ_TIMEOUT, tls.accept(sock)).await {
+                    Ok(Ok(s)) => {
+                        let io = hyper_util::rt::TokioIo::new(s);
+                        let _ = builder.serve_connection(io, svc).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "admin TLS handshake failed"),
+                    Err(_) => tracing::debug!("admin TLS handshake timed out"),
+                },
+            }
             drop(permit);
         });
     }

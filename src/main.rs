@@ -108,10 +108,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("root secret key: {secret}");
     }
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-    println!("JustStorage listening on {scheme}://{}", running.addr);
     if let Some(at) = running.admin_addr {
-        println!("admin API on http://{at}");
+        println!("admin API on {scheme}://{at}");
     }
+    // Last: what scripts wait for.
+    println!("JustStorage listening on {scheme}://{}", running.addr);
     let stop = running.stopper();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -130,10 +130,17 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     );
     let created_root = engine.ensure_root(cfg.root_key.clone()).await?;
     let certs = cfg.tls.clone().map(tls::Certs::load).transpose()?;
-    let acceptor = match &certs {
-        Some(c) => Some(tokio_rustls::TlsAcceptor::from(c.server_config()?)),
-        None => None,
+    // The S3 listener speaks HTTP/2 and HTTP/1.1; the admin API HTTP/1.1 only. Both present
+    // the same certificate and follow its reloads.
+    let acceptor = |alpn: &[&[u8]]| -> Result<_, StartError> {
+        match &certs {
+            Some(c) => Ok(Some(tokio_rustls::TlsAcceptor::from(
+                c.server_config(alpn)?,
+            ))),
+            None => Ok(None),
+        }
     };
+    let (acceptor, admin_acceptor) = (acceptor(&[b"h2", b"http/1.1"])?, acceptor(&[b"http/1.1"])?);
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
@@ -191,7 +198,13 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
                 gc: cfg.gc.clone(),
                 scrub_mbps: cfg.scrub_mbps,
             };
-            let serving = crate::admin::serve(l, engine.clone(), maintenance, stop_rx.clone());
+            let serving = crate::admin::serve(
+                l,
+                admin_acceptor,
+                engine.clone(),
+                maintenance,
+                stop_rx.clone(),
+            );
             tokio::spawn(serving);
             tracing::info!(%addr, "admin API listening");
             Some(addr)

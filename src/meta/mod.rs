@@ -1010,6 +1010,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Takes or renews the lease `name` for `holder` until `until` (Unix seconds) if no other
     /// holder's lease runs past `now`; true when `holder` holds it.
     async fn take_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> MetaResult<bool>;
+    /// Gives up the lease `name` if `holder` has it (a gateway stopping hands it on at once).
+    async fn release_lease(&self, name: &str, holder: &str) -> MetaResult<()>;
     /// Blobs per tier (a scan of the blob rows).
     async fn blob_stats(&self) -> MetaResult<Vec<BlobStats>>;
     /// The connection pool's state, where the store has one.

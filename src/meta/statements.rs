@@ -473,3 +473,6 @@ pub(super) const REBUILD_USAGE: [&str; 5] = [
 pub(super) const TAKE_LEASE: &str = "INSERT INTO worker_leases (name, holder, until) \
     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
     until = excluded.until WHERE worker_leases.until <= $4 OR worker_leases.holder = $2";
+
+/// Gives up lease `$1` if holder `$2` has it.
+pub(super) const RELEASE_LEASE: &str = "DELETE FROM worker_leases WHERE name = $1 AND holder = $2";

@@ -49,13 +49,14 @@ impl Certs {
         Ok(())
     }
 
-    /// The server configuration: HTTP/2 and HTTP/1.1 by ALPN, certificates from `self`.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+    /// A server configuration offering `alpn` (in order of preference), certificates from
+    /// `self`.
+    pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
         let mut c = ServerConfig::builder_with_provider(Arc::new(default_provider()))
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(c))
     }
 }

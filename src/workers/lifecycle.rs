@@ -288,7 +288,7 @@ pub async fn lifecycle_loop(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(cfg.interval) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return super::release_lease(&engine, "lifecycle").await,
         }
         // One gateway applies the rules: two at once would each expire the same versions.
         if !super::hold_lease(&engine, "lifecycle", super::lease_ttl(cfg.interval)).await {

@@ -168,6 +168,14 @@ pub async fn hold_lease(engine: &Engine, name: &str, ttl: Duration) -> bool {
     }
 }
 
+/// Gives up the `name` lease if this gateway holds it (on a clean stop: another gateway takes
+/// over at its next pass instead of waiting for the lease to lapse).
+pub async fn release_lease(engine: &Engine, name: &str) {
+    if let Err(e) = engine.meta().release_lease(name, engine.instance()).await {
+        tracing::warn!(error = %e, lease = name, "could not release a lease; it will lapse");
+    }
+}
+
 /// A lease outlives two missed passes and a minute, so a slow pass keeps it.
 fn lease_ttl(interval: Duration) -> Duration {
     interval.saturating_mul(2) + Duration::from_secs(60)
@@ -183,7 +191,7 @@ pub async fn scrub_loop(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return release_lease(&engine, "scrub").await,
         }
         // Every gateway sees the same blob files: one of them re-reads them.
         if !hold_lease(&engine, "scrub", lease_ttl(interval)).await {

@@ -201,10 +201,14 @@ async fn gateways_share_one_database_and_one_volume() {
             .map(|e| e.path())
             .collect::<Vec<_>>()
     };
-    for _ in 0..100 {
-        if !temp_files().is_empty() {
-            break;
-        }
+    // Bounded: a loaded machine may take a while to hand the bytes to the server.
+    let mut waited = 0;
+    while temp_files().is_empty() {
+        waited += 1;
+        assert!(
+            waited < 1500,
+            "the upload into gateway 2 made no temp file in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // SIGKILL: no shutdown, uploads cut off mid-body, a collector possibly mid-pass.
@@ -336,5 +340,14 @@ async fn leases_have_one_holder(s: &TestServer) {
             .await
             .expect("another name")
     );
+    // Released by its holder only; then anyone may take it at once.
+    m.release_lease("pass", "a").await.expect("release");
+    assert!(
+        !m.take_lease("pass", "a", 212, 272)
+            .await
+            .expect("still b's")
+    );
+    m.release_lease("pass", "b").await.expect("release");
+    assert!(m.take_lease("pass", "a", 213, 273).await.expect("released"));
 }
 both_dbs!(leases_have_one_holder);

@@ -83,29 +83,50 @@ fn https_client(addr: std::net::SocketAddr, ca_pem: &str) -> Client {
     Client::from_conf(conf)
 }
 
-/// The certificate a new handshake is shown (DER), checked against the CA.
-async fn presented(addr: std::net::SocketAddr, ca_pem: &str) -> Vec<u8> {
+/// A new TLS connection to `addr`, its certificate checked against the CA (HTTP/1.1 by ALPN).
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
         .expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
-    let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+    tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
         .await
         .expect("handshake within 10 s")
-        .expect("handshake");
+        .expect("handshake")
+}
+
+/// The certificate a new handshake is shown (DER), checked against the CA.
+async fn presented(addr: std::net::SocketAddr, ca_pem: &str) -> Vec<u8> {
+    let tls = tls_connect(addr, ca_pem).await;
     tls.get_ref().1.peer_certificates().expect("certificates")[0].to_vec()
+}
+
+/// `request` (which must ask to close) over TLS; the whole response.
+async fn https_raw(addr: std::net::SocketAddr, ca_pem: &str, request: &str) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(addr, ca_pem).await;
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    // A peer that closes without close_notify still gave us the whole response.
+    let _ = read.expect("response within 10 s");
+    parse_response(&buf)
 }
 
 struct Files {
@@ -136,8 +157,20 @@ fn spawn(f: &Files) -> Proc {
             ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
             ("JUST_STORAGE_TLS_CERT", &cert),
             ("JUST_STORAGE_TLS_KEY", &key),
+            ("JUST_STORAGE_ADMIN_LISTEN", "127.0.0.1:0"),
         ],
     )
+}
+
+/// The admin API's address, from the banner.
+fn admin_addr(p: &Proc) -> std::net::SocketAddr {
+    p.banner
+        .iter()
+        .find_map(|l| l.strip_prefix("admin API on https://"))
+        .expect("the admin API listens over https")
+        .trim()
+        .parse()
+        .expect("address")
 }
 
 fn hangup(p: &Proc) {
@@ -278,6 +311,29 @@ async fn https_round_trips(db: Db) {
         .await
         .expect_err("denied over TLS");
     assert_eq!(code(&e), "AccessDenied");
+
+    // The admin API presents the same certificate; its bearer token never crosses in clear.
+    let admin = admin_addr(&p);
+    let url = f.pg.as_ref().map(PgDb::url);
+    let data = f.dir.path().join("data");
+    let args = [
+        "admin", "token", "create", "--name", "ops", "--output", "json",
+    ];
+    let (ok, out) = cli(&data, url.as_deref(), &args);
+    assert!(ok, "{out}");
+    let token: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let token = token["token"].as_str().expect("token");
+    let call = format!(
+        "GET /v1/tenants HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    let r = https_raw(admin, &ca.pem, &call).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("root"), "{}", r.body);
+    let plain = tokio::time::timeout(Duration::from_secs(10), raw(admin, call.as_bytes())).await;
+    assert!(
+        plain.as_ref().map_or(true, |r| r.status != 200),
+        "plain HTTP is not served on the admin port"
+    );
 
     // Plain HTTP to the TLS port gets no S3 answer.
     let plain = tokio::time::timeout(

@@ -1008,6 +1008,12 @@ impl MetaStore for PgMeta {
         Ok(q.execute(&self.pool).await?.rows_affected() > 0)
     }
 
+    async fn release_lease(&self, name: &str, holder: &str) -> MetaResult<()> {
+        let q = sqlx::query(RELEASE_LEASE).bind(name).bind(holder);
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn blob_stats(&self) -> MetaResult<Vec<BlobStats>> {
         let rows = sqlx::query(BLOB_STATS).fetch_all(&self.pool).await?;
         rows.iter().map(rows::blob_stats_of).collect()

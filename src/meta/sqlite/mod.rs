@@ -875,6 +875,12 @@ impl MetaStore for SqliteMeta {
         Ok(self.write_one(TAKE_LEASE, args).await? > 0)
     }
 
+    async fn release_lease(&self, name: &str, holder: &str) -> MetaResult<()> {
+        let args = args![name.to_owned(), holder.to_owned()];
+        self.write_one(RELEASE_LEASE, args).await?;
+        Ok(())
+    }
+
     async fn blob_stats(&self) -> MetaResult<Vec<BlobStats>> {
         (self.readers)
             .scan(|c| all_rows(c, BLOB_STATS, &[], |r| rows::blob_stats_of(r)))
