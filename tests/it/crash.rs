@@ -60,17 +60,14 @@ impl Env {
 
     /// `just-storage serve` with the preset root key, `fault` armed if given, and extra env.
     fn spawn(&self, fault: Option<&str>, extra: &[(&str, &str)]) -> Proc {
-        let mut env = vec![
-            ("JUST_STORAGE_ROOT_ACCESS_KEY", ROOT_KEY),
-            ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
-        ];
+        let mut env = Vec::new();
         if let Some(f) = fault {
             env.push(("JUST_STORAGE_FAULT", f));
         }
         env.extend_from_slice(extra);
         let url = self.pg_url();
         let data = self.data();
-        tokio::task::block_in_place(|| Proc::spawn(&data, url.as_deref(), &env))
+        tokio::task::block_in_place(|| Proc::spawn_root(&data, url.as_deref(), &env))
     }
 
     /// `just-storage gc --gc-grace-secs 0 --orphan-age-secs 0` once; returns its report.

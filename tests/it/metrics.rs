@@ -77,14 +77,7 @@ async fn counted_after_a_known_workload(db: Db) {
         Db::Postgres => Some(PgDb::create().await),
     };
     let url = pg.as_ref().map(PgDb::url);
-    let p = Proc::spawn(
-        &dir.path().join("data"),
-        url.as_deref(),
-        &[
-            ("JUST_STORAGE_ROOT_ACCESS_KEY", ROOT_KEY),
-            ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
-        ],
-    );
+    let p = Proc::spawn_root(&dir.path().join("data"), url.as_deref(), &[]);
     let c = plain_client(p.addr);
     c.create_bucket()
         .bucket("met")

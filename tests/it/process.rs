@@ -35,14 +35,7 @@ async fn gib_round_trip(db: Db) {
         Db::Postgres => Some(PgDb::create().await),
     };
     let url = pg.as_ref().map(PgDb::url);
-    let proc = Proc::spawn(
-        &dir.path().join("data"),
-        url.as_deref(),
-        &[
-            ("JUST_STORAGE_ROOT_ACCESS_KEY", ROOT_KEY),
-            ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
-        ],
-    );
+    let proc = Proc::spawn_root(&dir.path().join("data"), url.as_deref(), &[]);
     let file = dir.path().join("gib.bin");
     let md5 = write_file(&file, GIB);
     let c = client(proc.addr, ROOT_KEY, ROOT_SECRET);

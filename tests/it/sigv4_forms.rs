@@ -1634,14 +1634,7 @@ async fn post_upload_bounded_memory(db: Db) {
         Db::Postgres => Some(PgDb::create().await),
     };
     let url = pg.as_ref().map(PgDb::url);
-    let proc = Proc::spawn(
-        &dir.path().join("data"),
-        url.as_deref(),
-        &[
-            ("JUST_STORAGE_ROOT_ACCESS_KEY", ROOT_KEY),
-            ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
-        ],
-    );
+    let proc = Proc::spawn_root(&dir.path().join("data"), url.as_deref(), &[]);
     let c = client(proc.addr, ROOT_KEY, ROOT_SECRET);
     c.create_bucket()
         .bucket("posted")

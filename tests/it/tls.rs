@@ -149,12 +149,10 @@ async fn files(db: Db) -> Files {
 fn spawn(f: &Files) -> Proc {
     let url = f.pg.as_ref().map(PgDb::url);
     let (cert, key) = (f.cert.to_string_lossy(), f.key.to_string_lossy());
-    Proc::spawn(
+    Proc::spawn_root(
         &f.dir.path().join("data"),
         url.as_deref(),
         &[
-            ("JUST_STORAGE_ROOT_ACCESS_KEY", ROOT_KEY),
-            ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
             ("JUST_STORAGE_TLS_CERT", &cert),
             ("JUST_STORAGE_TLS_KEY", &key),
             ("JUST_STORAGE_ADMIN_LISTEN", "127.0.0.1:0"),

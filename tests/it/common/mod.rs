@@ -547,6 +547,16 @@ impl Proc {
         Self::spawn_logging(data_dir, database_url, env, std::process::Stdio::inherit())
     }
 
+    /// `spawn` with the test root key (`ROOT_KEY`, `ROOT_SECRET`) and the `extra` variables.
+    pub fn spawn_root(data_dir: &Path, database_url: Option<&str>, extra: &[(&str, &str)]) -> Proc {
+        let mut env = vec![
+            ("JUST_STORAGE_ROOT_ACCESS_KEY", ROOT_KEY),
+            ("JUST_STORAGE_ROOT_SECRET_KEY", ROOT_SECRET),
+        ];
+        env.extend_from_slice(extra);
+        Self::spawn(data_dir, database_url, &env)
+    }
+
     /// `spawn`, its log lines (stderr) going to `stderr`.
     // The child is reaped by `Drop` (kill + wait) or `terminate`.
     #[allow(clippy::zombie_processes)]
