@@ -468,21 +468,18 @@ pub async fn metrics_text(engine: &Engine, tenants: bool) -> String {
         pool: meta.pool_state(),
         ..Default::default()
     };
-    match engine.blob_stats().await {
-        Ok(b) => scraped.blobs = b,
-        Err(e) => tracing::warn!(error = %e, "metrics: blob query failed"),
-    }
-    let usage = meta.usage().await;
-    let physical = meta.physical().await;
-    if let (Ok(u), Ok(p)) = (&usage, &physical) {
-        let logical: i64 = u.iter().map(|r| r.bytes + r.noncurrent_bytes).sum();
-        let stored: i64 = p.iter().map(|r| r.bytes).sum();
-        if stored > 0 {
-            scraped.dedup_ratio = Some(logical as f64 / stored as f64);
+    match engine.store_figures().await {
+        Ok(f) => {
+            scraped.blobs = f.blobs;
+            scraped.dedup_ratio = f.dedup_ratio;
         }
+        Err(e) => tracing::warn!(error = %e, "metrics: store figures query failed"),
     }
-    match usage {
-        Ok(rows) if tenants => {
+    if !tenants {
+        return crate::metrics::render(&scraped);
+    }
+    match meta.usage().await {
+        Ok(rows) => {
             let mut per_bucket: std::collections::BTreeMap<(String, String), (i64, i64)> =
                 Default::default();
             for u in rows {
@@ -495,17 +492,15 @@ pub async fn metrics_text(engine: &Engine, tenants: bool) -> String {
                 .map(|((t, b), (n, bytes))| (t, b, n, bytes))
                 .collect();
         }
-        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "metrics: usage query failed"),
     }
-    match physical {
-        Ok(rows) if tenants => {
+    match meta.physical().await {
+        Ok(rows) => {
             scraped.physical = rows
                 .into_iter()
                 .map(|p| (p.tenant, p.tier, p.bytes))
                 .collect()
         }
-        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "metrics: physical query failed"),
     }
     crate::metrics::render(&scraped)

@@ -64,6 +64,14 @@ impl BlobReader {
                 (file, None)
             }
         };
+        // A file cut short (a restore, a damaged disk) fails the read before a byte is sent,
+        // not midway through the body.
+        if file.metadata()?.len() < offset.saturating_add(len) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("blob file {} is shorter than its segment", path.display()),
+            ));
+        }
         Ok(BlobReader {
             file: std::sync::Arc::new(file),
             pos: offset,
@@ -322,7 +330,12 @@ impl BlobStore {
                 break;
             }
             let entry = entry?;
-            let modified = entry.metadata()?.modified()?;
+            // Another upload (of this gateway or another) may commit or sweep it meanwhile.
+            let modified = match entry.metadata() {
+                Ok(m) => m.modified()?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if modified < older_than
                 && let Some(name) = entry.file_name().to_str()
             {

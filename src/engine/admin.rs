@@ -445,25 +445,44 @@ impl Engine {
     }
 }
 
-/// `Engine::blob_stats`' last read, and when it was made.
-pub(super) type BlobStatsRead = (std::time::Instant, Vec<crate::meta::BlobStats>);
+/// Figures of the whole store for `/metrics`, each a scan or an aggregate over all buckets.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFigures {
+    /// Blobs per tier.
+    pub blobs: Vec<crate::meta::BlobStats>,
+    /// Logical bytes (current and noncurrent versions) over the physical bytes they reference;
+    /// `None` while nothing is stored.
+    pub dedup_ratio: Option<f64>,
+}
 
-/// How long `Engine::blob_stats` serves a read again: it scans every blob row.
-const BLOB_STATS_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// `Engine::store_figures`' last read, and when it was made.
+pub(super) type StoreFiguresRead = (std::time::Instant, StoreFigures);
+
+/// How long `Engine::store_figures` serves a read again.
+const STORE_FIGURES_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Engine {
-    /// Blobs per tier, read at most once a minute (scrapes come more often than that, and from
-    /// every replica).
-    pub async fn blob_stats(&self) -> Result<Vec<crate::meta::BlobStats>> {
-        // Held across the read: concurrent scrapes wait for one scan instead of each running it.
-        let mut cached = self.blob_stats.lock().await;
-        if let Some((at, stats)) = &*cached
-            && at.elapsed() < BLOB_STATS_FOR
+    /// Blobs per tier and the dedup ratio, read at most once a minute: scrapes come more often
+    /// than that, from every replica, and anonymous ones too.
+    pub async fn store_figures(&self) -> Result<StoreFigures> {
+        // Held across the read: concurrent scrapes wait for one read instead of each running it.
+        let mut cached = self.store_figures.lock().await;
+        if let Some((at, figures)) = &*cached
+            && at.elapsed() < STORE_FIGURES_FOR
         {
-            return Ok(stats.clone());
+            return Ok(figures.clone());
         }
-        let stats = self.meta.blob_stats().await?;
-        *cached = Some((std::time::Instant::now(), stats.clone()));
-        Ok(stats)
+        let blobs = self.meta.blob_stats().await?;
+        let logical: i64 = (self.meta.usage().await?)
+            .iter()
+            .map(|r| r.bytes + r.noncurrent_bytes)
+            .sum();
+        let stored: i64 = (self.meta.physical().await?).iter().map(|r| r.bytes).sum();
+        let figures = StoreFigures {
+            blobs,
+            dedup_ratio: (stored > 0).then(|| logical as f64 / stored as f64),
+        };
+        *cached = Some((std::time::Instant::now(), figures.clone()));
+        Ok(figures)
     }
 }

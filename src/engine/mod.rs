@@ -21,8 +21,8 @@ mod torrent;
 mod versions;
 
 pub use admin::{
-    MeterRange, MeterReport, ROOT_TENANT, TenantUsage, TokenScope, UsageReport, generate_key,
-    rfc3339,
+    MeterRange, MeterReport, ROOT_TENANT, StoreFigures, TenantUsage, TokenScope, UsageReport,
+    generate_key, rfc3339,
 };
 pub use bucket_access::{BucketAccess, OWNER_ENFORCED};
 pub use checksum::{ChecksumSpec, TrailerValue};
@@ -124,8 +124,8 @@ pub struct Engine {
     access: Arc<bucket_access::AccessCache>,
     /// This process among the gateways sharing the database (the holder of worker leases).
     instance: Arc<str>,
-    /// `blob_stats`' last answer and when it was read.
-    blob_stats: Arc<tokio::sync::Mutex<Option<admin::BlobStatsRead>>>,
+    /// `store_figures`' last answer and when it was read.
+    store_figures: Arc<tokio::sync::Mutex<Option<admin::StoreFiguresRead>>>,
 }
 
 impl Engine {
@@ -137,7 +137,7 @@ impl Engine {
             keys: Arc::default(),
             access: Arc::default(),
             instance: uuid::Uuid::new_v4().simple().to_string().into(),
-            blob_stats: Arc::default(),
+            store_figures: Arc::default(),
         }
     }
 

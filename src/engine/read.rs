@@ -103,9 +103,10 @@ struct State {
     current: Option<Source>,
 }
 
-/// Opens the first segment now and checks that every later segment's file holds its bytes,
-/// so that a missing or short blob (a restore from snapshots of different times) fails the
-/// request before the response starts instead of cutting it short; the rest open lazily.
+/// Opens the first segment now (its reader checks the file's length) and checks that every
+/// later segment's file holds its bytes, so that a missing or short blob (a restore from
+/// snapshots of different times) fails the request before the response starts instead of
+/// cutting it short; the rest open lazily.
 pub(super) async fn open(
     blobs: &BlobStore,
     segments: &[Segment],

@@ -99,34 +99,41 @@ fn read(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
 }
 
 /// Reloads `certs` on every SIGHUP until `stop`. Without TLS a SIGHUP is logged and ignored
-/// (its default action would stop the server).
-pub async fn reload_on_hangup(
+/// (its default action would stop the server). The handler is installed by this call, before
+/// the returned future first runs, so a SIGHUP right after start is never fatal.
+pub fn reload_on_hangup(
     certs: Option<Arc<Certs>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; TLS certificates will not reload");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            s = hup.recv() => if s.is_none() { return },
-            _ = stop.changed() => return,
-        }
-        let Some(certs) = &certs else {
-            tracing::info!("SIGHUP: no TLS certificate to reload");
-            continue;
-        };
-        match certs.reload() {
-            Ok(()) => {
-                tracing::info!(cert = %certs.files.cert.display(), "TLS certificate reloaded")
-            }
+    let hup = signal(SignalKind::hangup());
+    async move {
+        let mut hup = match hup {
+            Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "TLS reload failed; the previous certificate stays")
+                tracing::warn!(error = %e, "cannot watch SIGHUP; TLS certificates will not reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                s = hup.recv() => if s.is_none() { return },
+                _ = stop.changed() => return,
+            }
+            let Some(certs) = &certs else {
+                tracing::info!("SIGHUP: no TLS certificate to reload");
+                continue;
+            };
+            // Two small files, on a blocking thread all the same.
+            let c = certs.clone();
+            match tokio::task::spawn_blocking(move || c.reload()).await {
+                Ok(Ok(())) => {
+                    tracing::info!(cert = %certs.files.cert.display(), "TLS certificate reloaded")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "TLS reload failed; the previous certificate stays")
+                }
+                Err(e) => tracing::error!(error = %e, "TLS reload did not finish"),
             }
         }
     }

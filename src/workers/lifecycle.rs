@@ -30,9 +30,24 @@ pub struct LifecycleReport {
 
 /// One pass over every bucket with a lifecycle configuration; `day_secs` is a day's length.
 pub async fn lifecycle_once(engine: &Engine, day_secs: i64) -> Result<LifecycleReport> {
+    lifecycle_pass(engine, day_secs, None).await
+}
+
+/// `lifecycle_once`, under `lease` when given: renewed between buckets, and the pass stops
+/// (the rest waits for the next) if another gateway has taken it.
+async fn lifecycle_pass(
+    engine: &Engine,
+    day_secs: i64,
+    mut lease: Option<&mut super::Lease<'_>>,
+) -> Result<LifecycleReport> {
     let mut report = LifecycleReport::default();
     let buckets = engine.meta().buckets_with_config("lifecycle").await?;
     for b in buckets {
+        if let Some(l) = lease.as_deref_mut()
+            && !l.keep().await
+        {
+            break;
+        }
         let Some(lc) = engine.lifecycle(&b.id).await? else {
             continue;
         };
@@ -291,10 +306,10 @@ pub async fn lifecycle_loop(
             _ = stop.changed() => return super::release_lease(&engine, "lifecycle").await,
         }
         // One gateway applies the rules: two at once would each expire the same versions.
-        if !super::hold_lease(&engine, "lifecycle", super::lease_ttl(cfg.interval)).await {
+        let Some(mut lease) = super::Lease::take(&engine, "lifecycle", cfg.interval).await else {
             continue;
-        }
-        let result = lifecycle_once(&engine, cfg.day_secs).await;
+        };
+        let result = lifecycle_pass(&engine, cfg.day_secs, Some(&mut lease)).await;
         crate::metrics::worker_run("lifecycle", result.is_ok());
         match result {
             Ok(r) if r.buckets > 0 => {

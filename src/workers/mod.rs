@@ -149,21 +149,51 @@ async fn sweep_orphans(engine: &Engine, cfg: &GcConfig, report: &mut GcReport) -
     Ok(())
 }
 
-/// Whether this gateway makes the next `name` pass: it holds (or now takes) the pass's lease,
-/// for `ttl`. Gateways sharing a database each try before every pass; the holder renews it, and
-/// when it dies another takes over once it lapses. A database error skips the pass.
-pub async fn hold_lease(engine: &Engine, name: &str, ttl: Duration) -> bool {
-    let now = crate::now_micros() / 1_000_000;
-    let until = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-    match engine
-        .meta()
-        .take_lease(name, engine.instance(), now, until)
-        .await
-    {
-        Ok(held) => held,
-        Err(e) => {
-            tracing::warn!(error = %e, lease = name, "lease check failed; skipping this pass");
-            false
+/// A pass's lease, held by this gateway. Gateways sharing a database each try to take it
+/// before every pass; the holder renews it before and during its passes, and when it dies
+/// another takes over once it lapses.
+pub struct Lease<'a> {
+    engine: &'a Engine,
+    name: &'static str,
+    ttl: Duration,
+    renewed: std::time::Instant,
+}
+
+impl<'a> Lease<'a> {
+    /// The lease for a pass run every `interval`, if this gateway holds (or now takes) it. A
+    /// database error skips the pass.
+    pub async fn take(engine: &'a Engine, name: &'static str, interval: Duration) -> Option<Self> {
+        let mut lease = Lease {
+            engine,
+            name,
+            ttl: lease_ttl(interval),
+            renewed: std::time::Instant::now(),
+        };
+        lease.renew().await.then_some(lease)
+    }
+
+    /// Whether the pass may go on: renews the lease once a quarter of it has gone by. False
+    /// when another gateway has taken it (this one stalled past its end): the pass stops.
+    pub async fn keep(&mut self) -> bool {
+        if self.renewed.elapsed() < self.ttl / 4 {
+            return true;
+        }
+        self.renew().await
+    }
+
+    async fn renew(&mut self) -> bool {
+        let now = crate::now_micros() / 1_000_000;
+        let until = now.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX));
+        let (meta, me) = (self.engine.meta(), self.engine.instance());
+        match meta.take_lease(self.name, me, now, until).await {
+            Ok(held) => {
+                self.renewed = std::time::Instant::now();
+                held
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, lease = self.name, "lease check failed; skipping");
+                false
+            }
         }
     }
 }
@@ -194,10 +224,10 @@ pub async fn scrub_loop(
             _ = stop.changed() => return release_lease(&engine, "scrub").await,
         }
         // Every gateway sees the same blob files: one of them re-reads them.
-        if !hold_lease(&engine, "scrub", lease_ttl(interval)).await {
+        let Some(mut lease) = Lease::take(&engine, "scrub", interval).await else {
             continue;
-        }
-        let result = scrub_once(&engine, mb_per_sec, 10_000).await;
+        };
+        let result = scrub::scrub_pass(&engine, mb_per_sec, 10_000, Some(&mut lease)).await;
         crate::metrics::worker_run("scrub", result.is_ok());
         if let Ok(r) = &result {
             crate::metrics::SCRUB_BLOBS_CHECKED.inc_by(r.checked);

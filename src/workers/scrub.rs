@@ -24,9 +24,25 @@ impl std::fmt::Display for ScrubReport {
 /// Verifies up to `max_blobs` blobs, least recently verified first, reading at most
 /// `mb_per_sec` MB/s (0: unlimited).
 pub async fn scrub_once(engine: &Engine, mb_per_sec: u64, max_blobs: usize) -> Result<ScrubReport> {
+    scrub_pass(engine, mb_per_sec, max_blobs, None).await
+}
+
+/// `scrub_once`, under `lease` when given: renewed between blobs, and the pass stops (the
+/// rest waits for the next) if another gateway has taken it.
+pub(super) async fn scrub_pass(
+    engine: &Engine,
+    mb_per_sec: u64,
+    max_blobs: usize,
+    mut lease: Option<&mut super::Lease<'_>>,
+) -> Result<ScrubReport> {
     let mut report = ScrubReport::default();
     let todo = engine.meta().blobs_to_verify(max_blobs).await?;
     for row in todo {
+        if let Some(l) = lease.as_deref_mut()
+            && !l.keep().await
+        {
+            break;
+        }
         let (blob, size) = (row.blob, row.size);
         let got = if row.inline {
             inline_sha256(engine, &blob).await?
