@@ -203,49 +203,7 @@ async fn a_missing_later_part_fails_before_the_body(s: &TestServer) {
         .await
         .expect("bucket");
     let parts = [bytes(5 << 20, 31), bytes(1 << 20, 32)];
-    let up = s
-        .client
-        .create_multipart_upload()
-        .bucket("integrity")
-        .key("mp")
-        .send()
-        .await
-        .expect("create");
-    let id = up.upload_id().expect("id");
-    let mut done = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let r = s
-            .client
-            .upload_part()
-            .bucket("integrity")
-            .key("mp")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(p.clone()))
-            .send()
-            .await
-            .expect("part");
-        done.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .e_tag(r.e_tag().expect("etag"))
-                .build(),
-        );
-    }
-    s.client
-        .complete_multipart_upload()
-        .bucket("integrity")
-        .key("mp")
-        .upload_id(id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    multipart_put(&s.client, "integrity", "mp", &parts).await;
     let second = sha256_hex(&parts[1]);
     std::fs::remove_file(
         s.data_dir()

@@ -241,46 +241,7 @@ async fn https_round_trips(db: Db) {
     assert!(data[..] == body[..], "GET over https returns the body");
 
     // Multipart over https.
-    let up = c
-        .create_multipart_upload()
-        .bucket("tls")
-        .key("mp")
-        .send()
-        .await
-        .expect("create upload");
-    let id = up.upload_id().expect("id");
-    let mut parts = Vec::new();
-    for n in 1..=2 {
-        let part = bytes(5 << 20, n as u64);
-        let r = c
-            .upload_part()
-            .bucket("tls")
-            .key("mp")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(part))
-            .send()
-            .await
-            .expect("part");
-        parts.push(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .e_tag(r.e_tag().expect("etag"))
-                .build(),
-        );
-    }
-    c.complete_multipart_upload()
-        .bucket("tls")
-        .key("mp")
-        .upload_id(id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    multipart_put(&c, "tls", "mp", &[bytes(5 << 20, 1), bytes(5 << 20, 2)]).await;
     let head = c
         .head_object()
         .bucket("tls")

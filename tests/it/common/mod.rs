@@ -252,6 +252,42 @@ pub fn client(addr: std::net::SocketAddr, key: &str, secret: &str) -> Client {
     Client::from_conf(conf)
 }
 
+/// A multipart upload of `parts` (in order) to `bucket/key`, completed; each step must succeed.
+pub async fn multipart_put(c: &Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let up = (c.create_multipart_upload().bucket(bucket).key(key).send())
+        .await
+        .expect("create upload");
+    let id = up.upload_id().expect("upload id");
+    let mut done = Vec::new();
+    for (i, body) in parts.iter().enumerate() {
+        let n = i32::try_from(i + 1).expect("part number");
+        let r = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        let etag = r.e_tag().expect("part etag");
+        done.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
+    }
+    let all = CompletedMultipartUpload::builder()
+        .set_parts(Some(done))
+        .build();
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(all)
+        .send()
+        .await
+        .expect("complete upload");
+}
+
 /// Total bytes of regular files under `p`.
 pub fn du(p: &Path) -> u64 {
     let mut total = 0;
